@@ -1,0 +1,384 @@
+//! Descriptors and the operations on the object a descriptor refers to.
+//! Path-taking (`*-at`) operations are in `namespace.rs`.
+//!
+//! A descriptor points at an inode, never at a path, so it stays valid and
+//! keeps referring to the same object across renames and unlinks.
+
+use crate::error::{ErrorCode, Result};
+use crate::fs::{AtimePolicy, Shared};
+use crate::inode::{Body, Inode, Meta};
+use crate::resolve::Walker;
+use crate::time::{NewTimestamp, Timestamp};
+use crate::types::{Advice, DescriptorFlags, DescriptorType, DirEntry, MetadataHash, Stat};
+use alloc::string::String;
+use alloc::sync::Arc;
+use core::ops::Bound;
+
+pub struct Descriptor {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) inode: Arc<Inode>,
+    /// What `get-flags` reports; READ/WRITE are checked on file I/O.
+    pub(crate) flags: DescriptorFlags,
+    /// The capability to change things, inherited from the preopen (as in
+    /// wasmtime, a directory opened read-only through a writable preopen can
+    /// still be mutated; read-only mounts refuse through their inodes).
+    pub(crate) can_mutate: bool,
+    /// The preopen this descriptor descends from: absolute symlinks restart
+    /// there when resolution starts at it.
+    pub(crate) root: Arc<Inode>,
+}
+
+impl core::fmt::Debug for Descriptor {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Descriptor")
+            .field("ino", &self.inode.ino)
+            .field("kind", &self.inode.kind)
+            .field("flags", &self.flags)
+            .finish()
+    }
+}
+
+impl Drop for Descriptor {
+    fn drop(&mut self) {
+        self.shared.close_handle();
+    }
+}
+
+impl Descriptor {
+    pub(crate) fn new_preopen(
+        shared: Arc<Shared>,
+        inode: Arc<Inode>,
+        flags: DescriptorFlags,
+    ) -> Result<Descriptor> {
+        shared.open_handle()?;
+        let can_mutate = flags.contains(DescriptorFlags::MUTATE_DIRECTORY);
+        let flags = (flags & !DescriptorFlags::WRITE) | DescriptorFlags::READ;
+        Ok(Descriptor { shared, root: inode.clone(), inode, flags, can_mutate })
+    }
+
+    /// A new descriptor derived from this one (same preopen, same capability).
+    pub(crate) fn derive(&self, inode: Arc<Inode>, requested: DescriptorFlags) -> Result<Descriptor> {
+        self.shared.open_handle()?;
+        let sync = DescriptorFlags::FILE_INTEGRITY_SYNC
+            | DescriptorFlags::DATA_INTEGRITY_SYNC
+            | DescriptorFlags::REQUESTED_WRITE_SYNC;
+        let mut flags = requested & (DescriptorFlags::READ | DescriptorFlags::WRITE | sync);
+        if inode.is_dir() {
+            flags |= DescriptorFlags::READ;
+            if self.can_mutate {
+                flags |= DescriptorFlags::MUTATE_DIRECTORY;
+            }
+        } else if !flags.contains(DescriptorFlags::WRITE) {
+            // Linux has no open mode without read or write (O_RDONLY is 0).
+            flags |= DescriptorFlags::READ;
+        }
+        Ok(Descriptor {
+            shared: self.shared.clone(),
+            inode,
+            flags,
+            can_mutate: self.can_mutate,
+            root: self.root.clone(),
+        })
+    }
+
+    pub(crate) fn walker(&self) -> Result<Walker<'_>> {
+        if !self.inode.is_dir() {
+            return Err(ErrorCode::NotDirectory);
+        }
+        Ok(Walker::new(&self.shared, &self.inode, Arc::ptr_eq(&self.inode, &self.root)))
+    }
+
+    pub(crate) fn require_mutate(&self) -> Result<()> {
+        if self.can_mutate {
+            Ok(())
+        } else {
+            Err(ErrorCode::NotPermitted)
+        }
+    }
+
+    fn require_file(&self) -> Result<()> {
+        match self.inode.kind {
+            DescriptorType::RegularFile => Ok(()),
+            DescriptorType::Directory => Err(ErrorCode::IsDirectory),
+            DescriptorType::SymbolicLink => Err(ErrorCode::BadDescriptor),
+        }
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; 0 means end of file.
+    pub fn read(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        self.require_file()?;
+        if !self.flags.contains(DescriptorFlags::READ) {
+            return Err(ErrorCode::BadDescriptor);
+        }
+        let n = {
+            let state = self.inode.state.read();
+            let file = state.file().ok_or(ErrorCode::BadDescriptor)?;
+            file.read(self.shared.block_shift, offset, buf)
+        };
+        touch_atime(&self.shared, &self.inode);
+        Ok(n)
+    }
+
+    /// Writes `data` at `offset`; returns the bytes written (short only when
+    /// space ran out part way).
+    pub fn write(&self, data: &[u8], offset: u64) -> Result<usize> {
+        self.write_with(data, |_| offset)
+    }
+
+    /// Writes `data` at the current end of the file, atomically with respect
+    /// to other appenders. Returns the offset it landed at and the count.
+    pub fn append(&self, data: &[u8]) -> Result<(u64, usize)> {
+        let mut at = 0;
+        let n = self.write_with(data, |size| {
+            at = size;
+            size
+        })?;
+        Ok((at, n))
+    }
+
+    fn write_with(&self, data: &[u8], offset: impl FnOnce(u64) -> u64) -> Result<usize> {
+        // Linux checks the open mode first; directories are never writable.
+        if !self.flags.contains(DescriptorFlags::WRITE) {
+            return Err(ErrorCode::BadDescriptor);
+        }
+        self.require_file()?;
+        self.inode.check_writable()?;
+        let mut state = self.inode.state.write();
+        let file = state.file_mut().ok_or(ErrorCode::BadDescriptor)?;
+        let at = offset(file.size());
+        let n = file.write(&self.shared, at, data)?;
+        if n > 0 {
+            state.meta.modified(self.shared.now());
+        }
+        Ok(n)
+    }
+
+    /// Truncates or extends (with a hole) the file.
+    pub fn set_size(&self, size: u64) -> Result<()> {
+        if !self.flags.contains(DescriptorFlags::WRITE) {
+            // What ftruncate says for a descriptor not open for writing
+            // (directories included).
+            return Err(ErrorCode::Invalid);
+        }
+        self.require_file()?;
+        self.inode.check_writable()?;
+        set_size(&self.shared, &self.inode, size)
+    }
+
+    pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<()> {
+        let allowed = if self.inode.is_dir() {
+            self.flags.contains(DescriptorFlags::MUTATE_DIRECTORY)
+        } else {
+            self.can_mutate || self.flags.contains(DescriptorFlags::WRITE)
+        };
+        if !allowed {
+            return Err(ErrorCode::NotPermitted);
+        }
+        set_times(&self.shared, &self.inode, atime, mtime)
+    }
+
+    /// Accepted and validated; memory needs no read-ahead or eviction hints.
+    pub fn advise(&self, _offset: u64, _len: u64, _advice: Advice) -> Result<()> {
+        match self.inode.kind {
+            DescriptorType::RegularFile => Ok(()),
+            _ => Err(ErrorCode::BadDescriptor),
+        }
+    }
+
+    /// Data is in memory and visible to every reader as soon as a write
+    /// returns; a persistence layer hooks durability in here.
+    pub fn sync_data(&self) -> Result<()> {
+        Ok(())
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    pub fn get_flags(&self) -> DescriptorFlags {
+        self.flags
+    }
+
+    pub fn get_type(&self) -> DescriptorType {
+        self.inode.kind
+    }
+
+    pub fn stat(&self) -> Stat {
+        stat(&self.shared, &self.inode)
+    }
+
+    pub fn is_same_object(&self, other: &Descriptor) -> bool {
+        Arc::ptr_eq(&self.inode, &other.inode)
+    }
+
+    pub fn metadata_hash(&self) -> MetadataHash {
+        metadata_hash(&self.stat())
+    }
+
+    /// Entries of a directory, without `.` and `..`, in name order. The
+    /// stream remembers the last name it returned, so it stays valid while
+    /// the directory changes: no entry is returned twice, entries present
+    /// throughout are returned exactly once.
+    pub fn read_directory(&self) -> Result<DirStream> {
+        if !self.inode.is_dir() {
+            return Err(ErrorCode::NotDirectory);
+        }
+        touch_atime(&self.shared, &self.inode);
+        Ok(DirStream { dir: self.inode.clone(), after: None })
+    }
+
+    /// Marks everything reachable from this directory (or this file) as a
+    /// read-only mount: later changes answer `read-only`.
+    pub fn set_read_only_recursive(&self) {
+        let mut pending = alloc::vec![self.inode.clone()];
+        while let Some(inode) = pending.pop() {
+            inode.set_readonly();
+            if let Some(d) = inode.state.read().dir() {
+                pending.extend(d.entries.values().cloned());
+            }
+        }
+    }
+
+    /// The inode number (`stat().ino`), cheaply.
+    pub fn ino(&self) -> u64 {
+        self.inode.ino
+    }
+}
+
+/// An open directory listing; see [`Descriptor::read_directory`].
+pub struct DirStream {
+    dir: Arc<Inode>,
+    after: Option<String>,
+}
+
+impl DirStream {
+    pub fn next_entry(&mut self) -> Result<Option<DirEntry>> {
+        let state = self.dir.state.read();
+        let d = state.dir().ok_or(ErrorCode::NotDirectory)?;
+        let next = match &self.after {
+            None => d.entries.iter().next(),
+            Some(a) => d.entries.range::<str, _>((Bound::Excluded(a.as_str()), Bound::Unbounded)).next(),
+        };
+        Ok(next.map(|(name, inode)| {
+            self.after = Some(name.clone());
+            DirEntry { kind: inode.kind, name: name.clone(), ino: inode.ino }
+        }))
+    }
+}
+
+impl Iterator for DirStream {
+    type Item = Result<DirEntry>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_entry().transpose()
+    }
+}
+
+pub(crate) fn stat(shared: &Shared, inode: &Inode) -> Stat {
+    let state = inode.state.read();
+    let m: &Meta = &state.meta;
+    Stat {
+        dev: shared.dev,
+        ino: inode.ino,
+        kind: inode.kind,
+        nlink: m.nlink,
+        size: state.size(),
+        allocated: state.file().map_or(0, |f| f.allocated()),
+        mode: m.mode,
+        uid: m.uid,
+        gid: m.gid,
+        atime: m.atime,
+        mtime: m.mtime,
+        ctime: m.ctime,
+    }
+}
+
+/// Identity (device, inode) plus what changes when the object is modified
+/// (size, mtime, ctime), mixed into 128 bits.
+pub(crate) fn metadata_hash(s: &Stat) -> MetadataHash {
+    fn mix(mut x: u64) -> u64 {
+        // splitmix64's finaliser: every input bit affects every output bit.
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+    let fields = [
+        s.dev,
+        s.ino,
+        s.size,
+        s.mtime.seconds,
+        s.mtime.nanoseconds as u64,
+        s.ctime.seconds,
+        s.ctime.nanoseconds as u64,
+    ];
+    let (mut lo, mut hi) = (0x6c61_7264_6572_u64, 0x9e37_79b9_7f4a_7c15_u64);
+    for f in fields {
+        lo = mix(lo ^ f);
+        hi = mix(hi.rotate_left(17) ^ f ^ lo);
+    }
+    MetadataHash { lower: lo, upper: hi }
+}
+
+pub(crate) fn set_size(shared: &Shared, inode: &Inode, size: u64) -> Result<()> {
+    let mut state = inode.state.write();
+    let file = state.file_mut().ok_or(ErrorCode::IsDirectory)?;
+    file.set_size(shared, size)?;
+    // Linux moves mtime/ctime on every truncate, even to the same size.
+    state.meta.modified(shared.now());
+    Ok(())
+}
+
+pub(crate) fn set_times(shared: &Shared, inode: &Inode, atime: NewTimestamp, mtime: NewTimestamp) -> Result<()> {
+    fn check(t: NewTimestamp) -> Result<()> {
+        match t {
+            NewTimestamp::Timestamp(ts) if ts.nanoseconds >= 1_000_000_000 => Err(ErrorCode::Invalid),
+            _ => Ok(()),
+        }
+    }
+    check(atime)?;
+    check(mtime)?;
+    inode.check_writable()?;
+    if atime == NewTimestamp::NoChange && mtime == NewTimestamp::NoChange {
+        return Ok(());
+    }
+    let now = shared.now();
+    let pick = |t: NewTimestamp, old: Timestamp| match t {
+        NewTimestamp::NoChange => old,
+        NewTimestamp::Now => now,
+        NewTimestamp::Timestamp(ts) => ts,
+    };
+    let mut state = inode.state.write();
+    state.meta.atime = pick(atime, state.meta.atime);
+    state.meta.mtime = pick(mtime, state.meta.mtime);
+    state.meta.ctime = now;
+    Ok(())
+}
+
+/// Access-time update after a read, per the configured policy. Checked under
+/// the read lock first so concurrent readers rarely contend.
+pub(crate) fn touch_atime(shared: &Shared, inode: &Inode) {
+    let policy = shared.config.atime;
+    if policy == AtimePolicy::NoAtime || inode.readonly() {
+        return;
+    }
+    let now = shared.now();
+    let needed = |m: &Meta| match policy {
+        AtimePolicy::Strict => m.atime != now,
+        AtimePolicy::Relatime => {
+            m.atime <= m.mtime || m.atime <= m.ctime || now.seconds.saturating_sub(m.atime.seconds) >= 86_400
+        }
+        AtimePolicy::NoAtime => false,
+    };
+    if !needed(&inode.state.read().meta) {
+        return;
+    }
+    let mut state = inode.state.write();
+    if needed(&state.meta) {
+        state.meta.atime = now;
+    }
+}
+
+impl Body {
+    pub(crate) fn new_file() -> Body {
+        Body::File(crate::data::FileData::default())
+    }
+}

@@ -1,0 +1,205 @@
+//! The filesystem as a whole: configuration, limits, accounting, and the
+//! entry points that hand out root (preopen) descriptors.
+
+use crate::descriptor::Descriptor;
+use crate::error::{ErrorCode, Result};
+use crate::inode::{Body, Dir, Inode};
+use crate::sync::Mutex;
+use crate::time::{Clock, Timestamp};
+use crate::types::{DescriptorFlags, PathFlags};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// When reads update the access time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtimePolicy {
+    /// Linux's default mount option: only when atime is not newer than
+    /// mtime/ctime, or is a day old.
+    Relatime,
+    /// Every read.
+    Strict,
+    /// Never.
+    NoAtime,
+}
+
+/// Sizes and limits of one filesystem. Exceeding a limit gives the matching
+/// WASI error, never an abort.
+#[derive(Clone, Debug)]
+pub struct FsConfig {
+    /// Bytes per data block; a power of two from 4 KiB to 1 MiB.
+    pub block_size: usize,
+    /// Total bytes of file data (`insufficient-space` past it).
+    pub max_bytes: u64,
+    /// Total inodes, the root included (`insufficient-space` past it).
+    pub max_inodes: u64,
+    /// Open descriptors at once (`insufficient-memory` past it: WASI has no
+    /// EMFILE).
+    pub max_open_handles: u64,
+    /// Largest file size (`file-too-large` past it).
+    pub max_file_size: u64,
+    /// Bytes in one path component (`name-too-long`).
+    pub max_name_len: usize,
+    /// Bytes in a whole path argument or symlink target (`name-too-long`).
+    pub max_path_len: usize,
+    /// Symlinks followed in one resolution (`loop` past it).
+    pub max_symlinks: u32,
+    /// Hard links to one inode (`too-many-links`).
+    pub max_links: u64,
+    pub atime: AtimePolicy,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig {
+            block_size: 64 * 1024,
+            max_bytes: u64::MAX,
+            max_inodes: u64::MAX,
+            max_open_handles: 1 << 20,
+            max_file_size: i64::MAX as u64,
+            max_name_len: 255,
+            max_path_len: 4096,
+            max_symlinks: 40,
+            max_links: 65_000,
+            atime: AtimePolicy::Relatime,
+        }
+    }
+}
+
+/// State every inode and descriptor of one filesystem shares.
+pub(crate) struct Shared {
+    pub config: FsConfig,
+    pub block_shift: u32,
+    pub dev: u64,
+    pub clock: Arc<dyn Clock>,
+    next_ino: AtomicU64,
+    used_bytes: AtomicU64,
+    used_inodes: AtomicU64,
+    open_handles: AtomicU64,
+    /// Serialises renames between different directories, so the ancestry
+    /// check and the move happen as one step (as Linux's s_vfs_rename_mutex).
+    pub rename_lock: Mutex<()>,
+}
+
+static NEXT_DEV: AtomicU64 = AtomicU64::new(1);
+
+impl Shared {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+    pub fn next_ino(&self) -> u64 {
+        self.next_ino.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn reserve(counter: &AtomicU64, n: u64, limit: u64) -> Result<()> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= limit)
+            })
+            .map(|_| ())
+            .map_err(|_| ErrorCode::InsufficientSpace)
+    }
+
+    pub fn reserve_bytes(&self, n: u64) -> Result<()> {
+        Self::reserve(&self.used_bytes, n, self.config.max_bytes)
+    }
+    pub fn charge_bytes(&self, n: u64) {
+        self.used_bytes.fetch_add(n, Ordering::AcqRel);
+    }
+    pub fn release_bytes(&self, n: u64) {
+        self.used_bytes.fetch_sub(n, Ordering::AcqRel);
+    }
+    pub fn reserve_inode(&self) -> Result<()> {
+        Self::reserve(&self.used_inodes, 1, self.config.max_inodes)
+    }
+    pub fn release_inode(&self) {
+        self.used_inodes.fetch_sub(1, Ordering::AcqRel);
+    }
+    pub fn open_handle(&self) -> Result<()> {
+        Self::reserve(&self.open_handles, 1, self.config.max_open_handles)
+            .map_err(|_| ErrorCode::InsufficientMemory)
+    }
+    pub fn close_handle(&self) {
+        self.open_handles.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Usage counters, for quotas and leak checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub bytes: u64,
+    pub inodes: u64,
+    pub open_handles: u64,
+}
+
+/// One filesystem. Cheap to clone (an `Arc`); `Send + Sync`, with a lock per
+/// inode, so many threads may use it at once.
+#[derive(Clone)]
+pub struct Fs {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) root: Arc<Inode>,
+}
+
+impl Fs {
+    /// An empty filesystem: a root directory with mode 0755.
+    pub fn new(config: FsConfig, clock: Arc<dyn Clock>) -> Result<Fs> {
+        let bs = config.block_size;
+        if !bs.is_power_of_two() || !(4096..=1 << 20).contains(&bs) {
+            return Err(ErrorCode::Invalid);
+        }
+        let shared = Arc::new(Shared {
+            block_shift: bs.trailing_zeros(),
+            config,
+            dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
+            clock,
+            next_ino: AtomicU64::new(1),
+            used_bytes: AtomicU64::new(0),
+            used_inodes: AtomicU64::new(0),
+            open_handles: AtomicU64::new(0),
+            rename_lock: Mutex::new(()),
+        });
+        let root = Inode::new(&shared, Body::Dir(Dir::default()), 0o755)?;
+        Ok(Fs { shared, root })
+    }
+
+    /// An empty filesystem with default limits on the system clock.
+    #[cfg(feature = "std")]
+    pub fn in_memory() -> Fs {
+        Fs::new(FsConfig::default(), Arc::new(crate::time::SystemClock))
+            .expect("default configuration is valid")
+    }
+
+    pub fn config(&self) -> &FsConfig {
+        &self.shared.config
+    }
+
+    /// The device number `stat` reports for every inode of this filesystem.
+    pub fn dev(&self) -> u64 {
+        self.shared.dev
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage {
+            bytes: self.shared.used_bytes.load(Ordering::Acquire),
+            inodes: self.shared.used_inodes.load(Ordering::Acquire),
+            open_handles: self.shared.open_handles.load(Ordering::Acquire),
+        }
+    }
+
+    /// A descriptor for the root directory, usable as a preopen. `flags`
+    /// should hold READ, plus MUTATE_DIRECTORY for a writable preopen.
+    pub fn root(&self, flags: DescriptorFlags) -> Result<Descriptor> {
+        Descriptor::new_preopen(self.shared.clone(), self.root.clone(), flags)
+    }
+
+    /// A descriptor for the directory at `path` (relative to the root) that
+    /// is its own sandbox: resolution through it never leaves it. This is how
+    /// hosts offer a subdirectory as a named preopen.
+    pub fn preopen(&self, path: &str, flags: DescriptorFlags) -> Result<Descriptor> {
+        let root = self.root(DescriptorFlags::READ)?;
+        let dir = root.resolve_inode(PathFlags::SYMLINK_FOLLOW, path)?;
+        if !dir.is_dir() {
+            return Err(ErrorCode::NotDirectory);
+        }
+        Descriptor::new_preopen(self.shared.clone(), dir, flags)
+    }
+}

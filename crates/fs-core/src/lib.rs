@@ -1,0 +1,46 @@
+//! # fs-core
+//!
+//! Larder's filesystem engine: the one place where filesystem semantics
+//! live. Every `wasi:filesystem` operation has exactly one implementation
+//! here, with Linux-compatible results and error codes that map one-to-one
+//! onto `wasi:filesystem/types.error-code`. The guest adapter and the
+//! wasmtime host only translate types to and from this crate.
+//!
+//! - Inodes for files, directories and symlinks; hard links; unlinked files
+//!   live until their last descriptor drops.
+//! - File data in sparse blocks: holes cost nothing and read as zeros.
+//! - Nanosecond timestamps updated by Linux's rules (relatime by default).
+//! - Path resolution that never leaves the directory it starts from.
+//! - Quotas and limits that surface as WASI errors, never as an abort.
+//! - A versioned, checksummed image format for bundles and snapshots.
+//!
+//! `no_std` + `alloc`; the `std` feature adds parking_lot locks and the
+//! system clock. The filesystem is always `Send + Sync`, with a lock per
+//! inode, so many threads can share one.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod data;
+mod descriptor;
+mod error;
+mod fs;
+pub mod image;
+mod inode;
+mod namespace;
+mod resolve;
+mod sync;
+mod time;
+mod types;
+
+pub use descriptor::{Descriptor, DirStream};
+pub use error::{ErrorCode, Result};
+pub use fs::{AtimePolicy, Fs, FsConfig, Usage};
+pub use time::{Clock, ManualClock, NewTimestamp, Timestamp};
+#[cfg(feature = "std")]
+pub use time::SystemClock;
+pub use types::{
+    Advice, DescriptorFlags, DescriptorType, DirEntry, MetadataHash, OpenFlags, PathFlags, Stat,
+};

@@ -1,0 +1,87 @@
+//! The value types of the `wasi:filesystem/types` interface, in Rust form.
+
+use crate::time::Timestamp;
+use alloc::string::String;
+
+bitflags::bitflags! {
+    /// `descriptor-flags`: what a descriptor may be used for.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct DescriptorFlags: u8 {
+        const READ = 1 << 0;
+        const WRITE = 1 << 1;
+        const FILE_INTEGRITY_SYNC = 1 << 2;
+        const DATA_INTEGRITY_SYNC = 1 << 3;
+        const REQUESTED_WRITE_SYNC = 1 << 4;
+        const MUTATE_DIRECTORY = 1 << 5;
+    }
+
+    /// `open-flags`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct OpenFlags: u8 {
+        const CREATE = 1 << 0;
+        const DIRECTORY = 1 << 1;
+        const EXCLUSIVE = 1 << 2;
+        const TRUNCATE = 1 << 3;
+    }
+
+    /// `path-flags`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct PathFlags: u8 {
+        const SYMLINK_FOLLOW = 1 << 0;
+    }
+}
+
+/// `descriptor-type`, restricted to what fs-core stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DescriptorType {
+    Directory,
+    RegularFile,
+    SymbolicLink,
+}
+
+/// `advice`. fs-core keeps everything in memory, so advice is validated and
+/// accepted; it changes no observable behaviour (as on tmpfs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Advice {
+    Normal,
+    Sequential,
+    Random,
+    WillNeed,
+    DontNeed,
+    NoReuse,
+}
+
+/// What `stat` reports: `descriptor-stat` plus the fields a host (or a
+/// persistence layer) needs that WASI does not carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub kind: DescriptorType,
+    pub nlink: u64,
+    pub size: u64,
+    /// Bytes of memory actually holding file data (sparse holes cost none).
+    pub allocated: u64,
+    /// Permission bits (`0o7777`), kept for bundles and mirrors.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub atime: Timestamp,
+    pub mtime: Timestamp,
+    pub ctime: Timestamp,
+}
+
+/// `directory-entry`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub kind: DescriptorType,
+    pub name: String,
+    pub ino: u64,
+}
+
+/// `metadata-hash-value`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MetadataHash {
+    pub lower: u64,
+    pub upper: u64,
+}
