@@ -233,7 +233,7 @@ fn decoding_respects_the_target() {
     assert_eq!(root.stat_at(PF::empty(), "mnt/etc/app/conf").unwrap().nlink, 2);
     // Quotas apply to what an image brings in, and a refused image leaves
     // nothing behind.
-    let small = Fs::new(FsConfig { max_bytes: 1_000, ..FsConfig::default() }, Arc::new(ManualClock::default())).unwrap();
+    let small = Fs::new(FsConfig { max_bytes: 100, ..FsConfig::default() }, Arc::new(ManualClock::default())).unwrap();
     let sroot = small.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let before = small.usage();
     assert_eq!(image::decode_into(&sroot, &img, false), Err(ImageError::Fs(E::InsufficientSpace)));
