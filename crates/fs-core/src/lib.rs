@@ -27,6 +27,10 @@ mod data;
 mod descriptor;
 mod error;
 mod fs;
+#[cfg(feature = "std")]
+pub mod host;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod image;
 mod inode;
 mod namespace;

@@ -136,7 +136,7 @@ fn many_threads_one_filesystem() {
     let log = root.open_at(PF::empty(), "shared/log", OF::empty(), DF::READ).unwrap();
     let mut data = vec![0u8; log.stat().size as usize];
     assert_eq!(log.read(&mut data, 0).unwrap(), THREADS * ITERS * RECORD);
-    let mut next = vec![0usize; THREADS];
+    let mut next = [0usize; THREADS];
     for rec in data.chunks(RECORD) {
         let t: usize = std::str::from_utf8(&rec[..2]).unwrap().parse().unwrap();
         let i: usize = std::str::from_utf8(&rec[3..9]).unwrap().parse().unwrap();
