@@ -81,6 +81,19 @@ impl Descriptor {
         })
     }
 
+    /// Another descriptor for the same object with the same flags (what
+    /// `dup` gives), counted against the open-handle limit.
+    pub fn try_clone(&self) -> Result<Descriptor> {
+        self.shared.open_handle()?;
+        Ok(Descriptor {
+            shared: self.shared.clone(),
+            inode: self.inode.clone(),
+            flags: self.flags,
+            can_mutate: self.can_mutate,
+            root: self.root.clone(),
+        })
+    }
+
     pub(crate) fn walker(&self) -> Result<Walker<'_>> {
         if !self.inode.is_dir() {
             return Err(ErrorCode::NotDirectory);

@@ -14,6 +14,19 @@
 //! - Quotas and limits that surface as WASI errors, never as an abort.
 //! - A versioned, checksummed image format for bundles and snapshots.
 //!
+//! ```
+//! use fs_core::{DescriptorFlags as DF, ErrorCode, Fs, OpenFlags as OF, PathFlags as PF};
+//!
+//! let fs = Fs::in_memory();
+//! let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY)?;
+//! root.create_directory_at("etc")?;
+//! let f = root.open_at(PF::SYMLINK_FOLLOW, "etc/app.toml", OF::CREATE, DF::READ | DF::WRITE)?;
+//! f.write(b"name = \"demo\"\n", 0)?;
+//! assert_eq!(root.stat_at(PF::empty(), "etc/app.toml")?.size, 14);
+//! assert_eq!(root.stat_at(PF::empty(), "../outside"), Err(ErrorCode::NotPermitted));
+//! # Ok::<(), ErrorCode>(())
+//! ```
+//!
 //! `no_std` + `alloc`; the `std` feature adds parking_lot locks and the
 //! system clock. The filesystem is always `Send + Sync`, with a lock per
 //! inode, so many threads can share one.

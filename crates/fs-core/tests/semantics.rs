@@ -482,6 +482,7 @@ fn quotas_become_errors_not_aborts() {
     let _a = create(&root, "a", b"");
     let _b = root.open_at(FOLLOW, "a", OF::empty(), DF::READ).unwrap();
     assert_eq!(root.open_at(FOLLOW, "a", OF::empty(), DF::READ).unwrap_err(), E::InsufficientMemory);
+    assert_eq!(_a.try_clone().unwrap_err(), E::InsufficientMemory);
     drop(_b);
     assert!(root.open_at(FOLLOW, "a", OF::empty(), DF::READ).is_ok());
 }
@@ -531,6 +532,8 @@ fn metadata_hash_tracks_identity_and_changes() {
     assert!(!a.is_same_object(&b));
     let a2 = root.open_at(FOLLOW, "a", OF::empty(), DF::READ).unwrap();
     assert!(a.is_same_object(&a2));
+    let dup = a.try_clone().unwrap();
+    assert!(dup.is_same_object(&a) && dup.get_flags() == a.get_flags());
 }
 
 #[test]
