@@ -10,15 +10,15 @@ setup:
 demo: setup
     cargo run --quiet --locked -p fs-demo
 
-# Every test: unit, property (fs-core vs Linux), concurrency, fuzz
-# regressions, and a build of fs-core without std.
+# Every test: lints, the no_std build, then unit, property (fs-core vs
+# Linux), concurrency and fuzz-regression tests.
 test: setup
-    cargo test --workspace --locked
-    cargo test --locked -p fs-core --features fuzzing --test fuzz_regressions
+    cargo clippy --locked --workspace --all-targets -- -D warnings
     # no_std + alloc: a target that has no std at all, and the guest target.
     cargo build --locked -p fs-core --no-default-features --target wasm32v1-none
     cargo build --locked -p fs-core --no-default-features --target wasm32-wasip2
-    cargo clippy --locked --workspace --all-targets -- -D warnings
+    cargo test --locked -p fs-core --features fuzzing --test fuzz_regressions
+    cargo test --workspace --locked
 
 # Benchmarks (criterion): fs-core hot paths, with a memcpy baseline.
 bench:
