@@ -10,9 +10,13 @@ setup:
 demo: setup
     cargo run --quiet --locked -p fs-demo
 
+# Guest programs for the tests and examples (wasm32-wasip2 components).
+guests: setup
+    cargo build --locked --release --target wasm32-wasip2 --manifest-path examples/guests/Cargo.toml
+
 # Every test: lints, the no_std build, then unit, property (fs-core vs
 # Linux), concurrency and fuzz-regression tests.
-test: setup
+test: setup guests
     cargo clippy --locked --workspace --all-targets -- -D warnings
     # no_std + alloc: a target that has no std at all, and the guest target.
     cargo build --locked -p fs-core --no-default-features --target wasm32v1-none

@@ -1,0 +1,179 @@
+//! `larder run`: wasmtime-run-like execution of a component on vfs-host.
+
+use crate::EXIT_USAGE;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use vfs_host::{Mount, Vfs, VfsBuilder, VfsCtxView, VfsView};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::bindings::sync::Command as WasiCommand;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The component to run.
+    app: PathBuf,
+    /// Copy host directory HOST_DIR into the filesystem at GUEST_DIR
+    /// (GUEST_DIR=HOST_DIR, or GUEST_DIR=HOST_DIR:ro for read-only).
+    #[arg(long = "mount", value_name = "GUEST_DIR=HOST_DIR[:ro]", value_parser = parse_mount)]
+    mounts: Vec<Mount>,
+    /// Offer guest directory GUEST_DIR (default `/`) as the preopen NAME;
+    /// repeatable. Without any, the whole tree is offered as `/`.
+    #[arg(long = "preopen", value_name = "NAME[=GUEST_DIR][:ro]")]
+    preopens: Vec<String>,
+    /// Set an environment variable for the app.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Run this many instances at once, on one shared filesystem.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    instances: u32,
+    /// Arguments passed to the app (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+fn parse_mount(s: &str) -> Result<Mount, String> {
+    let m = Mount::parse(s).map_err(|e| e.to_string())?;
+    if !m.host.is_dir() {
+        return Err(format!("mount source {} is not a directory", m.host.display()));
+    }
+    Ok(m)
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("bad --env `{s}`: expected KEY=VALUE")),
+    }
+}
+
+fn parse_preopen(s: &str) -> Result<(String, String, bool), String> {
+    let (s, ro) = match s.strip_suffix(":ro") {
+        Some(rest) => (rest, true),
+        None => (s, false),
+    };
+    let (name, path) = s.split_once('=').unwrap_or((s, "/"));
+    if name.is_empty() || !path.starts_with('/') {
+        return Err(format!("bad --preopen `{s}`: expected NAME or NAME=/GUEST_DIR, optionally with :ro"));
+    }
+    Ok((name.to_string(), path.to_string(), ro))
+}
+
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    vfs: Arc<Vfs>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl VfsView for State {
+    fn vfs(&mut self) -> VfsCtxView<'_> {
+        VfsCtxView { vfs: &self.vfs, table: &mut self.table }
+    }
+}
+
+fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("larder run: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+pub fn main(args: RunArgs) -> ExitCode {
+    let bytes = match std::fs::read(&args.app) {
+        Ok(b) => b,
+        Err(e) => return usage(format_args!("cannot read {}: {e}", args.app.display())),
+    };
+    if wasmparser_is_core_module(&bytes) {
+        return usage(format_args!(
+            "{} is a core WebAssembly module, not a component; build for wasm32-wasip2 or adapt it with `wasm-tools component new`",
+            args.app.display()
+        ));
+    }
+    let engine = Engine::default();
+    let component = match Component::new(&engine, &bytes) {
+        Ok(c) => c,
+        Err(e) => return usage(format_args!("{} is not a valid component: {e:#}", args.app.display())),
+    };
+    let mut builder = VfsBuilder::new();
+    for m in args.mounts {
+        builder = builder.mount(m);
+    }
+    for p in &args.preopens {
+        match parse_preopen(p) {
+            Ok((name, path, ro)) => builder = builder.preopen(name, path, ro),
+            Err(e) => return usage(e),
+        }
+    }
+    let vfs = match builder.build() {
+        Ok(v) => v,
+        Err(e) => return usage(e),
+    };
+    let mut linker = Linker::<State>::new(&engine);
+    if let Err(e) = vfs_host::add_to_linker_sync(&mut linker) {
+        eprintln!("larder run: setting up WASI: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let pre = match linker.instantiate_pre(&component) {
+        Ok(p) => p,
+        Err(e) => return usage(format_args!("{} cannot be run: {e:#}", args.app.display())),
+    };
+    let name = args.app.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let argv: Vec<String> = std::iter::once(name).chain(args.args).collect();
+
+    let codes: Vec<u8> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..args.instances)
+            .map(|i| {
+                let (pre, vfs, argv, env) = (&pre, vfs.clone(), &argv, &args.env);
+                s.spawn(move || run_instance(i, pre, vfs, argv, env, args.instances > 1))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(134)).collect()
+    });
+    ExitCode::from(codes.into_iter().find(|&c| c != 0).unwrap_or(0))
+}
+
+/// Runs one instance to completion; returns its exit status.
+fn run_instance(
+    index: u32,
+    pre: &wasmtime::component::InstancePre<State>,
+    vfs: Arc<Vfs>,
+    argv: &[String],
+    env: &[(String, String)],
+    tag: bool,
+) -> u8 {
+    let mut wasi = WasiCtx::builder();
+    wasi.inherit_stdio().args(argv).envs(env);
+    if tag {
+        wasi.env("LARDER_INSTANCE", index.to_string());
+    }
+    let mut store = Store::new(pre.engine(), State { wasi: wasi.build(), table: ResourceTable::new(), vfs });
+    let result = (|| -> wasmtime::Result<Result<(), ()>> {
+        let instance = pre.instantiate(&mut store)?;
+        let command = WasiCommand::new(&mut store, &instance)?;
+        command.wasi_cli_run().call_run(&mut store)
+    })();
+    let who = if tag { format!("instance {index}: ") } else { String::new() };
+    match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(())) => 1,
+        Err(e) => {
+            if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                return exit.0.clamp(0, 255) as u8;
+            }
+            eprintln!("larder run: {who}{e:?}");
+            // What `wasmtime run` reports for a trap: 128 + SIGABRT.
+            134
+        }
+    }
+}
+
+/// A core module starts with the same magic as a component but a different
+/// version/layer field.
+fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
+}

@@ -1,0 +1,215 @@
+//! `wasi:filesystem/types`: each function looks its resources up and calls
+//! the fs-core method of the same name.
+
+use crate::bindings::wasi::filesystem::types::{
+    self as wit, Advice, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry, Filesize,
+    MetadataHashValue, NewTimestamp, OpenFlags, PathFlags,
+};
+use crate::convert::{self as c, FsError, FsResult};
+use crate::streams::{FileReader, FileWriter};
+use crate::VfsCtxView;
+use fs_core::{Descriptor, DirStream};
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::bindings::io::streams::{Error as StreamErrorResource, InputStream, OutputStream};
+
+/// Largest buffer `read` allocates in one call.
+const MAX_READ: u64 = 64 << 20;
+
+impl wit::Host for VfsCtxView<'_> {
+    fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<wit::ErrorCode> {
+        match err {
+            FsError::Code(c) => Ok(c),
+            FsError::Trap(e) => Err(e),
+        }
+    }
+
+    fn filesystem_error_code(&mut self, err: Resource<StreamErrorResource>) -> wasmtime::Result<Option<wit::ErrorCode>> {
+        let err = self.table.get(&err)?;
+        if let Some(code) = err.downcast_ref::<fs_core::ErrorCode>() {
+            return Ok(Some(c::code(*code)));
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Ok(io.raw_os_error().and_then(fs_core::ErrorCode::from_errno).map(c::code));
+        }
+        Ok(None)
+    }
+}
+
+impl VfsCtxView<'_> {
+    fn fd(&self, fd: &Resource<Descriptor>) -> FsResult<&Descriptor> {
+        Ok(self.table.get(fd)?)
+    }
+}
+
+impl wit::HostDescriptor for VfsCtxView<'_> {
+    fn read_via_stream(&mut self, fd: Resource<Descriptor>, offset: Filesize) -> FsResult<Resource<InputStream>> {
+        let d = self.fd(&fd)?;
+        if !d.get_flags().contains(fs_core::DescriptorFlags::READ) {
+            return Err(fs_core::ErrorCode::BadDescriptor.into());
+        }
+        let reader: InputStream = Box::new(FileReader::new(d.try_clone()?, offset));
+        Ok(self.table.push(reader)?)
+    }
+
+    fn write_via_stream(&mut self, fd: Resource<Descriptor>, offset: Filesize) -> FsResult<Resource<OutputStream>> {
+        let d = self.fd(&fd)?;
+        if !d.get_flags().contains(fs_core::DescriptorFlags::WRITE) {
+            return Err(fs_core::ErrorCode::BadDescriptor.into());
+        }
+        let writer: OutputStream = Box::new(FileWriter::at(d.try_clone()?, offset));
+        Ok(self.table.push(writer)?)
+    }
+
+    fn append_via_stream(&mut self, fd: Resource<Descriptor>) -> FsResult<Resource<OutputStream>> {
+        let d = self.fd(&fd)?;
+        if !d.get_flags().contains(fs_core::DescriptorFlags::WRITE) {
+            return Err(fs_core::ErrorCode::BadDescriptor.into());
+        }
+        let writer: OutputStream = Box::new(FileWriter::append(d.try_clone()?));
+        Ok(self.table.push(writer)?)
+    }
+
+    fn advise(&mut self, fd: Resource<Descriptor>, offset: Filesize, len: Filesize, advice: Advice) -> FsResult<()> {
+        Ok(self.fd(&fd)?.advise(offset, len, c::advice(advice))?)
+    }
+
+    fn sync_data(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
+        Ok(self.fd(&fd)?.sync_data()?)
+    }
+
+    fn get_flags(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorFlags> {
+        Ok(c::wit_descriptor_flags(self.fd(&fd)?.get_flags()))
+    }
+
+    fn get_type(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorType> {
+        Ok(c::descriptor_type(self.fd(&fd)?.get_type()))
+    }
+
+    fn set_size(&mut self, fd: Resource<Descriptor>, size: Filesize) -> FsResult<()> {
+        Ok(self.fd(&fd)?.set_size(size)?)
+    }
+
+    fn set_times(&mut self, fd: Resource<Descriptor>, atim: NewTimestamp, mtim: NewTimestamp) -> FsResult<()> {
+        Ok(self.fd(&fd)?.set_times(c::new_timestamp(atim), c::new_timestamp(mtim))?)
+    }
+
+    fn read(&mut self, fd: Resource<Descriptor>, len: Filesize, offset: Filesize) -> FsResult<(Vec<u8>, bool)> {
+        let d = self.fd(&fd)?;
+        let mut buf = vec![0u8; len.min(MAX_READ) as usize];
+        let n = d.read(&mut buf, offset)?;
+        buf.truncate(n);
+        Ok((buf, n == 0))
+    }
+
+    fn write(&mut self, fd: Resource<Descriptor>, buf: Vec<u8>, offset: Filesize) -> FsResult<Filesize> {
+        Ok(self.fd(&fd)?.write(&buf, offset)? as Filesize)
+    }
+
+    fn read_directory(&mut self, fd: Resource<Descriptor>) -> FsResult<Resource<DirStream>> {
+        let stream = self.fd(&fd)?.read_directory()?;
+        Ok(self.table.push(stream)?)
+    }
+
+    fn sync(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
+        Ok(self.fd(&fd)?.sync()?)
+    }
+
+    fn create_directory_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
+        Ok(self.fd(&fd)?.create_directory_at(&path)?)
+    }
+
+    fn stat(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorStat> {
+        Ok(c::stat(self.fd(&fd)?.stat()))
+    }
+
+    fn stat_at(&mut self, fd: Resource<Descriptor>, flags: PathFlags, path: String) -> FsResult<DescriptorStat> {
+        Ok(c::stat(self.fd(&fd)?.stat_at(c::path_flags(flags), &path)?))
+    }
+
+    fn set_times_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        flags: PathFlags,
+        path: String,
+        atim: NewTimestamp,
+        mtim: NewTimestamp,
+    ) -> FsResult<()> {
+        let d = self.fd(&fd)?;
+        Ok(d.set_times_at(c::path_flags(flags), &path, c::new_timestamp(atim), c::new_timestamp(mtim))?)
+    }
+
+    fn link_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        old_flags: PathFlags,
+        old_path: String,
+        new_fd: Resource<Descriptor>,
+        new_path: String,
+    ) -> FsResult<()> {
+        let (old, new) = (self.fd(&fd)?, self.fd(&new_fd)?);
+        Ok(old.link_at(c::path_flags(old_flags), &old_path, new, &new_path)?)
+    }
+
+    fn open_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        flags: PathFlags,
+        path: String,
+        oflags: OpenFlags,
+        dflags: DescriptorFlags,
+    ) -> FsResult<Resource<Descriptor>> {
+        let d = self.fd(&fd)?;
+        let opened = d.open_at(c::path_flags(flags), &path, c::open_flags(oflags), c::descriptor_flags(dflags))?;
+        Ok(self.table.push(opened)?)
+    }
+
+    fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
+        self.table.delete(fd)?;
+        Ok(())
+    }
+
+    fn readlink_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<String> {
+        Ok(self.fd(&fd)?.readlink_at(&path)?)
+    }
+
+    fn remove_directory_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
+        Ok(self.fd(&fd)?.remove_directory_at(&path)?)
+    }
+
+    fn rename_at(&mut self, fd: Resource<Descriptor>, old: String, new_fd: Resource<Descriptor>, new: String) -> FsResult<()> {
+        let (a, b) = (self.fd(&fd)?, self.fd(&new_fd)?);
+        Ok(a.rename_at(&old, b, &new)?)
+    }
+
+    fn symlink_at(&mut self, fd: Resource<Descriptor>, target: String, path: String) -> FsResult<()> {
+        Ok(self.fd(&fd)?.symlink_at(&target, &path)?)
+    }
+
+    fn unlink_file_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
+        Ok(self.fd(&fd)?.unlink_file_at(&path)?)
+    }
+
+    fn is_same_object(&mut self, a: Resource<Descriptor>, b: Resource<Descriptor>) -> wasmtime::Result<bool> {
+        Ok(self.table.get(&a)?.is_same_object(self.table.get(&b)?))
+    }
+
+    fn metadata_hash(&mut self, fd: Resource<Descriptor>) -> FsResult<MetadataHashValue> {
+        Ok(c::metadata_hash(self.fd(&fd)?.metadata_hash()))
+    }
+
+    fn metadata_hash_at(&mut self, fd: Resource<Descriptor>, flags: PathFlags, path: String) -> FsResult<MetadataHashValue> {
+        Ok(c::metadata_hash(self.fd(&fd)?.metadata_hash_at(c::path_flags(flags), &path)?))
+    }
+}
+
+impl wit::HostDirectoryEntryStream for VfsCtxView<'_> {
+    fn read_directory_entry(&mut self, stream: Resource<DirStream>) -> FsResult<Option<DirectoryEntry>> {
+        let s = self.table.get_mut(&stream)?;
+        Ok(s.next_entry()?.map(c::dir_entry))
+    }
+
+    fn drop(&mut self, stream: Resource<DirStream>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}

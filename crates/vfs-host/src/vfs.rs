@@ -1,0 +1,154 @@
+//! The shared filesystem and how it is assembled: host directories copied in
+//! at start (optionally read-only), named preopens, quotas.
+
+use fs_core::{DescriptorFlags as DF, Fs, FsConfig, OpenFlags as OF, PathFlags as PF};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A host directory copied into the filesystem at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute guest path, e.g. `/etc/app`.
+    pub guest: String,
+    pub host: PathBuf,
+    pub read_only: bool,
+}
+
+/// Why a mount could not be set up.
+#[derive(Debug)]
+pub enum MountError {
+    /// The spec is not `GUEST=HOST[:ro]`.
+    Spec(String),
+    Import(fs_core::host::ImportError),
+    Fs { guest: String, code: fs_core::ErrorCode },
+}
+
+impl std::fmt::Display for MountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MountError::Spec(s) => write!(f, "bad mount `{s}`: expected GUEST_DIR=HOST_DIR or GUEST_DIR=HOST_DIR:ro, with an absolute GUEST_DIR"),
+            MountError::Import(e) => write!(f, "mounting {e}"),
+            MountError::Fs { guest, code } => write!(f, "cannot mount at {guest}: {code}"),
+        }
+    }
+}
+
+impl std::error::Error for MountError {}
+
+impl Mount {
+    /// Parses `GUEST=HOST[:ro]` (`--mount /etc/app=./config:ro`).
+    pub fn parse(spec: &str) -> Result<Mount, MountError> {
+        let bad = || MountError::Spec(spec.to_string());
+        let (guest, host) = spec.split_once('=').ok_or_else(bad)?;
+        let (host, read_only) = match host.strip_suffix(":ro") {
+            Some(h) => (h, true),
+            None => (host.strip_suffix(":rw").unwrap_or(host), false),
+        };
+        if !guest.starts_with('/') || host.is_empty() || guest.split('/').any(|c| c == "..") {
+            return Err(bad());
+        }
+        Ok(Mount { guest: normalise(guest), host: PathBuf::from(host), read_only })
+    }
+}
+
+fn normalise(guest: &str) -> String {
+    let parts: Vec<&str> = guest.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// Builds a [`Vfs`].
+#[derive(Default)]
+pub struct VfsBuilder {
+    config: FsConfig,
+    mounts: Vec<Mount>,
+    preopens: Vec<(String, String, bool)>,
+}
+
+impl VfsBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Block size, quotas and limits.
+    pub fn config(mut self, config: FsConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn mount(mut self, mount: Mount) -> Self {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// Offers the guest directory `path` to every instance as the preopen
+    /// `name`. Without any, the whole tree is offered as `/`.
+    pub fn preopen(mut self, name: impl Into<String>, path: impl Into<String>, read_only: bool) -> Self {
+        self.preopens.push((name.into(), path.into(), read_only));
+        self
+    }
+
+    pub fn build(self) -> Result<Arc<Vfs>, MountError> {
+        let fs = Fs::new(self.config, Arc::new(fs_core::SystemClock))
+            .map_err(|code| MountError::Fs { guest: "/".into(), code })?;
+        let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).expect("a fresh filesystem has a root");
+        for m in &self.mounts {
+            let fs_err = |code| MountError::Fs { guest: m.guest.clone(), code };
+            let rel = m.guest.trim_start_matches('/');
+            let mut path = String::new();
+            for part in rel.split('/').filter(|p| !p.is_empty()) {
+                if !path.is_empty() {
+                    path.push('/');
+                }
+                path.push_str(part);
+                match root.create_directory_at(&path) {
+                    Ok(()) | Err(fs_core::ErrorCode::Exist) => {}
+                    Err(code) => return Err(fs_err(code)),
+                }
+            }
+            let target = if rel.is_empty() { "." } else { rel };
+            let dir = root.open_at(PF::SYMLINK_FOLLOW, target, OF::DIRECTORY, DF::READ).map_err(fs_err)?;
+            fs_core::host::import_dir(&dir, &m.host).map_err(MountError::Import)?;
+            if m.read_only {
+                dir.set_read_only_recursive();
+            }
+            tracing::debug!(guest = %m.guest, host = %m.host.display(), read_only = m.read_only, "mounted");
+        }
+        let mut preopens = self.preopens;
+        if preopens.is_empty() {
+            preopens.push(("/".into(), "/".into(), false));
+        }
+        for (_, path, _) in &preopens {
+            let rel = path.trim_start_matches('/');
+            if !rel.is_empty() {
+                root.stat_at(PF::SYMLINK_FOLLOW, rel)
+                    .map_err(|code| MountError::Fs { guest: path.clone(), code })?;
+            }
+        }
+        Ok(Arc::new(Vfs { fs, preopens }))
+    }
+}
+
+/// One filesystem shared by every instance that links it.
+pub struct Vfs {
+    fs: Fs,
+    preopens: Vec<(String, String, bool)>,
+}
+
+impl Vfs {
+    pub fn fs(&self) -> &Fs {
+        &self.fs
+    }
+
+    /// Fresh descriptors for the configured preopens, named.
+    pub(crate) fn open_preopens(&self) -> Result<Vec<(fs_core::Descriptor, String)>, fs_core::ErrorCode> {
+        self.preopens
+            .iter()
+            .map(|(name, path, read_only)| {
+                let flags = if *read_only { DF::READ } else { DF::READ | DF::MUTATE_DIRECTORY };
+                let rel = path.trim_start_matches('/');
+                let d = if rel.is_empty() { self.fs.root(flags)? } else { self.fs.preopen(rel, flags)? };
+                Ok((d, name.clone()))
+            })
+            .collect()
+    }
+}

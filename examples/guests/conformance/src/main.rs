@@ -1,0 +1,171 @@
+//! Exercises the wasi:filesystem surface through Rust std and, where std
+//! cannot reach, the `wasi` crate, printing one line per behaviour. The
+//! output is compared across hosts (vfs-host, the composed adapter,
+//! wasmtime's own host filesystem on tmpfs): it must be identical, so it
+//! prints only what every host must agree on (no inode numbers, no clock
+//! values, no directory sizes).
+//!
+//! Runs against the preopen `/`, in a fresh directory `/conf`.
+
+use std::fmt::Debug;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::{Duration, SystemTime};
+use wasi::filesystem::types::{Descriptor, DescriptorFlags as DF, OpenFlags as OF, PathFlags as PF};
+
+fn show<T: Debug>(name: &str, r: std::io::Result<T>) {
+    match r {
+        Ok(v) => println!("{name}: ok {v:?}"),
+        Err(e) => println!("{name}: err {:?}", e.kind()),
+    }
+}
+
+fn show_w<T: Debug>(name: &str, r: Result<T, wasi::filesystem::types::ErrorCode>) {
+    match r {
+        Ok(v) => println!("{name}: ok {v:?}"),
+        Err(e) => println!("{name}: err {e:?}"),
+    }
+}
+
+fn kind(p: &str) -> std::io::Result<&'static str> {
+    let m = fs::symlink_metadata(p)?;
+    Ok(if m.is_symlink() { "symlink" } else if m.is_dir() { "dir" } else { "file" })
+}
+
+fn names(p: &str) -> std::io::Result<Vec<String>> {
+    let mut v: Vec<String> = fs::read_dir(p)?.map(|e| e.map(|e| e.file_name().into_string().unwrap())).collect::<Result<_, _>>()?;
+    v.sort();
+    Ok(v)
+}
+
+fn root() -> Descriptor {
+    wasi::filesystem::preopens::get_directories()
+        .into_iter()
+        .find(|(_, name)| name == "/")
+        .expect("a preopen named /")
+        .0
+}
+
+fn main() {
+    let _ = fs::remove_dir_all("/conf");
+    fs::create_dir("/conf").expect("fresh /conf");
+
+    // Files: create, write, read, size, open errors.
+    show("write", fs::write("/conf/a.txt", b"hello world"));
+    show("read", fs::read_to_string("/conf/a.txt"));
+    show("size", fs::metadata("/conf/a.txt").map(|m| m.len()));
+    show("open-missing", File::open("/conf/missing"));
+    show("create-new-existing", OpenOptions::new().write(true).create_new(true).open("/conf/a.txt").map(|_| ()));
+    show("create-in-missing-dir", File::create("/conf/no/such").map(|_| ()));
+    show("trailing-slash-on-file", fs::metadata("/conf/a.txt/").map(|_| ()));
+    show("open-dir-for-write", OpenOptions::new().write(true).open("/conf").map(|_| ()));
+
+    // Offsets, holes, set-size, append, truncate.
+    let mut f = OpenOptions::new().read(true).write(true).open("/conf/a.txt").unwrap();
+    show("seek-past-end", f.seek(SeekFrom::Start(100_000)));
+    show("write-after-hole", f.write_all(b"tail"));
+    show("size-after-hole", f.metadata().map(|m| m.len()));
+    let mut buf = vec![0u8; 16];
+    f.seek(SeekFrom::Start(50_000)).unwrap();
+    show("hole-reads-zeros", f.read_exact(&mut buf).map(|_| buf.iter().all(|&b| b == 0)));
+    show("set-len-shrink", f.set_len(5));
+    show("after-shrink", fs::read_to_string("/conf/a.txt"));
+    show("set-len-grow", f.set_len(8).and_then(|_| fs::read("/conf/a.txt")));
+    drop(f);
+    {
+        let mut a = OpenOptions::new().append(true).open("/conf/a.txt").unwrap();
+        show("append-1", a.write_all(b"+1"));
+        show("append-2", a.write_all(b"+2"));
+    }
+    show("after-append", fs::read("/conf/a.txt"));
+    show("truncate-on-open", OpenOptions::new().write(true).truncate(true).open("/conf/a.txt").map(|_| ()));
+    show("after-truncate", fs::metadata("/conf/a.txt").map(|m| m.len()));
+    let big: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i * 7 % 251) as u8).collect();
+    show("big-write", fs::write("/conf/big", &big));
+    show("big-read-matches", fs::read("/conf/big").map(|b| b == big));
+
+    // Directories.
+    show("mkdir", fs::create_dir("/conf/d"));
+    show("mkdir-existing", fs::create_dir("/conf/d"));
+    show("mkdir-all", fs::create_dir_all("/conf/d/e/f"));
+    show("readdir", names("/conf"));
+    show("rmdir-nonempty", fs::remove_dir("/conf/d"));
+    show("unlink-dir", fs::remove_file("/conf/d"));
+    show("rmdir-file", fs::remove_dir("/conf/a.txt"));
+    show("rmdir-empty", fs::remove_dir("/conf/d/e/f"));
+    show("readdir-after", names("/conf/d/e"));
+
+    // Rename.
+    show("rename", fs::rename("/conf/a.txt", "/conf/b.txt"));
+    show("old-gone", fs::metadata("/conf/a.txt").map(|_| ()));
+    fs::write("/conf/c.txt", b"c").unwrap();
+    show("rename-replace", fs::rename("/conf/c.txt", "/conf/b.txt"));
+    show("replaced-content", fs::read_to_string("/conf/b.txt"));
+    show("rename-into-own-subdir", fs::rename("/conf/d", "/conf/d/e/d"));
+    show("rename-file-onto-dir", fs::rename("/conf/b.txt", "/conf/d"));
+    show("rename-dir-onto-file", fs::rename("/conf/d", "/conf/b.txt"));
+    show("rename-onto-itself", fs::rename("/conf/b.txt", "/conf/b.txt"));
+    show("rename-dir", fs::rename("/conf/d", "/conf/d2"));
+    show("readdir-renamed", names("/conf/d2"));
+
+    // Links.
+    show("hard-link", fs::hard_link("/conf/b.txt", "/conf/hard.txt"));
+    show("hard-link-existing", fs::hard_link("/conf/b.txt", "/conf/hard.txt"));
+    show("hard-link-shares", fs::write("/conf/hard.txt", b"shared").and_then(|_| fs::read_to_string("/conf/b.txt")));
+    let r = root();
+    show_w("symlink", r.symlink_at("b.txt", "conf/sym"));
+    show_w("symlink-existing", r.symlink_at("b.txt", "conf/sym"));
+    show_w("dangling-symlink", r.symlink_at("nowhere", "conf/dangling"));
+    show("readlink", fs::read_link("/conf/sym").map(|p| p.display().to_string()));
+    show("readlink-file", fs::read_link("/conf/b.txt").map(|_| ()));
+    show("follow-symlink", fs::read_to_string("/conf/sym"));
+    show("kind-of-symlink", kind("/conf/sym"));
+    show("follow-dangling", fs::read("/conf/dangling"));
+    show("unlink-symlink", fs::remove_file("/conf/sym"));
+    show("target-survives", fs::read_to_string("/conf/b.txt"));
+    show_w("loop", r.symlink_at("loop", "conf/loop"));
+    show("follow-loop", fs::metadata("/conf/loop").map(|_| ()));
+    show_w("link-count", r.stat_at(PF::empty(), "conf/b.txt").map(|s| s.link_count));
+
+    // Containment.
+    show_w("dotdot-at-root", r.stat_at(PF::empty(), "..").map(|_| ()));
+    show_w("absolute-path", r.stat_at(PF::empty(), "/conf").map(|_| ()));
+    show_w("dotdot-inside", r.stat_at(PF::empty(), "conf/d2/../b.txt").map(|s| s.size));
+    let conf = r.open_at(PF::empty(), "conf", OF::DIRECTORY, DF::READ).unwrap();
+    show_w("dotdot-above-subdir-fd", conf.stat_at(PF::empty(), "../conf").map(|_| ()));
+
+    // Descriptor-level operations.
+    let b1 = r.open_at(PF::SYMLINK_FOLLOW, "conf/b.txt", OF::empty(), DF::READ).unwrap();
+    let b2 = r.open_at(PF::SYMLINK_FOLLOW, "conf/hard.txt", OF::empty(), DF::READ | DF::WRITE).unwrap();
+    show_w("same-object-hardlink", Ok::<_, wasi::filesystem::types::ErrorCode>(b1.is_same_object(&b2)));
+    show_w("same-object-other", Ok::<_, wasi::filesystem::types::ErrorCode>(b1.is_same_object(&conf)));
+    let h1 = b1.metadata_hash().unwrap();
+    show_w("hash-equal-for-links", b2.metadata_hash().map(|h| (h.lower, h.upper) == (h1.lower, h1.upper)));
+    show_w("hash-at-matches", r.metadata_hash_at(PF::empty(), "conf/b.txt").map(|h| (h.lower, h.upper) == (h1.lower, h1.upper)));
+    show_w("write-via-fd", b2.write(b"SHARED", 0));
+    show_w("read-via-fd", b1.read(6, 0));
+    show_w("write-readonly-fd", b1.write(b"x", 0));
+    show_w("get-type", b1.get_type());
+    show_w("get-flags-rw", b2.get_flags().map(|f| (f.contains(DF::READ), f.contains(DF::WRITE))));
+    show_w("advise", b1.advise(0, 10, wasi::filesystem::types::Advice::Sequential));
+    show_w("sync", b2.sync());
+    show_w("sync-data", b2.sync_data());
+    show_w("open-nofollow-symlink", r.open_at(PF::empty(), "conf/dangling", OF::empty(), DF::READ).map(|_| ()));
+    show_w("open-directory-flag-on-file", r.open_at(PF::empty(), "conf/b.txt", OF::DIRECTORY, DF::READ).map(|_| ()));
+    show_w("stat-nofollow-type", r.stat_at(PF::empty(), "conf/dangling").map(|s| s.type_));
+
+    // Timestamps.
+    let when = SystemTime::UNIX_EPOCH + Duration::new(1_500_000_000, 123_456_789);
+    let f = OpenOptions::new().write(true).open("/conf/b.txt").unwrap();
+    show("set-times", f.set_times(fs::FileTimes::new().set_modified(when).set_accessed(when)));
+    show("mtime-exact", fs::metadata("/conf/b.txt").and_then(|m| m.modified()).map(|t| t == when));
+    drop(f);
+
+    // An unlinked file stays readable through an open descriptor.
+    let mut keep = File::open("/conf/big").unwrap();
+    show("unlink-open", fs::remove_file("/conf/big"));
+    let mut first = [0u8; 8];
+    show("read-unlinked", keep.read_exact(&mut first).map(|_| first));
+    show("readdir-final", names("/conf"));
+    show("cleanup", fs::remove_dir_all("/conf"));
+}
