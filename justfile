@@ -6,9 +6,14 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 setup:
     rustup target add wasm32v1-none wasm32-wasip2 >/dev/null
 
-# The main demo: fs-core bundling a config dir and keeping state across runs.
-demo: setup
+# The main demo: fs-core bundling a config dir and keeping state across
+# runs, then components sharing one filesystem under vfs-host / larder run.
+demo: setup guests
     cargo run --quiet --locked -p fs-demo
+    @echo; echo "== two components in one process share files (vfs-host)"
+    cargo run --locked --quiet -p vfs-host --example pipeline
+    @echo; echo "== larder run: 4 instances append to one file"
+    cargo run --locked --quiet -p larder-cli -- run examples/guests/target/wasm32-wasip2/release/append.wasm --instances 4 -- /log /files 100
 
 # Guest programs for the tests and examples (wasm32-wasip2 components).
 guests: setup
@@ -24,8 +29,22 @@ test: setup guests
     cargo test --locked -p fs-core --features fuzzing --test fuzz_regressions
     cargo test --workspace --locked
 
-# Benchmarks (criterion): fs-core hot paths, with a memcpy baseline.
-bench:
+# Two components in one process sharing files (vfs-host as a library).
+example-pipeline: guests
+    cargo run --locked --quiet -p vfs-host --example pipeline
+
+# Eight instances appending to one file and creating files in one directory.
+example-append: guests
+    cargo run --locked --quiet -p larder-cli -- run examples/guests/target/wasm32-wasip2/release/append.wasm --instances 8 -- /log /files 1000
+
+# The benchmark harness: fsbench under vfs-host vs wasmtime's host
+# filesystem on tmpfs, in one run; table and plot under target/bench/.
+bench: guests
+    test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || (apt-get update -qq && apt-get install -y -qq fonts-dejavu-core)
+    cargo run --locked --release -p larder-bench
+
+# fs-core's own hot paths (criterion, with a memcpy baseline).
+bench-core:
     cargo bench --locked -p fs-core --bench fs
 
 # Fuzz one target (image | ops) for SECS seconds; needs cargo-fuzz.

@@ -57,6 +57,34 @@ impl FileData {
         n
     }
 
+    /// Appends up to `len` bytes at `offset` to `out` without zero-filling
+    /// it first (holes are appended as zeros); returns how many.
+    pub fn read_append(&self, shift: u32, offset: u64, len: usize, out: &mut alloc::vec::Vec<u8>) -> usize {
+        if offset >= self.size {
+            return 0;
+        }
+        let n = (self.size - offset).min(len as u64) as usize;
+        out.reserve(n);
+        let bs = 1u64 << shift;
+        let mut done = 0usize;
+        while done < n {
+            let pos = offset + done as u64;
+            let within = (pos & (bs - 1)) as usize;
+            let chunk = ((bs as usize) - within).min(n - done);
+            let have = match self.blocks.get(&(pos >> shift)) {
+                Some(block) if block.len() > within => {
+                    let have = (block.len() - within).min(chunk);
+                    out.extend_from_slice(&block[within..within + have]);
+                    have
+                }
+                _ => 0,
+            };
+            out.resize(out.len() + chunk - have, 0);
+            done += chunk;
+        }
+        n
+    }
+
     /// Writes `data` at `offset`, growing the file as needed. Returns how many
     /// bytes were written: fewer than asked only when space ran out part way
     /// (as a full disk does on Linux); an error when nothing could be written.

@@ -132,6 +132,23 @@ impl Descriptor {
         Ok(n)
     }
 
+    /// Reads up to `len` bytes at `offset`, appending them to `out` (no
+    /// zero-filled buffer first: hosts hand the vector on without another
+    /// pass). Returns how many; 0 means end of file.
+    pub fn read_append(&self, out: &mut alloc::vec::Vec<u8>, len: usize, offset: u64) -> Result<usize> {
+        self.require_file()?;
+        if !self.flags.contains(DescriptorFlags::READ) {
+            return Err(ErrorCode::BadDescriptor);
+        }
+        let n = {
+            let state = self.inode.state.read();
+            let file = state.file().ok_or(ErrorCode::BadDescriptor)?;
+            file.read_append(self.shared.block_shift, offset, len, out)
+        };
+        touch_atime(&self.shared, &self.inode);
+        Ok(n)
+    }
+
     /// Writes `data` at `offset`; returns the bytes written (short only when
     /// space ran out part way).
     pub fn write(&self, data: &[u8], offset: u64) -> Result<usize> {

@@ -582,3 +582,21 @@ fn invalid_block_sizes_are_rejected() {
         assert_eq!(Fs::new(cfg, Arc::new(ManualClock::default())).err().map(|_| ()), Some(()));
     }
 }
+
+#[test]
+fn read_append_matches_read() {
+    let (_fs, root, _) = setup(FsConfig::default());
+    let f = create(&root, "f", b"");
+    f.write(&[3u8; 70_000], 10).unwrap();
+    f.write(b"end", 300_000).unwrap();
+    for (off, len) in [(0u64, 10usize), (0, 400_000), (65_530, 20), (69_990, 100_000), (299_999, 10), (400_000, 5)] {
+        let mut a = vec![9u8; len];
+        let n = f.read(&mut a, off).unwrap();
+        a.truncate(n);
+        let mut b = b"prefix".to_vec();
+        assert_eq!(f.read_append(&mut b, len, off).unwrap(), n);
+        assert_eq!(&b[6..], &a[..], "offset {off} len {len}");
+    }
+    let wo = root.open_at(FOLLOW, "f", OF::empty(), DF::WRITE).unwrap();
+    assert_eq!(wo.read_append(&mut Vec::new(), 1, 0).unwrap_err(), E::BadDescriptor);
+}

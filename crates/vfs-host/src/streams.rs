@@ -1,7 +1,7 @@
 //! File streams as wasmtime-wasi streams: reads and writes go straight to
 //! fs-core, which never blocks, so they are always ready.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fs_core::Descriptor;
 use wasmtime_wasi_io::poll::Pollable;
 use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError, StreamResult};
@@ -36,14 +36,13 @@ impl InputStream for FileReader {
         if size == 0 {
             return Ok(Bytes::new());
         }
-        let mut buf = BytesMut::zeroed(size.min(MAX_READ));
-        let n = self.fd.read(&mut buf, self.pos).map_err(failed)?;
+        let mut buf = Vec::new();
+        let n = self.fd.read_append(&mut buf, size.min(MAX_READ), self.pos).map_err(failed)?;
         if n == 0 {
             return Err(StreamError::Closed);
         }
         self.pos += n as u64;
-        buf.truncate(n);
-        Ok(buf.freeze())
+        Ok(Bytes::from(buf))
     }
 
     fn skip(&mut self, size: usize) -> StreamResult<usize> {

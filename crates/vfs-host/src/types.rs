@@ -95,9 +95,8 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
 
     fn read(&mut self, fd: Resource<Descriptor>, len: Filesize, offset: Filesize) -> FsResult<(Vec<u8>, bool)> {
         let d = self.fd(&fd)?;
-        let mut buf = vec![0u8; len.min(MAX_READ) as usize];
-        let n = d.read(&mut buf, offset)?;
-        buf.truncate(n);
+        let mut buf = Vec::new();
+        let n = d.read_append(&mut buf, len.min(MAX_READ) as usize, offset)?;
         Ok((buf, n == 0))
     }
 
