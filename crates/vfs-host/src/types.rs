@@ -212,3 +212,22 @@ impl wit::HostDirectoryEntryStream for VfsCtxView<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::wasi::filesystem::types::Host;
+
+    #[test]
+    fn stream_errors_map_back_to_error_codes() {
+        let vfs = crate::VfsBuilder::new().build().unwrap();
+        let mut table = wasmtime::component::ResourceTable::new();
+        let ours = table.push(wasmtime::Error::new(fs_core::ErrorCode::InsufficientSpace)).unwrap();
+        let host_io = table.push(wasmtime::Error::new(std::io::Error::from_raw_os_error(28))).unwrap();
+        let other = table.push(wasmtime::format_err!("something else")).unwrap();
+        let mut view = VfsCtxView { vfs: &vfs, table: &mut table };
+        assert_eq!(view.filesystem_error_code(ours).unwrap(), Some(wit::ErrorCode::InsufficientSpace));
+        assert_eq!(view.filesystem_error_code(host_io).unwrap(), Some(wit::ErrorCode::InsufficientSpace));
+        assert_eq!(view.filesystem_error_code(other).unwrap(), None);
+    }
+}

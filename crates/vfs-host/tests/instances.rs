@@ -162,3 +162,29 @@ fn mounts_and_preopens() {
     let missing = VfsBuilder::new().mount(vfs_host::Mount::parse("/x=/no/such/dir").unwrap()).build();
     assert!(missing.err().unwrap().to_string().contains("/no/such/dir"));
 }
+
+#[test]
+fn a_full_quota_fails_the_write_and_holds() {
+    // A 20 KiB quota: the append app's writes (through output streams) run
+    // out of space. wasi-libc turns every failed stream write into EIO
+    // without asking filesystem-error-code (so no host can report ENOSPC
+    // through a std write); what matters is that the write fails and the
+    // quota holds. The code mapping itself is unit-tested in types.rs.
+    let engine = Engine::default();
+    let component = Component::from_file(&engine, guest("append")).unwrap();
+    let vfs = VfsBuilder::new()
+        .config(fs_core::FsConfig { max_bytes: 20 << 10, ..fs_core::FsConfig::default() })
+        .build()
+        .unwrap();
+    let mut linker = Linker::<State>::new(&engine);
+    vfs_host::add_to_linker_sync(&mut linker).unwrap();
+    let err = MemoryOutputPipe::new(1 << 16);
+    let mut b = WasiCtx::builder();
+    b.args(&["append", "/log", "/files", "1000"]).stderr(err.clone());
+    let mut store = Store::new(&engine, State { wasi: b.build(), table: ResourceTable::new(), vfs: vfs.clone() });
+    let cmd = Command::instantiate(&mut store, &component, &linker).unwrap();
+    assert!(!matches!(cmd.wasi_cli_run().call_run(&mut store), Ok(Ok(()))));
+    let stderr = String::from_utf8_lossy(&err.contents()).into_owned();
+    assert!(stderr.contains("append: Os"), "the failed write should be reported: {stderr}");
+    assert!(vfs.fs().usage().bytes <= 20 << 10);
+}
