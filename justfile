@@ -5,6 +5,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # Toolchain pieces the build needs (idempotent; fast when present).
 setup:
     rustup target add wasm32v1-none wasm32-wasip2 >/dev/null
+    rustup component add clippy rustfmt >/dev/null
 
 # The main demo: fs-core bundling a config dir and keeping state across
 # runs, then components sharing one filesystem under vfs-host / larder run.
@@ -22,6 +23,7 @@ guests: setup
 # Every test: lints, the no_std build, then unit, property (fs-core vs
 # Linux), concurrency and fuzz-regression tests.
 test: setup guests
+    cargo fmt --all --check
     cargo clippy --locked --workspace --all-targets -- -D warnings
     # no_std + alloc: a target that has no std at all, and the guest target.
     cargo build --locked -p fs-core --no-default-features --target wasm32v1-none

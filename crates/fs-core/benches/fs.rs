@@ -13,13 +13,22 @@ const RANDOM_OPS: usize = 4096;
 const RW: DF = DF::READ.union(DF::WRITE);
 
 fn fs_with(block_size: usize) -> (Fs, Descriptor) {
-    let fs = Fs::new(FsConfig { block_size, ..FsConfig::default() }, std::sync::Arc::new(fs_core::SystemClock)).unwrap();
+    let fs = Fs::new(
+        FsConfig {
+            block_size,
+            ..FsConfig::default()
+        },
+        std::sync::Arc::new(fs_core::SystemClock),
+    )
+    .unwrap();
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     (fs, root)
 }
 
 fn filled(root: &Descriptor) -> Descriptor {
-    let f = root.open_at(PF::empty(), "big", OF::CREATE | OF::TRUNCATE, RW).unwrap();
+    let f = root
+        .open_at(PF::empty(), "big", OF::CREATE | OF::TRUNCATE, RW)
+        .unwrap();
     let chunk = vec![0x5au8; CHUNK];
     for off in (0..FILE).step_by(CHUNK) {
         f.write(&chunk, off as u64).unwrap();
@@ -42,7 +51,9 @@ fn offsets() -> Vec<u64> {
 
 fn sequential(c: &mut Criterion) {
     let mut g = c.benchmark_group("sequential-100MiB");
-    g.sample_size(10).measurement_time(Duration::from_secs(4)).throughput(Throughput::Bytes(FILE as u64));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Bytes(FILE as u64));
     // The reference: the same bytes copied the way a read copies them,
     // from a 100 MiB source into one 256 KiB buffer.
     let src = vec![0x5au8; FILE];
@@ -61,7 +72,9 @@ fn sequential(c: &mut Criterion) {
             let (_fs, root) = fs_with(bs);
             let chunk = vec![0x5au8; CHUNK];
             b.iter(|| {
-                let f = root.open_at(PF::empty(), "big", OF::CREATE | OF::TRUNCATE, RW).unwrap();
+                let f = root
+                    .open_at(PF::empty(), "big", OF::CREATE | OF::TRUNCATE, RW)
+                    .unwrap();
                 for off in (0..FILE).step_by(CHUNK) {
                     f.write(&chunk, off as u64).unwrap();
                 }
@@ -84,7 +97,8 @@ fn sequential(c: &mut Criterion) {
 
 fn random(c: &mut Criterion) {
     let mut g = c.benchmark_group("random-4KiB");
-    g.sample_size(20).throughput(Throughput::Bytes((RANDOM_OPS * 4096) as u64));
+    g.sample_size(20)
+        .throughput(Throughput::Bytes((RANDOM_OPS * 4096) as u64));
     let offs = offsets();
     for bs in [4 << 10, 16 << 10, 64 << 10, 256 << 10] {
         let (_fs, root) = fs_with(bs);
@@ -118,7 +132,9 @@ fn small_files(c: &mut Criterion) {
     root.create_directory_at("dir").unwrap();
     let create_all = |root: &Descriptor| {
         for n in &names {
-            let f = root.open_at(PF::empty(), n, OF::CREATE | OF::TRUNCATE, RW).unwrap();
+            let f = root
+                .open_at(PF::empty(), n, OF::CREATE | OF::TRUNCATE, RW)
+                .unwrap();
             f.write(&body, 0).unwrap();
         }
     };
@@ -143,7 +159,10 @@ fn small_files(c: &mut Criterion) {
     g.bench_function("create+unlink", |b| {
         b.iter(|| {
             for n in &names {
-                drop(root.open_at(PF::empty(), &format!("{n}.tmp"), OF::CREATE, RW).unwrap());
+                drop(
+                    root.open_at(PF::empty(), &format!("{n}.tmp"), OF::CREATE, RW)
+                        .unwrap(),
+                );
             }
             for n in &names {
                 root.unlink_file_at(&format!("{n}.tmp")).unwrap();

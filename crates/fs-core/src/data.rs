@@ -30,59 +30,71 @@ impl FileData {
         self.allocated
     }
 
-    /// Copies bytes at `offset` into `buf`; returns how many (0 at or past
-    /// end of file).
-    pub fn read(&self, shift: u32, offset: u64, buf: &mut [u8]) -> usize {
+    /// Walks the bytes at `offset..offset+len` (clamped to the file size)
+    /// block by block: `piece(stored, len)` gets each block's stored bytes
+    /// (possibly fewer than `len`, the rest being a hole) or `None` for a
+    /// whole hole. Returns the byte count walked.
+    fn walk(
+        &self,
+        shift: u32,
+        offset: u64,
+        len: usize,
+        mut piece: impl FnMut(Option<&[u8]>, usize),
+    ) -> usize {
         if offset >= self.size {
             return 0;
         }
-        let n = (self.size - offset).min(buf.len() as u64) as usize;
+        let n = (self.size - offset).min(len as u64) as usize;
         let bs = 1u64 << shift;
         let mut done = 0usize;
         while done < n {
             let pos = offset + done as u64;
             let within = (pos & (bs - 1)) as usize;
             let chunk = ((bs as usize) - within).min(n - done);
-            let out = &mut buf[done..done + chunk];
             match self.blocks.get(&(pos >> shift)) {
                 Some(block) if block.len() > within => {
                     let have = (block.len() - within).min(chunk);
-                    out[..have].copy_from_slice(&block[within..within + have]);
-                    out[have..].fill(0);
+                    piece(Some(&block[within..within + have]), chunk);
                 }
-                _ => out.fill(0),
+                _ => piece(None, chunk),
             }
             done += chunk;
         }
         n
     }
 
+    /// Copies bytes at `offset` into `buf`; returns how many (0 at or past
+    /// end of file).
+    pub fn read(&self, shift: u32, offset: u64, buf: &mut [u8]) -> usize {
+        let mut at = 0;
+        self.walk(shift, offset, buf.len(), |stored, len| {
+            let out = &mut buf[at..at + len];
+            let have = stored.map_or(0, |s| s.len());
+            if let Some(s) = stored {
+                out[..have].copy_from_slice(s);
+            }
+            out[have..].fill(0);
+            at += len;
+        })
+    }
+
     /// Appends up to `len` bytes at `offset` to `out` without zero-filling
     /// it first (holes are appended as zeros); returns how many.
-    pub fn read_append(&self, shift: u32, offset: u64, len: usize, out: &mut alloc::vec::Vec<u8>) -> usize {
-        if offset >= self.size {
-            return 0;
-        }
-        let n = (self.size - offset).min(len as u64) as usize;
-        out.reserve(n);
-        let bs = 1u64 << shift;
-        let mut done = 0usize;
-        while done < n {
-            let pos = offset + done as u64;
-            let within = (pos & (bs - 1)) as usize;
-            let chunk = ((bs as usize) - within).min(n - done);
-            let have = match self.blocks.get(&(pos >> shift)) {
-                Some(block) if block.len() > within => {
-                    let have = (block.len() - within).min(chunk);
-                    out.extend_from_slice(&block[within..within + have]);
-                    have
-                }
-                _ => 0,
-            };
-            out.resize(out.len() + chunk - have, 0);
-            done += chunk;
-        }
-        n
+    pub fn read_append(
+        &self,
+        shift: u32,
+        offset: u64,
+        len: usize,
+        out: &mut alloc::vec::Vec<u8>,
+    ) -> usize {
+        out.reserve(len.min(self.size.saturating_sub(offset) as usize));
+        self.walk(shift, offset, len, |stored, len| {
+            let have = stored.map_or(0, |s| s.len());
+            if let Some(s) = stored {
+                out.extend_from_slice(s);
+            }
+            out.resize(out.len() + len - have, 0);
+        })
     }
 
     /// Writes `data` at `offset`, growing the file as needed. Returns how many
@@ -129,13 +141,22 @@ impl FileData {
 
     /// The block at `index` with capacity for at least `need` bytes,
     /// allocating or growing it against the quota.
-    fn block_for_write(&mut self, shared: &Shared, index: u64, need: usize) -> Result<&mut Vec<u8>> {
+    fn block_for_write(
+        &mut self,
+        shared: &Shared,
+        index: u64,
+        need: usize,
+    ) -> Result<&mut Vec<u8>> {
         let bs = 1usize << shared.block_shift;
         let cap = self.blocks.get(&index).map_or(0, Vec::capacity);
         if cap < need {
             // A block written to its end gets exactly one block; a growing
             // tail doubles (amortised appends) but never past a block.
-            let target = if need == bs { bs } else { need.max(cap.saturating_mul(2)).min(bs) };
+            let target = if need == bs {
+                bs
+            } else {
+                need.max(cap.saturating_mul(2)).min(bs)
+            };
             let extra = (target - cap) as u64;
             shared.reserve_bytes(extra)?;
             let block = self.blocks.entry(index).or_default();

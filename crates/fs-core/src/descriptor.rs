@@ -53,11 +53,21 @@ impl Descriptor {
         shared.open_handle()?;
         let can_mutate = flags.contains(DescriptorFlags::MUTATE_DIRECTORY);
         let flags = (flags & !DescriptorFlags::WRITE) | DescriptorFlags::READ;
-        Ok(Descriptor { shared, root: inode.clone(), inode, flags, can_mutate })
+        Ok(Descriptor {
+            shared,
+            root: inode.clone(),
+            inode,
+            flags,
+            can_mutate,
+        })
     }
 
     /// A new descriptor derived from this one (same preopen, same capability).
-    pub(crate) fn derive(&self, inode: Arc<Inode>, requested: DescriptorFlags) -> Result<Descriptor> {
+    pub(crate) fn derive(
+        &self,
+        inode: Arc<Inode>,
+        requested: DescriptorFlags,
+    ) -> Result<Descriptor> {
         self.shared.open_handle()?;
         let sync = DescriptorFlags::FILE_INTEGRITY_SYNC
             | DescriptorFlags::DATA_INTEGRITY_SYNC
@@ -98,7 +108,11 @@ impl Descriptor {
         if !self.inode.is_dir() {
             return Err(ErrorCode::NotDirectory);
         }
-        Ok(Walker::new(&self.shared, &self.inode, Arc::ptr_eq(&self.inode, &self.root)))
+        Ok(Walker::new(
+            &self.shared,
+            &self.inode,
+            Arc::ptr_eq(&self.inode, &self.root),
+        ))
     }
 
     pub(crate) fn require_mutate(&self) -> Result<()> {
@@ -119,23 +133,23 @@ impl Descriptor {
 
     /// Reads up to `buf.len()` bytes at `offset`; 0 means end of file.
     pub fn read(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        self.require_file()?;
-        if !self.flags.contains(DescriptorFlags::READ) {
-            return Err(ErrorCode::BadDescriptor);
-        }
-        let n = {
-            let state = self.inode.state.read();
-            let file = state.file().ok_or(ErrorCode::BadDescriptor)?;
-            file.read(self.shared.block_shift, offset, buf)
-        };
-        touch_atime(&self.shared, &self.inode);
-        Ok(n)
+        self.reading(|file, shift| file.read(shift, offset, buf))
     }
 
     /// Reads up to `len` bytes at `offset`, appending them to `out` (no
     /// zero-filled buffer first: hosts hand the vector on without another
     /// pass). Returns how many; 0 means end of file.
-    pub fn read_append(&self, out: &mut alloc::vec::Vec<u8>, len: usize, offset: u64) -> Result<usize> {
+    pub fn read_append(
+        &self,
+        out: &mut alloc::vec::Vec<u8>,
+        len: usize,
+        offset: u64,
+    ) -> Result<usize> {
+        self.reading(|file, shift| file.read_append(shift, offset, len, out))
+    }
+
+    /// The checks and bookkeeping every read shares.
+    fn reading(&self, read: impl FnOnce(&crate::data::FileData, u32) -> usize) -> Result<usize> {
         self.require_file()?;
         if !self.flags.contains(DescriptorFlags::READ) {
             return Err(ErrorCode::BadDescriptor);
@@ -143,7 +157,7 @@ impl Descriptor {
         let n = {
             let state = self.inode.state.read();
             let file = state.file().ok_or(ErrorCode::BadDescriptor)?;
-            file.read_append(self.shared.block_shift, offset, len, out)
+            read(file, self.shared.block_shift)
         };
         touch_atime(&self.shared, &self.inode);
         Ok(n)
@@ -254,7 +268,10 @@ impl Descriptor {
             return Err(ErrorCode::NotDirectory);
         }
         touch_atime(&self.shared, &self.inode);
-        Ok(DirStream { dir: self.inode.clone(), after: None })
+        Ok(DirStream {
+            dir: self.inode.clone(),
+            after: None,
+        })
     }
 
     /// Marks everything reachable from this directory (or this file) as a
@@ -287,11 +304,18 @@ impl DirStream {
         let d = state.dir().ok_or(ErrorCode::NotDirectory)?;
         let next = match &self.after {
             None => d.entries.iter().next(),
-            Some(a) => d.entries.range::<str, _>((Bound::Excluded(a.as_str()), Bound::Unbounded)).next(),
+            Some(a) => d
+                .entries
+                .range::<str, _>((Bound::Excluded(a.as_str()), Bound::Unbounded))
+                .next(),
         };
         Ok(next.map(|(name, inode)| {
             self.after = Some(name.clone());
-            DirEntry { kind: inode.kind, name: name.clone(), ino: inode.ino }
+            DirEntry {
+                kind: inode.kind,
+                name: name.clone(),
+                ino: inode.ino,
+            }
         }))
     }
 }
@@ -345,7 +369,10 @@ pub(crate) fn metadata_hash(s: &Stat) -> MetadataHash {
         lo = mix(lo ^ f);
         hi = mix(hi.rotate_left(17) ^ f ^ lo);
     }
-    MetadataHash { lower: lo, upper: hi }
+    MetadataHash {
+        lower: lo,
+        upper: hi,
+    }
 }
 
 pub(crate) fn set_size(shared: &Shared, inode: &Inode, size: u64) -> Result<()> {
@@ -357,10 +384,17 @@ pub(crate) fn set_size(shared: &Shared, inode: &Inode, size: u64) -> Result<()> 
     Ok(())
 }
 
-pub(crate) fn set_times(shared: &Shared, inode: &Inode, atime: NewTimestamp, mtime: NewTimestamp) -> Result<()> {
+pub(crate) fn set_times(
+    shared: &Shared,
+    inode: &Inode,
+    atime: NewTimestamp,
+    mtime: NewTimestamp,
+) -> Result<()> {
     fn check(t: NewTimestamp) -> Result<()> {
         match t {
-            NewTimestamp::Timestamp(ts) if ts.nanoseconds >= 1_000_000_000 => Err(ErrorCode::Invalid),
+            NewTimestamp::Timestamp(ts) if ts.nanoseconds >= 1_000_000_000 => {
+                Err(ErrorCode::Invalid)
+            }
             _ => Ok(()),
         }
     }
@@ -394,7 +428,9 @@ pub(crate) fn touch_atime(shared: &Shared, inode: &Inode) {
     let needed = |m: &Meta| match policy {
         AtimePolicy::Strict => m.atime != now,
         AtimePolicy::Relatime => {
-            m.atime <= m.mtime || m.atime <= m.ctime || now.seconds.saturating_sub(m.atime.seconds) >= 86_400
+            m.atime <= m.mtime
+                || m.atime <= m.ctime
+                || now.seconds.saturating_sub(m.atime.seconds) >= 86_400
         }
         AtimePolicy::NoAtime => false,
     };

@@ -5,8 +5,8 @@
 
 use crate::image::{self, Image, ImageError};
 use crate::{
-    Descriptor, DescriptorFlags as DF, DescriptorType, Fs, FsConfig, ManualClock, NewTimestamp, OpenFlags as OF,
-    PathFlags as PF, Timestamp,
+    Descriptor, DescriptorFlags as DF, DescriptorType, Fs, FsConfig, ManualClock, NewTimestamp,
+    OpenFlags as OF, PathFlags as PF, Timestamp,
 };
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -20,8 +20,14 @@ fn small_fs() -> (Fs, Descriptor) {
         max_open_handles: 256,
         ..FsConfig::default()
     };
-    let fs = Fs::new(config, Arc::new(ManualClock::new(Timestamp { seconds: 1_000, nanoseconds: 0 })))
-        .expect("valid config");
+    let fs = Fs::new(
+        config,
+        Arc::new(ManualClock::new(Timestamp {
+            seconds: 1_000,
+            nanoseconds: 0,
+        })),
+    )
+    .expect("valid config");
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).expect("root");
     (fs, root)
 }
@@ -60,7 +66,11 @@ fn check_image(data: &[u8]) {
             let again = image::encode(&root).expect("encode what was loaded");
             let (_fs2, root2) = small_fs();
             image::decode_into(&root2, &again, false).expect("re-decode own encoding");
-            assert_eq!(image::encode(&root2).expect("encode"), again, "round trip changed the image");
+            assert_eq!(
+                image::encode(&root2).expect("encode"),
+                again,
+                "round trip changed the image"
+            );
         }
         Err(ImageError::Fs(_)) => {
             assert_eq!(fs.usage(), before, "a refused image left something behind");
@@ -97,7 +107,10 @@ fn timestamp(u: &mut Unstructured<'_>) -> arbitrary::Result<NewTimestamp> {
     Ok(match u.int_in_range(0..=2)? {
         0 => NewTimestamp::NoChange,
         1 => NewTimestamp::Now,
-        _ => NewTimestamp::Timestamp(Timestamp { seconds: u.arbitrary()?, nanoseconds: u.arbitrary()? }),
+        _ => NewTimestamp::Timestamp(Timestamp {
+            seconds: u.arbitrary()?,
+            nanoseconds: u.arbitrary()?,
+        }),
     })
 }
 
@@ -117,10 +130,23 @@ pub fn ops(data: &[u8]) {
     assert_eq!(usage.bytes, bytes, "byte accounting drifted");
 }
 
-fn run_ops(u: &mut Unstructured<'_>, fs: &Fs, root: &Descriptor, fds: &mut Vec<Descriptor>) -> arbitrary::Result<()> {
+fn run_ops(
+    u: &mut Unstructured<'_>,
+    fs: &Fs,
+    root: &Descriptor,
+    fds: &mut Vec<Descriptor>,
+) -> arbitrary::Result<()> {
     while !u.is_empty() {
-        let base = if !fds.is_empty() && u.ratio(1, 3)? { &fds[u.choose_index(fds.len())?] } else { root };
-        let pf = if u.arbitrary()? { PF::SYMLINK_FOLLOW } else { PF::empty() };
+        let base = if !fds.is_empty() && u.ratio(1, 3)? {
+            &fds[u.choose_index(fds.len())?]
+        } else {
+            root
+        };
+        let pf = if u.arbitrary()? {
+            PF::SYMLINK_FOLLOW
+        } else {
+            PF::empty()
+        };
         match u.int_in_range(0..=18)? {
             0 => {
                 let of = OF::from_bits_truncate(u.arbitrary()?);
@@ -139,7 +165,11 @@ fn run_ops(u: &mut Unstructured<'_>, fs: &Fs, root: &Descriptor, fds: &mut Vec<D
                 let _ = base.remove_directory_at(&path(u)?);
             }
             4 => {
-                let other = if fds.is_empty() { root } else { &fds[u.choose_index(fds.len())?] };
+                let other = if fds.is_empty() {
+                    root
+                } else {
+                    &fds[u.choose_index(fds.len())?]
+                };
                 let _ = base.rename_at(&path(u)?, other, &path(u)?);
             }
             5 => {
@@ -159,7 +189,11 @@ fn run_ops(u: &mut Unstructured<'_>, fs: &Fs, root: &Descriptor, fds: &mut Vec<D
             }
             10 => {
                 let len = u.int_in_range(0..=70_000)?;
-                let off = if u.arbitrary()? { u.int_in_range(0..=300_000)? } else { u.arbitrary()? };
+                let off = if u.arbitrary()? {
+                    u.int_in_range(0..=300_000)?
+                } else {
+                    u.arbitrary()?
+                };
                 let _ = base.write(&alloc::vec![0xa5; len], off);
             }
             11 => {
@@ -167,7 +201,11 @@ fn run_ops(u: &mut Unstructured<'_>, fs: &Fs, root: &Descriptor, fds: &mut Vec<D
                 let _ = base.read(&mut buf, u.arbitrary()?);
             }
             12 => {
-                let size = if u.arbitrary()? { u.int_in_range(0..=300_000)? } else { u.arbitrary()? };
+                let size = if u.arbitrary()? {
+                    u.int_in_range(0..=300_000)?
+                } else {
+                    u.arbitrary()?
+                };
                 let _ = base.set_size(size);
             }
             13 => {
@@ -210,7 +248,9 @@ fn census(root: &Descriptor) -> (u64, u64) {
     seen.insert(root.ino(), 0);
     let mut pending = alloc::vec![String::from(".")];
     while let Some(dir) = pending.pop() {
-        let d = root.open_at(PF::empty(), &dir, OF::DIRECTORY, DF::READ).expect("walk");
+        let d = root
+            .open_at(PF::empty(), &dir, OF::DIRECTORY, DF::READ)
+            .expect("walk");
         for e in d.read_directory().expect("dir") {
             let e = e.expect("entry");
             let p = alloc::format!("{dir}/{}", e.name);

@@ -53,16 +53,25 @@ impl fmt::Display for ImportError {
 impl std::error::Error for ImportError {}
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
-    move |e| ImportError { path: path.to_owned(), cause: ImportCause::Io(e) }
+    move |e| ImportError {
+        path: path.to_owned(),
+        cause: ImportCause::Io(e),
+    }
 }
 
 fn fs_err(path: &Path) -> impl FnOnce(ErrorCode) -> ImportError + '_ {
-    move |e| ImportError { path: path.to_owned(), cause: ImportCause::Fs(e) }
+    move |e| ImportError {
+        path: path.to_owned(),
+        cause: ImportCause::Fs(e),
+    }
 }
 
 fn host_time(secs: i64, nsecs: i64) -> NewTimestamp {
     // WASI timestamps cannot be before 1970; clamp rather than fail.
-    NewTimestamp::Timestamp(Timestamp { seconds: secs.max(0) as u64, nanoseconds: nsecs.clamp(0, 999_999_999) as u32 })
+    NewTimestamp::Timestamp(Timestamp {
+        seconds: secs.max(0) as u64,
+        nanoseconds: nsecs.clamp(0, 999_999_999) as u32,
+    })
 }
 
 struct Importer<'a> {
@@ -77,9 +86,16 @@ struct Importer<'a> {
 pub fn import_dir(dir: &Descriptor, from: &Path) -> Result<ImportStats, ImportError> {
     let meta = std::fs::metadata(from).map_err(io_err(from))?;
     if !meta.is_dir() {
-        return Err(ImportError { path: from.to_owned(), cause: ImportCause::Fs(ErrorCode::NotDirectory) });
+        return Err(ImportError {
+            path: from.to_owned(),
+            cause: ImportCause::Fs(ErrorCode::NotDirectory),
+        });
     }
-    let mut imp = Importer { dir, stats: ImportStats::default(), links: HashMap::new() };
+    let mut imp = Importer {
+        dir,
+        stats: ImportStats::default(),
+        links: HashMap::new(),
+    };
     imp.walk(from, "")?;
     imp.finish_node(from, ".", &meta)?;
     Ok(imp.stats)
@@ -94,28 +110,39 @@ impl Importer<'_> {
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let hpath = entry.path();
-            let name = entry
-                .file_name()
-                .into_string()
-                .map_err(|_| ImportError { path: hpath.clone(), cause: ImportCause::NotUtf8 })?;
-            let gpath = if guest.is_empty() { name } else { format!("{guest}/{name}") };
+            let name = entry.file_name().into_string().map_err(|_| ImportError {
+                path: hpath.clone(),
+                cause: ImportCause::NotUtf8,
+            })?;
+            let gpath = if guest.is_empty() {
+                name
+            } else {
+                format!("{guest}/{name}")
+            };
             let meta = std::fs::symlink_metadata(&hpath).map_err(io_err(&hpath))?;
             let ft = meta.file_type();
             if ft.is_dir() {
-                self.dir.create_directory_at(&gpath).map_err(fs_err(&hpath))?;
+                self.dir
+                    .create_directory_at(&gpath)
+                    .map_err(fs_err(&hpath))?;
                 self.walk(&hpath, &gpath)?;
                 self.stats.dirs += 1;
             } else if ft.is_symlink() {
                 let target = std::fs::read_link(&hpath).map_err(io_err(&hpath))?;
-                let target = target
-                    .to_str()
-                    .ok_or(ImportError { path: hpath.clone(), cause: ImportCause::NotUtf8 })?;
-                self.dir.symlink_at(target, &gpath).map_err(fs_err(&hpath))?;
+                let target = target.to_str().ok_or(ImportError {
+                    path: hpath.clone(),
+                    cause: ImportCause::NotUtf8,
+                })?;
+                self.dir
+                    .symlink_at(target, &gpath)
+                    .map_err(fs_err(&hpath))?;
                 self.stats.symlinks += 1;
             } else if ft.is_file() {
                 if meta.nlink() > 1 {
                     if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
-                        self.dir.link_at(PF::empty(), first, self.dir, &gpath).map_err(fs_err(&hpath))?;
+                        self.dir
+                            .link_at(PF::empty(), first, self.dir, &gpath)
+                            .map_err(fs_err(&hpath))?;
                         self.stats.hard_links += 1;
                         continue;
                     }
@@ -155,12 +182,18 @@ impl Importer<'_> {
                     continue;
                 }
                 let mut run_end = end;
-                while run_end < n && data[run_end..(run_end + 4096).min(n)].iter().any(|&b| b != 0) {
+                while run_end < n
+                    && data[run_end..(run_end + 4096).min(n)]
+                        .iter()
+                        .any(|&b| b != 0)
+                {
                     run_end = (run_end + 4096).min(n);
                 }
                 let mut done = piece;
                 while done < run_end {
-                    done += dst.write(&data[done..run_end], off + done as u64).map_err(fs_err(host))?;
+                    done += dst
+                        .write(&data[done..run_end], off + done as u64)
+                        .map_err(fs_err(host))?;
                 }
                 piece = run_end;
             }
@@ -173,8 +206,16 @@ impl Importer<'_> {
 
     /// Mode, owner and times, set last so adding children does not move a
     /// directory's mtime afterwards.
-    fn finish_node(&self, host: &Path, guest: &str, meta: &std::fs::Metadata) -> Result<(), ImportError> {
-        let inode = self.dir.resolve_inode(PF::empty(), guest).map_err(fs_err(host))?;
+    fn finish_node(
+        &self,
+        host: &Path,
+        guest: &str,
+        meta: &std::fs::Metadata,
+    ) -> Result<(), ImportError> {
+        let inode = self
+            .dir
+            .resolve_inode(PF::empty(), guest)
+            .map_err(fs_err(host))?;
         {
             let mut state = inode.state.write();
             state.meta.mode = meta.mode() & 0o7777;

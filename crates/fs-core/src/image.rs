@@ -47,13 +47,22 @@ const MIN_NODE_LEN: usize = 1 + 12 + 36 + 2;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageError {
     /// The input ends before `needed` bytes at offset `at`.
-    Truncated { at: usize, needed: usize },
+    Truncated {
+        at: usize,
+        needed: usize,
+    },
     BadMagic,
     UnsupportedVersion(u16),
     /// A checksum did not match: `"header"`, `"metadata"` or a file node.
-    Checksum { what: &'static str, node: Option<u32> },
+    Checksum {
+        what: &'static str,
+        node: Option<u32>,
+    },
     /// A structural problem in node `node`.
-    Malformed { node: u32, reason: &'static str },
+    Malformed {
+        node: u32,
+        reason: &'static str,
+    },
     /// The tree is valid but the filesystem refused it (quota, non-empty
     /// target directory, read-only target...).
     Fs(ErrorCode),
@@ -67,9 +76,14 @@ impl fmt::Display for ImageError {
             }
             ImageError::BadMagic => f.write_str("not a Larder image (bad magic)"),
             ImageError::UnsupportedVersion(v) => write!(f, "unsupported image version {v}"),
-            ImageError::Checksum { what, node: Some(n) } => write!(f, "{what} checksum mismatch in node {n}"),
+            ImageError::Checksum {
+                what,
+                node: Some(n),
+            } => write!(f, "{what} checksum mismatch in node {n}"),
             ImageError::Checksum { what, node: None } => write!(f, "{what} checksum mismatch"),
-            ImageError::Malformed { node, reason } => write!(f, "malformed image node {node}: {reason}"),
+            ImageError::Malformed { node, reason } => {
+                write!(f, "malformed image node {node}: {reason}")
+            }
             ImageError::Fs(e) => write!(f, "filesystem refused the image: {e}"),
         }
     }
@@ -124,7 +138,10 @@ pub fn encode(dir: &Descriptor) -> crate::Result<Vec<u8>> {
     let mut order: Vec<Arc<Inode>> = vec![dir.inode.clone()];
     let mut index: BTreeMap<u64, u32> = BTreeMap::new();
     index.insert(dir.inode.ino, 0);
-    let mut w = Writer { meta: Vec::new(), data: Vec::new() };
+    let mut w = Writer {
+        meta: Vec::new(),
+        data: Vec::new(),
+    };
     let mut next = 0;
     while next < order.len() {
         let inode = order[next].clone();
@@ -207,7 +224,10 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], ImageError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
-        let end = end.ok_or(ImageError::Truncated { at: self.base + self.pos, needed: n })?;
+        let end = end.ok_or(ImageError::Truncated {
+            at: self.base + self.pos,
+            needed: n,
+        })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -233,7 +253,10 @@ impl<'a> Reader<'a> {
 
 /// One decoded node, before it becomes an inode.
 enum NodeBody<'a> {
-    File { size: u64, extents: Vec<(u64, u64, u64)> },
+    File {
+        size: u64,
+        extents: Vec<(u64, u64, u64)>,
+    },
     Dir(Vec<(&'a str, u32)>),
     Symlink(&'a str),
 }
@@ -252,12 +275,20 @@ pub struct Image<'a> {
 impl<'a> Image<'a> {
     /// Checks and parses an image. Every file's checksum is verified.
     pub fn parse(buf: &'a [u8]) -> Result<Image<'a>, ImageError> {
-        let mut h = Reader { buf, pos: 0, base: 0 };
+        let mut h = Reader {
+            buf,
+            pos: 0,
+            base: 0,
+        };
         let header = h.take(HEADER_LEN)?;
         if &header[..8] != MAGIC {
             return Err(ImageError::BadMagic);
         }
-        let mut h = Reader { buf: header, pos: 8, base: 0 };
+        let mut h = Reader {
+            buf: header,
+            pos: 8,
+            base: 0,
+        };
         let version = h.u16()?;
         let flags = h.u16()?;
         let count = h.u32()?;
@@ -265,33 +296,55 @@ impl<'a> Image<'a> {
         let meta_crc = h.u32()?;
         let header_crc = h.u32()?;
         if crc32fast::hash(&header[..HEADER_LEN - 4]) != header_crc {
-            return Err(ImageError::Checksum { what: "header", node: None });
+            return Err(ImageError::Checksum {
+                what: "header",
+                node: None,
+            });
         }
         if version != VERSION {
             return Err(ImageError::UnsupportedVersion(version));
         }
         if flags != 0 {
-            return Err(ImageError::Malformed { node: 0, reason: "unknown header flags" });
+            return Err(ImageError::Malformed {
+                node: 0,
+                reason: "unknown header flags",
+            });
         }
         let rest = &buf[HEADER_LEN..];
         let meta_len = usize::try_from(meta_len)
             .ok()
             .filter(|&l| l <= rest.len())
-            .ok_or(ImageError::Truncated { at: HEADER_LEN, needed: meta_len.min(usize::MAX as u64) as usize })?;
+            .ok_or(ImageError::Truncated {
+                at: HEADER_LEN,
+                needed: meta_len.min(usize::MAX as u64) as usize,
+            })?;
         let (meta, data) = rest.split_at(meta_len);
         if crc32fast::hash(meta) != meta_crc {
-            return Err(ImageError::Checksum { what: "metadata", node: None });
+            return Err(ImageError::Checksum {
+                what: "metadata",
+                node: None,
+            });
         }
         if count == 0 || count as usize > meta.len() / MIN_NODE_LEN {
-            return Err(ImageError::Malformed { node: 0, reason: "node count does not fit the metadata" });
+            return Err(ImageError::Malformed {
+                node: 0,
+                reason: "node count does not fit the metadata",
+            });
         }
-        let mut r = Reader { buf: meta, pos: 0, base: HEADER_LEN };
+        let mut r = Reader {
+            buf: meta,
+            pos: 0,
+            base: HEADER_LEN,
+        };
         let mut nodes = Vec::with_capacity(count as usize);
         for n in 0..count {
             nodes.push(parse_node(&mut r, n, count, data)?);
         }
         if r.pos != meta.len() {
-            return Err(ImageError::Malformed { node: count - 1, reason: "trailing bytes after the last node" });
+            return Err(ImageError::Malformed {
+                node: count - 1,
+                reason: "trailing bytes after the last node",
+            });
         }
         let image = Image { nodes, data };
         image.check_tree()?;
@@ -302,7 +355,10 @@ impl<'a> Image<'a> {
     /// named exactly once, every node reachable.
     fn check_tree(&self) -> Result<(), ImageError> {
         if !matches!(self.nodes[0].body, NodeBody::Dir(_)) {
-            return Err(ImageError::Malformed { node: 0, reason: "root is not a directory" });
+            return Err(ImageError::Malformed {
+                node: 0,
+                reason: "root is not a directory",
+            });
         }
         let mut refs = vec![0u32; self.nodes.len()];
         refs[0] = 1;
@@ -310,17 +366,28 @@ impl<'a> Image<'a> {
             if let NodeBody::Dir(entries) = &node.body {
                 for &(_, child) in entries {
                     if child == 0 {
-                        return Err(ImageError::Malformed { node: n as u32, reason: "entry names the root" });
+                        return Err(ImageError::Malformed {
+                            node: n as u32,
+                            reason: "entry names the root",
+                        });
                     }
                     refs[child as usize] += 1;
-                    if refs[child as usize] > 1 && matches!(self.nodes[child as usize].body, NodeBody::Dir(_)) {
-                        return Err(ImageError::Malformed { node: child, reason: "directory named twice" });
+                    if refs[child as usize] > 1
+                        && matches!(self.nodes[child as usize].body, NodeBody::Dir(_))
+                    {
+                        return Err(ImageError::Malformed {
+                            node: child,
+                            reason: "directory named twice",
+                        });
                     }
                 }
             }
         }
         if let Some(n) = refs.iter().position(|&r| r == 0) {
-            return Err(ImageError::Malformed { node: n as u32, reason: "unreachable node" });
+            return Err(ImageError::Malformed {
+                node: n as u32,
+                reason: "unreachable node",
+            });
         }
         // With every directory named once, a cycle would leave the nodes on
         // it unreachable from the root; walk to be sure.
@@ -340,7 +407,10 @@ impl<'a> Image<'a> {
             }
         }
         if reached != self.nodes.len() {
-            return Err(ImageError::Malformed { node: 0, reason: "directory cycle" });
+            return Err(ImageError::Malformed {
+                node: 0,
+                reason: "directory cycle",
+            });
         }
         Ok(())
     }
@@ -350,7 +420,12 @@ impl<'a> Image<'a> {
     }
 }
 
-fn parse_node<'a>(r: &mut Reader<'a>, n: u32, count: u32, data: &'a [u8]) -> Result<Node<'a>, ImageError> {
+fn parse_node<'a>(
+    r: &mut Reader<'a>,
+    n: u32,
+    count: u32,
+    data: &'a [u8],
+) -> Result<Node<'a>, ImageError> {
     let bad = |reason| ImageError::Malformed { node: n, reason };
     let kind = r.u8()?;
     let mode = r.u32()?;
@@ -365,7 +440,15 @@ fn parse_node<'a>(r: &mut Reader<'a>, n: u32, count: u32, data: &'a [u8]) -> Res
         Timestamp::new(s, ns).map_err(|_| bad("nanoseconds out of range"))
     };
     let (atime, mtime, ctime) = (time()?, time()?, time()?);
-    let meta = Meta { mode, uid, gid, nlink: 0, atime, mtime, ctime };
+    let meta = Meta {
+        mode,
+        uid,
+        gid,
+        nlink: 0,
+        atime,
+        mtime,
+        ctime,
+    };
     let body = match kind {
         KIND_FILE => {
             let size = r.u64()?;
@@ -384,7 +467,10 @@ fn parse_node<'a>(r: &mut Reader<'a>, n: u32, count: u32, data: &'a [u8]) -> Res
                 if off < end {
                     return Err(bad("extents overlap or are out of order"));
                 }
-                end = off.checked_add(len).filter(|&e| e <= size).ok_or(bad("extent past the file size"))?;
+                end = off
+                    .checked_add(len)
+                    .filter(|&e| e <= size)
+                    .ok_or(bad("extent past the file size"))?;
                 let bytes = usize::try_from(data_off)
                     .ok()
                     .zip(usize::try_from(len).ok())
@@ -395,7 +481,10 @@ fn parse_node<'a>(r: &mut Reader<'a>, n: u32, count: u32, data: &'a [u8]) -> Res
             }
             let want = r.u32()?;
             if crc.finalize() != want {
-                return Err(ImageError::Checksum { what: "file data", node: Some(n) });
+                return Err(ImageError::Checksum {
+                    what: "file data",
+                    node: Some(n),
+                });
             }
             NodeBody::File { size, extents }
         }
@@ -407,8 +496,14 @@ fn parse_node<'a>(r: &mut Reader<'a>, n: u32, count: u32, data: &'a [u8]) -> Res
             let mut entries: Vec<(&str, u32)> = Vec::with_capacity(count_e);
             for _ in 0..count_e {
                 let len = r.u16()? as usize;
-                let name = core::str::from_utf8(r.take(len)?).map_err(|_| bad("name is not UTF-8"))?;
-                if name.is_empty() || name.len() > 255 || name == "." || name == ".." || name.contains(['/', '\0']) {
+                let name =
+                    core::str::from_utf8(r.take(len)?).map_err(|_| bad("name is not UTF-8"))?;
+                if name.is_empty()
+                    || name.len() > 255
+                    || name == "."
+                    || name == ".."
+                    || name.contains(['/', '\0'])
+                {
                     return Err(bad("invalid entry name"));
                 }
                 if entries.last().is_some_and(|&(prev, _)| prev >= name) {
@@ -424,7 +519,8 @@ fn parse_node<'a>(r: &mut Reader<'a>, n: u32, count: u32, data: &'a [u8]) -> Res
         }
         KIND_SYMLINK => {
             let len = r.u16()? as usize;
-            let target = core::str::from_utf8(r.take(len)?).map_err(|_| bad("symlink target is not UTF-8"))?;
+            let target = core::str::from_utf8(r.take(len)?)
+                .map_err(|_| bad("symlink target is not UTF-8"))?;
             if target.is_empty() || target.len() >= 4096 || target.contains('\0') {
                 return Err(bad("invalid symlink target"));
             }
@@ -450,7 +546,15 @@ impl Image<'_> {
             return Err(ImageError::Fs(ErrorCode::NotDirectory));
         }
         dir.inode.check_writable()?;
-        if !dir.inode.state.read().dir().expect("is a directory").entries.is_empty() {
+        if !dir
+            .inode
+            .state
+            .read()
+            .dir()
+            .expect("is a directory")
+            .entries
+            .is_empty()
+        {
             return Err(ImageError::Fs(ErrorCode::NotEmpty));
         }
         let shared = &dir.shared;
@@ -500,7 +604,10 @@ impl Image<'_> {
         for (n, node) in self.nodes.iter().enumerate() {
             let mut state = inodes[n].state.write();
             let keep = if n == 0 { state.meta.nlink } else { 0 };
-            state.meta = Meta { nlink: keep + nlink[n], ..node.meta };
+            state.meta = Meta {
+                nlink: keep + nlink[n],
+                ..node.meta
+            };
             if read_only {
                 inodes[n].set_readonly();
             }
@@ -518,9 +625,10 @@ impl crate::fs::Fs {
         read_only: bool,
     ) -> Result<crate::fs::Fs, ImageError> {
         let fs = crate::fs::Fs::new(config, clock)?;
-        let root = fs.root(crate::types::DescriptorFlags::READ | crate::types::DescriptorFlags::MUTATE_DIRECTORY)?;
+        let root = fs.root(
+            crate::types::DescriptorFlags::READ | crate::types::DescriptorFlags::MUTATE_DIRECTORY,
+        )?;
         decode_into(&root, image, read_only)?;
         Ok(fs)
     }
 }
-

@@ -57,7 +57,15 @@ pub(crate) struct Dir {
 
 impl Meta {
     pub fn new(mode: u32, now: Timestamp) -> Meta {
-        Meta { mode, uid: 0, gid: 0, nlink: 1, atime: now, mtime: now, ctime: now }
+        Meta {
+            mode,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            atime: now,
+            mtime: now,
+            ctime: now,
+        }
     }
     /// Data changed: mtime and ctime move.
     pub fn modified(&mut self, now: Timestamp) {

@@ -40,10 +40,10 @@ mod data;
 mod descriptor;
 mod error;
 mod fs;
-#[cfg(feature = "std")]
-pub mod host;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(feature = "std")]
+pub mod host;
 pub mod image;
 mod inode;
 mod namespace;
@@ -55,9 +55,9 @@ mod types;
 pub use descriptor::{Descriptor, DirStream};
 pub use error::{ErrorCode, Result};
 pub use fs::{AtimePolicy, Fs, FsConfig, Usage};
-pub use time::{Clock, ManualClock, NewTimestamp, Timestamp};
 #[cfg(feature = "std")]
 pub use time::SystemClock;
+pub use time::{Clock, ManualClock, NewTimestamp, Timestamp};
 pub use types::{
     Advice, DescriptorFlags, DescriptorType, DirEntry, MetadataHash, OpenFlags, PathFlags, Stat,
 };

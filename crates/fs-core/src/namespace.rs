@@ -48,7 +48,8 @@ impl Descriptor {
             return Err(ErrorCode::NotPermitted);
         }
         if !self.can_mutate
-            && (open.intersects(OpenFlags::CREATE | OpenFlags::TRUNCATE) || flags.contains(DescriptorFlags::WRITE))
+            && (open.intersects(OpenFlags::CREATE | OpenFlags::TRUNCATE)
+                || flags.contains(DescriptorFlags::WRITE))
         {
             return Err(ErrorCode::NotPermitted);
         }
@@ -60,7 +61,13 @@ impl Descriptor {
         let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
         let (last, trailing) = w.parent(path)?;
         let (inode, created) = if open.contains(OpenFlags::CREATE) {
-            self.open_create(&mut w, own(last), trailing, open.contains(OpenFlags::EXCLUSIVE), follow)?
+            self.open_create(
+                &mut w,
+                own(last),
+                trailing,
+                open.contains(OpenFlags::EXCLUSIVE),
+                follow,
+            )?
         } else {
             (w.finish(last, follow, trailing)?, false)
         };
@@ -102,7 +109,11 @@ impl Descriptor {
                 OwnedLast::Name(n) => n.as_str(),
                 dots => {
                     w.finish(dots.as_last(), true, false)?;
-                    return Err(if exclusive { ErrorCode::Exist } else { ErrorCode::IsDirectory });
+                    return Err(if exclusive {
+                        ErrorCode::Exist
+                    } else {
+                        ErrorCode::IsDirectory
+                    });
                 }
             };
             if trailing {
@@ -136,7 +147,11 @@ impl Descriptor {
                 return Err(ErrorCode::NoEntry);
             }
             let inode = Inode::new(&self.shared, Body::new_file(), FILE_MODE)?;
-            state.dir_mut().expect("checked above").entries.insert(String::from(name), inode.clone());
+            state
+                .dir_mut()
+                .expect("checked above")
+                .entries
+                .insert(String::from(name), inode.clone());
             state.meta.modified(self.shared.now());
             return Ok((inode, true));
         }
@@ -146,7 +161,9 @@ impl Descriptor {
         self.require_mutate()?;
         let mut w = self.walker()?;
         let (last, _) = w.parent(path)?;
-        let Last::Name(name) = last else { return Err(ErrorCode::Exist) };
+        let Last::Name(name) = last else {
+            return Err(ErrorCode::Exist);
+        };
         let dir = w.cur();
         let mut state = dir.state.write();
         let d = state.dir().ok_or(ErrorCode::NotDirectory)?;
@@ -162,7 +179,11 @@ impl Descriptor {
         }
         let child = Inode::new(&self.shared, Body::Dir(Dir::default()), DIR_MODE)?;
         child.set_parent(dir);
-        state.dir_mut().expect("checked above").entries.insert(String::from(name), child);
+        state
+            .dir_mut()
+            .expect("checked above")
+            .entries
+            .insert(String::from(name), child);
         state.meta.nlink += 1;
         state.meta.modified(self.shared.now());
         Ok(())
@@ -172,7 +193,9 @@ impl Descriptor {
         self.require_mutate()?;
         let mut w = self.walker()?;
         let (last, trailing) = w.parent(path)?;
-        let Last::Name(name) = last else { return Err(ErrorCode::IsDirectory) };
+        let Last::Name(name) = last else {
+            return Err(ErrorCode::IsDirectory);
+        };
         let dir = w.cur();
         dir.check_writable()?;
         let mut state = dir.state.write();
@@ -238,18 +261,34 @@ impl Descriptor {
             return Err(ErrorCode::Invalid);
         }
         let (last, trailing) = w.parent(path)?;
-        let Last::Name(name) = last else { return Err(ErrorCode::Exist) };
+        let Last::Name(name) = last else {
+            return Err(ErrorCode::Exist);
+        };
         let dir = w.cur();
         let mut state = dir.state.write();
         self.check_creatable(dir, &state, name, trailing)?;
-        let link = Inode::new(&self.shared, Body::Symlink(String::from(target)), SYMLINK_MODE)?;
-        state.dir_mut().expect("checked").entries.insert(String::from(name), link);
+        let link = Inode::new(
+            &self.shared,
+            Body::Symlink(String::from(target)),
+            SYMLINK_MODE,
+        )?;
+        state
+            .dir_mut()
+            .expect("checked")
+            .entries
+            .insert(String::from(name), link);
         state.meta.modified(self.shared.now());
         Ok(())
     }
 
     /// The checks Linux's filename_create makes for a new non-directory name.
-    fn check_creatable(&self, dir: &Inode, state: &crate::inode::State, name: &str, trailing: bool) -> Result<()> {
+    fn check_creatable(
+        &self,
+        dir: &Inode,
+        state: &crate::inode::State,
+        name: &str,
+        trailing: bool,
+    ) -> Result<()> {
         let d = state.dir().ok_or(ErrorCode::NotDirectory)?;
         if d.entries.contains_key(name) {
             return Err(ErrorCode::Exist);
@@ -264,14 +303,22 @@ impl Descriptor {
         Ok(())
     }
 
-    pub fn link_at(&self, old_flags: PathFlags, old_path: &str, new_dir: &Descriptor, new_path: &str) -> Result<()> {
+    pub fn link_at(
+        &self,
+        old_flags: PathFlags,
+        old_path: &str,
+        new_dir: &Descriptor,
+        new_path: &str,
+    ) -> Result<()> {
         self.require_mutate()?;
         new_dir.require_mutate()?;
         let src = self.resolve_inode(old_flags, old_path)?;
         let mut w = new_dir.walker()?;
         self.same_fs(new_dir)?;
         let (last, trailing) = w.parent(new_path)?;
-        let Last::Name(name) = last else { return Err(ErrorCode::Exist) };
+        let Last::Name(name) = last else {
+            return Err(ErrorCode::Exist);
+        };
         let dir = w.cur();
         let mut state = dir.state.write();
         self.check_creatable(dir, &state, name, trailing)?;
@@ -294,7 +341,11 @@ impl Descriptor {
             s.meta.nlink += 1;
             s.meta.ctime = now;
         }
-        state.dir_mut().expect("checked").entries.insert(String::from(name), src);
+        state
+            .dir_mut()
+            .expect("checked")
+            .entries
+            .insert(String::from(name), src);
         state.meta.modified(now);
         Ok(())
     }
@@ -320,7 +371,13 @@ impl Descriptor {
         Ok(descriptor::metadata_hash(&self.stat_at(flags, path)?))
     }
 
-    pub fn set_times_at(&self, flags: PathFlags, path: &str, atime: NewTimestamp, mtime: NewTimestamp) -> Result<()> {
+    pub fn set_times_at(
+        &self,
+        flags: PathFlags,
+        path: &str,
+        atime: NewTimestamp,
+        mtime: NewTimestamp,
+    ) -> Result<()> {
         self.require_mutate()?;
         let inode = self.resolve_inode(flags, path)?;
         descriptor::set_times(&self.shared, &inode, atime, mtime)
@@ -342,7 +399,15 @@ impl Descriptor {
         ndir.check_writable()?;
         if Arc::ptr_eq(&odir, &ndir) {
             let mut state = odir.state.write();
-            return self.rename_in(&odir, &mut state, None, old_name, old_trailing, new_name, new_trailing);
+            return self.rename_in(
+                &odir,
+                &mut state,
+                None,
+                old_name,
+                old_trailing,
+                new_name,
+                new_trailing,
+            );
         }
         let _serial = self.shared.rename_lock.lock();
         // Lock the ancestor first when one contains the other, as everyone
@@ -355,7 +420,15 @@ impl Descriptor {
             os = odir.state.write();
             ns = ndir.state.write();
         }
-        self.rename_in(&odir, &mut os, Some((&ndir, &mut ns)), old_name, old_trailing, new_name, new_trailing)
+        self.rename_in(
+            &odir,
+            &mut os,
+            Some((&ndir, &mut ns)),
+            old_name,
+            old_trailing,
+            new_name,
+            new_trailing,
+        )
     }
 
     /// The body of rename with both directories locked; `new` is `None` when
@@ -371,13 +444,24 @@ impl Descriptor {
         new_name: &str,
         new_trailing: bool,
     ) -> Result<()> {
-        let src = os.dir().ok_or(ErrorCode::NotDirectory)?.entries.get(old_name).cloned().ok_or(ErrorCode::NoEntry)?;
+        let src = os
+            .dir()
+            .ok_or(ErrorCode::NotDirectory)?
+            .entries
+            .get(old_name)
+            .cloned()
+            .ok_or(ErrorCode::NoEntry)?;
         let (ndir, ns) = match new {
             Some((d, s)) => (d, Some(s)),
             None => (odir, None),
         };
         let dst = match &ns {
-            Some(s) => s.dir().ok_or(ErrorCode::NotDirectory)?.entries.get(new_name).cloned(),
+            Some(s) => s
+                .dir()
+                .ok_or(ErrorCode::NotDirectory)?
+                .entries
+                .get(new_name)
+                .cloned(),
             None => os.dir().expect("checked").entries.get(new_name).cloned(),
         };
         if !src.is_dir() && (old_trailing || new_trailing) {
@@ -401,13 +485,24 @@ impl Descriptor {
                 (true, false) => return Err(ErrorCode::NotDirectory),
                 (false, true) => return Err(ErrorCode::IsDirectory),
                 (true, true) => {
-                    if !dst.state.read().dir().expect("is a directory").entries.is_empty() {
+                    if !dst
+                        .state
+                        .read()
+                        .dir()
+                        .expect("is a directory")
+                        .entries
+                        .is_empty()
+                    {
                         return Err(ErrorCode::NotEmpty);
                     }
                 }
                 (false, false) => {}
             }
-        } else if src.is_dir() && ns.as_ref().is_some_and(|s| s.meta.nlink >= self.shared.config.max_links) {
+        } else if src.is_dir()
+            && ns
+                .as_ref()
+                .is_some_and(|s| s.meta.nlink >= self.shared.config.max_links)
+        {
             return Err(ErrorCode::TooManyLinks);
         }
 
@@ -422,7 +517,11 @@ impl Descriptor {
             Some(s) => s,
             None => os,
         };
-        nstate.dir_mut().expect("checked").entries.insert(String::from(new_name), src.clone());
+        nstate
+            .dir_mut()
+            .expect("checked")
+            .entries
+            .insert(String::from(new_name), src.clone());
         nstate.meta.modified(now);
         if let Some(dst) = &dst {
             let mut d = dst.state.write();
@@ -454,4 +553,3 @@ fn is_ancestor_or_self(a: &Arc<Inode>, d: &Arc<Inode>) -> bool {
     }
     false
 }
-

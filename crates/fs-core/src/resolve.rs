@@ -47,7 +47,13 @@ pub(crate) fn lookup(dir: &Inode, name: &str) -> Result<Arc<Inode>> {
 
 impl<'a> Walker<'a> {
     pub fn new(shared: &'a Shared, base: &'a Arc<Inode>, base_is_root: bool) -> Self {
-        Walker { shared, base, base_is_root, stack: Vec::new(), links: 0 }
+        Walker {
+            shared,
+            base,
+            base_is_root,
+            stack: Vec::new(),
+            links: 0,
+        }
     }
 
     /// The directory the next component is looked up in.

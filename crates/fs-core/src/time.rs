@@ -9,7 +9,10 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
-    pub const EPOCH: Timestamp = Timestamp { seconds: 0, nanoseconds: 0 };
+    pub const EPOCH: Timestamp = Timestamp {
+        seconds: 0,
+        nanoseconds: 0,
+    };
 
     /// Builds a timestamp, rejecting out-of-range nanoseconds the way
     /// `utimensat` does (EINVAL).
@@ -17,7 +20,10 @@ impl Timestamp {
         if nanoseconds >= 1_000_000_000 {
             return Err(crate::ErrorCode::Invalid);
         }
-        Ok(Timestamp { seconds, nanoseconds })
+        Ok(Timestamp {
+            seconds,
+            nanoseconds,
+        })
     }
 
     pub fn as_nanos(self) -> u128 {
@@ -53,7 +59,10 @@ impl Clock for SystemClock {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        Timestamp { seconds: d.as_secs(), nanoseconds: d.subsec_nanos() }
+        Timestamp {
+            seconds: d.as_secs(),
+            nanoseconds: d.subsec_nanos(),
+        }
     }
 }
 
@@ -70,17 +79,24 @@ impl ManualClock {
         c
     }
     pub fn set(&self, t: Timestamp) {
-        let n = t.seconds.saturating_mul(1_000_000_000).saturating_add(t.nanoseconds as u64);
+        let n = t
+            .seconds
+            .saturating_mul(1_000_000_000)
+            .saturating_add(t.nanoseconds as u64);
         self.nanos.store(n, core::sync::atomic::Ordering::SeqCst);
     }
     pub fn advance_nanos(&self, by: u64) {
-        self.nanos.fetch_add(by, core::sync::atomic::Ordering::SeqCst);
+        self.nanos
+            .fetch_add(by, core::sync::atomic::Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         let n = self.nanos.load(core::sync::atomic::Ordering::SeqCst);
-        Timestamp { seconds: n / 1_000_000_000, nanoseconds: (n % 1_000_000_000) as u32 }
+        Timestamp {
+            seconds: n / 1_000_000_000,
+            nanoseconds: (n % 1_000_000_000) as u32,
+        }
     }
 }

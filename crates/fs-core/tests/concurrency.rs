@@ -1,7 +1,10 @@
 //! Stress test of the thread-safe mode: many threads on one filesystem,
 //! with invariants checked during and after.
 
-use fs_core::{Descriptor, DescriptorFlags as DF, DescriptorType, ErrorCode as E, Fs, OpenFlags as OF, PathFlags as PF};
+use fs_core::{
+    Descriptor, DescriptorFlags as DF, DescriptorType, ErrorCode as E, Fs, OpenFlags as OF,
+    PathFlags as PF,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -49,33 +52,46 @@ fn many_threads_one_filesystem() {
             let fs = fs.clone();
             writers.push(s.spawn(move || {
                 let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
-                let log = root.open_at(PF::empty(), "shared/log", OF::empty(), DF::WRITE).unwrap();
-                let blocks = root.open_at(PF::empty(), "shared/blocks", OF::empty(), RW).unwrap();
+                let log = root
+                    .open_at(PF::empty(), "shared/log", OF::empty(), DF::WRITE)
+                    .unwrap();
+                let blocks = root
+                    .open_at(PF::empty(), "shared/blocks", OF::empty(), RW)
+                    .unwrap();
                 let mut at_x = true;
                 for i in 0..ITERS {
                     // Appends from every thread to one file.
                     assert_eq!(log.append(&record(t, i)).unwrap().1, RECORD);
                     // Whole-block overwrites that must never be seen torn.
                     let k = (t * 7 + i) % 64;
-                    blocks.write(&[(t * ITERS + i) as u8; 4096], (k * 4096) as u64).unwrap();
+                    blocks
+                        .write(&[(t * ITERS + i) as u8; 4096], (k * 4096) as u64)
+                        .unwrap();
                     // Files created (and some removed) in one directory.
                     drop(open(&root, &format!("shared/dir/t{t}-{i}")));
                     if i % 4 == 3 {
-                        root.unlink_file_at(&format!("shared/dir/t{t}-{}", i - 1)).unwrap();
+                        root.unlink_file_at(&format!("shared/dir/t{t}-{}", i - 1))
+                            .unwrap();
                     }
                     // Directories moved between x and y in both directions at
                     // once. A neighbour may be holding ours nested in its own.
                     let (from, to) = if at_x { ("x", "y") } else { ("y", "x") };
                     match root.rename_at(&format!("{from}/d{t}"), &root, &format!("{to}/d{t}")) {
                         Ok(()) => at_x = !at_x,
-                        Err(E::NoEntry) => at_x = root.stat_at(PF::empty(), &format!("x/d{t}")).is_ok(),
+                        Err(E::NoEntry) => {
+                            at_x = root.stat_at(PF::empty(), &format!("x/d{t}")).is_ok()
+                        }
                         Err(e) => panic!("moving d{t}: {e:?}"),
                     }
                     // Try to move a neighbour's directory into ours while it
                     // may be doing the reverse: must never build a cycle.
                     let n = (t + 1) % THREADS;
                     for (a, b) in [("x", "y"), ("y", "x"), ("x", "x"), ("y", "y")] {
-                        match root.rename_at(&format!("{a}/d{n}"), &root, &format!("{b}/d{t}/nested{n}")) {
+                        match root.rename_at(
+                            &format!("{a}/d{n}"),
+                            &root,
+                            &format!("{b}/d{t}/nested{n}"),
+                        ) {
                             Ok(()) => {
                                 // Put it back. Our own directory may meanwhile
                                 // be nested in another's; retry until that
@@ -83,7 +99,11 @@ fn many_threads_one_filesystem() {
                                 let mut tries = 0u64;
                                 'back: loop {
                                     for c in ["x", "y"] {
-                                        match root.rename_at(&format!("{c}/d{t}/nested{n}"), &root, &format!("{a}/d{n}")) {
+                                        match root.rename_at(
+                                            &format!("{c}/d{t}/nested{n}"),
+                                            &root,
+                                            &format!("{a}/d{n}"),
+                                        ) {
                                             Ok(()) => break 'back,
                                             Err(E::NoEntry) => {}
                                             Err(e) => panic!("putting d{n} back: {e:?}"),
@@ -108,7 +128,9 @@ fn many_threads_one_filesystem() {
         let fs2 = fs.clone();
         let reader = s.spawn(move || {
             let root = fs2.root(DF::READ).unwrap();
-            let blocks = root.open_at(PF::empty(), "shared/blocks", OF::empty(), DF::READ).unwrap();
+            let blocks = root
+                .open_at(PF::empty(), "shared/blocks", OF::empty(), DF::READ)
+                .unwrap();
             let mut buf = vec![0u8; 4096];
             let mut checks = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -133,7 +155,9 @@ fn many_threads_one_filesystem() {
     });
 
     // Every record exactly once, untorn, in each thread's order.
-    let log = root.open_at(PF::empty(), "shared/log", OF::empty(), DF::READ).unwrap();
+    let log = root
+        .open_at(PF::empty(), "shared/log", OF::empty(), DF::READ)
+        .unwrap();
     let mut data = vec![0u8; log.stat().size as usize];
     assert_eq!(log.read(&mut data, 0).unwrap(), THREADS * ITERS * RECORD);
     let mut next = [0usize; THREADS];
@@ -159,7 +183,9 @@ fn many_threads_one_filesystem() {
         let in_y = root.stat_at(PF::empty(), &format!("y/d{t}")).is_ok();
         assert!(in_x ^ in_y, "d{t} lost or duplicated");
         let dir = if in_x { "x" } else { "y" };
-        assert!(root.stat_at(PF::empty(), &format!("{dir}/d{t}/payload")).is_ok());
+        assert!(root
+            .stat_at(PF::empty(), &format!("{dir}/d{t}/payload"))
+            .is_ok());
     }
     // The tree is a tree (no cycle, everything reachable once), and the
     // inode and byte accounting matches what is reachable.
@@ -177,7 +203,9 @@ fn census(root: &Descriptor) -> (u64, u64) {
     let mut pending = vec![String::from(".")];
     seen.insert(root.ino(), 0);
     while let Some(dir) = pending.pop() {
-        let d = root.open_at(PF::empty(), &dir, OF::DIRECTORY, DF::READ).unwrap();
+        let d = root
+            .open_at(PF::empty(), &dir, OF::DIRECTORY, DF::READ)
+            .unwrap();
         assert!(dirs.insert(d.ino()), "directory {dir} reached twice: cycle");
         for e in d.read_directory().unwrap() {
             let e = e.unwrap();

@@ -25,26 +25,70 @@ use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use std::collections::{BTreeMap, BTreeSet};
 
 const NAMES: &[&str] = &["a", "b", "c", "d"];
-const SENTINEL: Timestamp = Timestamp { seconds: 1_000_000_000, nanoseconds: 0 };
+const SENTINEL: Timestamp = Timestamp {
+    seconds: 1_000_000_000,
+    nanoseconds: 0,
+};
 
 #[derive(Clone, Debug)]
 enum Op {
-    Open { path: String, create: bool, excl: bool, trunc: bool, dir: bool, write: bool, follow: bool },
+    Open {
+        path: String,
+        create: bool,
+        excl: bool,
+        trunc: bool,
+        dir: bool,
+        write: bool,
+        follow: bool,
+    },
     Mkdir(String),
     Unlink(String),
     Rmdir(String),
     Rename(String, String),
-    Link { from: String, to: String, follow: bool },
-    Symlink { target: String, path: String },
+    Link {
+        from: String,
+        to: String,
+        follow: bool,
+    },
+    Symlink {
+        target: String,
+        path: String,
+    },
     Readlink(String),
-    Stat { path: String, follow: bool },
-    SetTimes { path: String, follow: bool, atime: u64, mtime: u64 },
-    Write { fd: usize, offset: u64, len: usize, byte: u8 },
-    Read { fd: usize, offset: u64, len: usize },
-    SetSize { fd: usize, size: u64 },
-    FStat { fd: usize },
-    ReadDir { fd: usize },
-    Close { fd: usize },
+    Stat {
+        path: String,
+        follow: bool,
+    },
+    SetTimes {
+        path: String,
+        follow: bool,
+        atime: u64,
+        mtime: u64,
+    },
+    Write {
+        fd: usize,
+        offset: u64,
+        len: usize,
+        byte: u8,
+    },
+    Read {
+        fd: usize,
+        offset: u64,
+        len: usize,
+    },
+    SetSize {
+        fd: usize,
+        size: u64,
+    },
+    FStat {
+        fd: usize,
+    },
+    ReadDir {
+        fd: usize,
+    },
+    Close {
+        fd: usize,
+    },
 }
 
 fn path() -> impl Strategy<Value = String> {
@@ -54,14 +98,19 @@ fn path() -> impl Strategy<Value = String> {
         1 => Just("..".to_string()),
     ];
     let depth = prop_oneof![3 => Just(1usize), 3 => Just(2usize), 1 => Just(3usize)];
-    (depth.prop_flat_map(move |d| proptest::collection::vec(comp.clone(), d)), prop::bool::weighted(0.2), 0..6u8).prop_map(|(c, trailing, doubled)| {
-        let sep = if doubled == 0 { "//" } else { "/" };
-        let mut p = c.join(sep);
-        if trailing && doubled < 2 {
-            p.push('/');
-        }
-        p
-    })
+    (
+        depth.prop_flat_map(move |d| proptest::collection::vec(comp.clone(), d)),
+        prop::bool::weighted(0.2),
+        0..6u8,
+    )
+        .prop_map(|(c, trailing, doubled)| {
+            let sep = if doubled == 0 { "//" } else { "/" };
+            let mut p = c.join(sep);
+            if trailing && doubled < 2 {
+                p.push('/');
+            }
+            p
+        })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -100,14 +149,20 @@ enum Outcome {
     Count(usize),
     Bytes(Vec<u8>),
     Text(String),
-    Stat { kind: DescriptorType, size: Option<u64>, nlink: u64 },
+    Stat {
+        kind: DescriptorType,
+        size: Option<u64>,
+        nlink: u64,
+    },
     Names(Vec<String>),
     NoFd,
     Err(ErrorCode),
 }
 
 fn linux_err(e: rustix::io::Errno) -> Outcome {
-    Outcome::Err(ErrorCode::from_errno(e.raw_os_error()).unwrap_or_else(|| panic!("unmapped errno {e:?}")))
+    Outcome::Err(
+        ErrorCode::from_errno(e.raw_os_error()).unwrap_or_else(|| panic!("unmapped errno {e:?}")),
+    )
 }
 
 fn kind_of(mode: u32) -> DescriptorType {
@@ -148,16 +203,36 @@ fn scratch_dir() -> tempfile::TempDir {
 impl Larder {
     fn new() -> Self {
         let fs = Fs::in_memory();
-        let root = fs.root(DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY).unwrap();
-        Larder { fs, root, fds: Vec::new() }
+        let root = fs
+            .root(DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY)
+            .unwrap();
+        Larder {
+            fs,
+            root,
+            fds: Vec::new(),
+        }
     }
 
     fn apply(&mut self, op: &Op) -> Outcome {
         let r = &self.root;
         let res = |r: Result<(), ErrorCode>| r.map_or_else(Outcome::Err, |_| Outcome::Done);
-        let pf = |follow: bool| if follow { PathFlags::SYMLINK_FOLLOW } else { PathFlags::empty() };
+        let pf = |follow: bool| {
+            if follow {
+                PathFlags::SYMLINK_FOLLOW
+            } else {
+                PathFlags::empty()
+            }
+        };
         match op {
-            Op::Open { path, create, excl, trunc, dir, write, follow } => {
+            Op::Open {
+                path,
+                create,
+                excl,
+                trunc,
+                dir,
+                write,
+                follow,
+            } => {
                 let mut of = OpenFlags::empty();
                 of.set(OpenFlags::CREATE, *create);
                 of.set(OpenFlags::EXCLUSIVE, *excl);
@@ -183,15 +258,33 @@ impl Larder {
             Op::Stat { path, follow } => r
                 .stat_at(pf(*follow), path)
                 .map_or_else(Outcome::Err, |s| outcome_stat(s.kind, s.size, s.nlink)),
-            Op::SetTimes { path, follow, atime, mtime } => res(r.set_times_at(
+            Op::SetTimes {
+                path,
+                follow,
+                atime,
+                mtime,
+            } => res(r.set_times_at(
                 pf(*follow),
                 path,
-                NewTimestamp::Timestamp(Timestamp { seconds: *atime, nanoseconds: 0 }),
-                NewTimestamp::Timestamp(Timestamp { seconds: *mtime, nanoseconds: 0 }),
+                NewTimestamp::Timestamp(Timestamp {
+                    seconds: *atime,
+                    nanoseconds: 0,
+                }),
+                NewTimestamp::Timestamp(Timestamp {
+                    seconds: *mtime,
+                    nanoseconds: 0,
+                }),
             )),
-            Op::Write { fd, offset, len, byte } => match self.fd(*fd) {
+            Op::Write {
+                fd,
+                offset,
+                len,
+                byte,
+            } => match self.fd(*fd) {
                 None => Outcome::NoFd,
-                Some(d) => d.write(&vec![*byte; *len], *offset).map_or_else(Outcome::Err, Outcome::Count),
+                Some(d) => d
+                    .write(&vec![*byte; *len], *offset)
+                    .map_or_else(Outcome::Err, Outcome::Count),
             },
             Op::Read { fd, offset, len } => match self.fd(*fd) {
                 None => Outcome::NoFd,
@@ -239,18 +332,40 @@ impl Larder {
 impl Linux {
     fn new() -> Self {
         let tmp = scratch_dir();
-        let root = rustix::fs::open(tmp.path(), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .expect("open temp root");
-        Linux { _tmp: tmp, root, fds: Vec::new() }
+        let root = rustix::fs::open(
+            tmp.path(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open temp root");
+        Linux {
+            _tmp: tmp,
+            root,
+            fds: Vec::new(),
+        }
     }
 
     fn apply(&mut self, op: &Op) -> Outcome {
         use rustix::fs as f;
         let r = self.root.as_fd();
         let res = |x: rustix::io::Result<()>| x.map_or_else(linux_err, |_| Outcome::Done);
-        let at = |follow: bool| if follow { AtFlags::empty() } else { AtFlags::SYMLINK_NOFOLLOW };
+        let at = |follow: bool| {
+            if follow {
+                AtFlags::empty()
+            } else {
+                AtFlags::SYMLINK_NOFOLLOW
+            }
+        };
         match op {
-            Op::Open { path, create, excl, trunc, dir, write, follow } => {
+            Op::Open {
+                path,
+                create,
+                excl,
+                trunc,
+                dir,
+                write,
+                follow,
+            } => {
                 let mut of = OFlags::CLOEXEC | if *write { OFlags::RDWR } else { OFlags::RDONLY };
                 of.set(OFlags::CREATE, *create);
                 of.set(OFlags::EXCL, *excl);
@@ -274,25 +389,48 @@ impl Linux {
                 from.as_str(),
                 r,
                 to.as_str(),
-                if *follow { AtFlags::SYMLINK_FOLLOW } else { AtFlags::empty() },
+                if *follow {
+                    AtFlags::SYMLINK_FOLLOW
+                } else {
+                    AtFlags::empty()
+                },
             )),
             Op::Symlink { target, path } => res(f::symlinkat(target.as_str(), r, path.as_str())),
             Op::Readlink(p) => f::readlinkat(r, p.as_str(), Vec::new())
                 .map_or_else(linux_err, |t| Outcome::Text(t.into_string().unwrap())),
             Op::Stat { path, follow } => f::statat(r, path.as_str(), at(*follow))
-                .map_or_else(linux_err, |s| outcome_stat(kind_of(s.st_mode), s.st_size as u64, s.st_nlink)),
-            Op::SetTimes { path, follow, atime, mtime } => res(f::utimensat(
+                .map_or_else(linux_err, |s| {
+                    outcome_stat(kind_of(s.st_mode), s.st_size as u64, s.st_nlink)
+                }),
+            Op::SetTimes {
+                path,
+                follow,
+                atime,
+                mtime,
+            } => res(f::utimensat(
                 r,
                 path.as_str(),
                 &Timestamps {
-                    last_access: Timespec { tv_sec: *atime as i64, tv_nsec: 0 },
-                    last_modification: Timespec { tv_sec: *mtime as i64, tv_nsec: 0 },
+                    last_access: Timespec {
+                        tv_sec: *atime as i64,
+                        tv_nsec: 0,
+                    },
+                    last_modification: Timespec {
+                        tv_sec: *mtime as i64,
+                        tv_nsec: 0,
+                    },
                 },
                 at(*follow),
             )),
-            Op::Write { fd, offset, len, byte } => match self.fd(*fd) {
+            Op::Write {
+                fd,
+                offset,
+                len,
+                byte,
+            } => match self.fd(*fd) {
                 None => Outcome::NoFd,
-                Some(d) => rustix::io::pwrite(d, &vec![*byte; *len], *offset).map_or_else(linux_err, Outcome::Count),
+                Some(d) => rustix::io::pwrite(d, &vec![*byte; *len], *offset)
+                    .map_or_else(linux_err, Outcome::Count),
             },
             Op::Read { fd, offset, len } => match self.fd(*fd) {
                 None => Outcome::NoFd,
@@ -366,11 +504,27 @@ fn seed() -> Vec<Op> {
         Op::Mkdir("a".into()),
         Op::Mkdir("a/b".into()),
         open("c"),
-        Op::Write { fd: 0, offset: 0, len: 5000, byte: 7 },
+        Op::Write {
+            fd: 0,
+            offset: 0,
+            len: 5000,
+            byte: 7,
+        },
         open("a/c"),
-        Op::Write { fd: 1, offset: 3, len: 10, byte: 9 },
-        Op::Symlink { target: "a".into(), path: "d".into() },
-        Op::Symlink { target: "../c".into(), path: "a/d".into() },
+        Op::Write {
+            fd: 1,
+            offset: 3,
+            len: 10,
+            byte: 9,
+        },
+        Op::Symlink {
+            target: "a".into(),
+            path: "d".into(),
+        },
+        Op::Symlink {
+            target: "../c".into(),
+            path: "a/d".into(),
+        },
     ]
 }
 
@@ -387,13 +541,31 @@ fn larder_tree(l: &Larder) -> BTreeMap<String, Node> {
     let mut pending = vec![String::new()];
     while let Some(dir) = pending.pop() {
         let d = if dir.is_empty() {
-            l.root.open_at(PathFlags::empty(), ".", OpenFlags::DIRECTORY, DescriptorFlags::READ).unwrap()
+            l.root
+                .open_at(
+                    PathFlags::empty(),
+                    ".",
+                    OpenFlags::DIRECTORY,
+                    DescriptorFlags::READ,
+                )
+                .unwrap()
         } else {
-            l.root.open_at(PathFlags::empty(), &dir, OpenFlags::DIRECTORY, DescriptorFlags::READ).unwrap()
+            l.root
+                .open_at(
+                    PathFlags::empty(),
+                    &dir,
+                    OpenFlags::DIRECTORY,
+                    DescriptorFlags::READ,
+                )
+                .unwrap()
         };
         for e in d.read_directory().unwrap() {
             let e = e.unwrap();
-            let p = if dir.is_empty() { e.name.clone() } else { format!("{dir}/{}", e.name) };
+            let p = if dir.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{dir}/{}", e.name)
+            };
             let s = l.root.stat_at(PathFlags::empty(), &p).unwrap();
             let node = match e.kind {
                 DescriptorType::Directory => {
@@ -402,10 +574,21 @@ fn larder_tree(l: &Larder) -> BTreeMap<String, Node> {
                 }
                 DescriptorType::SymbolicLink => Node::Link(l.root.readlink_at(&p).unwrap()),
                 DescriptorType::RegularFile => {
-                    let f = l.root.open_at(PathFlags::empty(), &p, OpenFlags::empty(), DescriptorFlags::READ).unwrap();
+                    let f = l
+                        .root
+                        .open_at(
+                            PathFlags::empty(),
+                            &p,
+                            OpenFlags::empty(),
+                            DescriptorFlags::READ,
+                        )
+                        .unwrap();
                     let mut data = vec![0; s.size as usize];
                     assert_eq!(f.read(&mut data, 0).unwrap(), data.len());
-                    Node::File { nlink: s.nlink, data }
+                    Node::File {
+                        nlink: s.nlink,
+                        data,
+                    }
                 }
             };
             out.insert(p, node);
@@ -418,15 +601,31 @@ fn linux_tree(x: &Linux) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     let base = x._tmp.path();
     for entry in walk(base) {
-        let rel = entry.strip_prefix(base).unwrap().to_str().unwrap().to_string();
+        let rel = entry
+            .strip_prefix(base)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let meta = std::fs::symlink_metadata(&entry).unwrap();
         use std::os::unix::fs::MetadataExt;
         let node = if meta.file_type().is_symlink() {
-            Node::Link(std::fs::read_link(&entry).unwrap().to_str().unwrap().to_string())
+            Node::Link(
+                std::fs::read_link(&entry)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+            )
         } else if meta.is_dir() {
-            Node::Dir { nlink: meta.nlink() }
+            Node::Dir {
+                nlink: meta.nlink(),
+            }
         } else {
-            Node::File { nlink: meta.nlink(), data: std::fs::read(&entry).unwrap() }
+            Node::File {
+                nlink: meta.nlink(),
+                data: std::fs::read(&entry).unwrap(),
+            }
         };
         out.insert(rel, node);
     }
@@ -450,8 +649,14 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// next operation's timestamp updates can be seen whatever the clocks say.
 fn reset_times(l: &Larder, x: &Linux, paths: &BTreeSet<String>) {
     let ts = Timestamps {
-        last_access: Timespec { tv_sec: SENTINEL.seconds as i64, tv_nsec: 0 },
-        last_modification: Timespec { tv_sec: SENTINEL.seconds as i64, tv_nsec: 0 },
+        last_access: Timespec {
+            tv_sec: SENTINEL.seconds as i64,
+            tv_nsec: 0,
+        },
+        last_modification: Timespec {
+            tv_sec: SENTINEL.seconds as i64,
+            tv_nsec: 0,
+        },
     };
     for p in paths {
         let t = NewTimestamp::Timestamp(SENTINEL);
@@ -463,7 +668,11 @@ fn reset_times(l: &Larder, x: &Linux, paths: &BTreeSet<String>) {
 fn mtime_moved_larder(l: &Larder, paths: &BTreeSet<String>) -> BTreeSet<String> {
     paths
         .iter()
-        .filter(|p| l.root.stat_at(PathFlags::empty(), p).is_ok_and(|s| s.mtime != SENTINEL))
+        .filter(|p| {
+            l.root
+                .stat_at(PathFlags::empty(), p)
+                .is_ok_and(|s| s.mtime != SENTINEL)
+        })
         .cloned()
         .collect()
 }
@@ -495,7 +704,10 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         let b = x.apply(op);
         prop_assert_eq!(&a, &b, "op #{} {:?}", i, op);
         // Which objects' mtime moved: creation, writes, truncation, renames.
-        let after: BTreeSet<String> = linux_tree(&x).into_keys().chain([".".to_string()]).collect();
+        let after: BTreeSet<String> = linux_tree(&x)
+            .into_keys()
+            .chain([".".to_string()])
+            .collect();
         let both: BTreeSet<String> = paths.intersection(&after).cloned().collect();
         prop_assert_eq!(
             mtime_moved_larder(&l, &both),
@@ -510,8 +722,10 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     // the tree holds (plus the root), and bytes are what the files store.
     drop(l.fds.drain(..));
     let tree = larder_tree(&l);
-    let inodes: BTreeSet<u64> =
-        tree.keys().map(|p| l.root.stat_at(PathFlags::empty(), p).unwrap().ino).collect();
+    let inodes: BTreeSet<u64> = tree
+        .keys()
+        .map(|p| l.root.stat_at(PathFlags::empty(), p).unwrap().ino)
+        .collect();
     prop_assert_eq!(l.fs.usage().inodes, inodes.len() as u64 + 1);
     prop_assert_eq!(l.fs.usage().open_handles, 1);
     Ok(())

@@ -10,7 +10,11 @@ fn import_matches_the_host_tree() {
     let h = tmp.path();
     std::fs::create_dir_all(h.join("etc/app/empty")).unwrap();
     std::fs::write(h.join("etc/app/conf.toml"), b"name = \"larder\"\n").unwrap();
-    std::fs::set_permissions(h.join("etc/app/conf.toml"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        h.join("etc/app/conf.toml"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     std::fs::hard_link(h.join("etc/app/conf.toml"), h.join("etc/conf-link")).unwrap();
     std::os::unix::fs::symlink("app/conf.toml", h.join("etc/soft")).unwrap();
     std::os::unix::fs::symlink("/abs/target", h.join("etc/abs")).unwrap();
@@ -19,13 +23,22 @@ fn import_matches_the_host_tree() {
     use std::os::unix::fs::FileExt;
     sparse.write_all_at(b"end", (50 << 20) - 3).unwrap();
     drop(sparse);
-    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(1_234_567_890, 123_456_789);
-    std::fs::File::options().write(true).open(h.join("etc/app/conf.toml")).unwrap().set_modified(old).unwrap();
+    let old =
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::new(1_234_567_890, 123_456_789);
+    std::fs::File::options()
+        .write(true)
+        .open(h.join("etc/app/conf.toml"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
 
     let fs = Fs::in_memory();
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let stats = import_dir(&root, h).unwrap();
-    assert_eq!((stats.files, stats.hard_links, stats.symlinks, stats.dirs), (2, 1, 2, 3));
+    assert_eq!(
+        (stats.files, stats.hard_links, stats.symlinks, stats.dirs),
+        (2, 1, 2, 3)
+    );
 
     for entry in walk(h) {
         let rel = entry.strip_prefix(h).unwrap().to_str().unwrap();
@@ -33,17 +46,26 @@ fn import_matches_the_host_tree() {
         let gm = root.stat_at(PF::empty(), rel).unwrap();
         assert_eq!(gm.mode, hm.mode() & 0o7777, "{rel} mode");
         assert_eq!(gm.nlink, hm.nlink(), "{rel} nlink");
-        assert_eq!((gm.mtime.seconds as i64, gm.mtime.nanoseconds as i64), (hm.mtime(), hm.mtime_nsec()), "{rel} mtime");
+        assert_eq!(
+            (gm.mtime.seconds as i64, gm.mtime.nanoseconds as i64),
+            (hm.mtime(), hm.mtime_nsec()),
+            "{rel} mtime"
+        );
         match gm.kind {
             DescriptorType::RegularFile => {
                 assert_eq!(gm.size, hm.len());
-                let f = root.open_at(PF::empty(), rel, OF::empty(), DF::READ).unwrap();
+                let f = root
+                    .open_at(PF::empty(), rel, OF::empty(), DF::READ)
+                    .unwrap();
                 let mut buf = vec![0; gm.size as usize];
                 f.read(&mut buf, 0).unwrap();
                 assert_eq!(buf, std::fs::read(&entry).unwrap(), "{rel} content");
             }
             DescriptorType::SymbolicLink => {
-                assert_eq!(root.readlink_at(rel).unwrap(), std::fs::read_link(&entry).unwrap().to_str().unwrap())
+                assert_eq!(
+                    root.readlink_at(rel).unwrap(),
+                    std::fs::read_link(&entry).unwrap().to_str().unwrap()
+                )
             }
             DescriptorType::Directory => assert!(hm.is_dir()),
         }

@@ -2,7 +2,10 @@
 //! damaged or hostile input is rejected with an error, never a panic.
 
 use fs_core::image::{self, ImageError};
-use fs_core::{Descriptor, DescriptorFlags as DF, DescriptorType, ErrorCode as E, Fs, FsConfig, ManualClock, NewTimestamp, OpenFlags as OF, PathFlags as PF, Stat, Timestamp};
+use fs_core::{
+    Descriptor, DescriptorFlags as DF, DescriptorType, ErrorCode as E, Fs, FsConfig, ManualClock,
+    NewTimestamp, OpenFlags as OF, PathFlags as PF, Stat, Timestamp,
+};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +13,11 @@ use std::sync::Arc;
 const RW: DF = DF::READ.union(DF::WRITE);
 
 fn new_fs() -> (Fs, Descriptor) {
-    let fs = Fs::new(FsConfig::default(), Arc::new(ManualClock::new(Timestamp::new(1_600_000_000, 0).unwrap()))).unwrap();
+    let fs = Fs::new(
+        FsConfig::default(),
+        Arc::new(ManualClock::new(Timestamp::new(1_600_000_000, 0).unwrap())),
+    )
+    .unwrap();
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     (fs, root)
 }
@@ -33,14 +40,18 @@ fn snapshot(root: &Descriptor) -> (BTreeMap<String, Snap>, Vec<Vec<String>>) {
     let mut by_ino: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     let mut pending = vec![".".to_string()];
     while let Some(dir) = pending.pop() {
-        let d = root.open_at(PF::empty(), &dir, OF::DIRECTORY, DF::READ).unwrap();
+        let d = root
+            .open_at(PF::empty(), &dir, OF::DIRECTORY, DF::READ)
+            .unwrap();
         for e in d.read_directory().unwrap() {
             let e = e.unwrap();
             let p = format!("{dir}/{}", e.name);
             let s: Stat = root.stat_at(PF::empty(), &p).unwrap();
             let (content, target) = match s.kind {
                 DescriptorType::RegularFile => {
-                    let f = root.open_at(PF::empty(), &p, OF::empty(), DF::READ).unwrap();
+                    let f = root
+                        .open_at(PF::empty(), &p, OF::empty(), DF::READ)
+                        .unwrap();
                     let mut b = vec![0; s.size as usize];
                     f.read(&mut b, 0).unwrap();
                     (b, None)
@@ -52,7 +63,18 @@ fn snapshot(root: &Descriptor) -> (BTreeMap<String, Snap>, Vec<Vec<String>>) {
                 }
             };
             by_ino.entry(s.ino).or_default().push(p.clone());
-            out.insert(p, Snap { kind: s.kind, size: s.size, nlink: s.nlink, mtime: s.mtime, atime: s.atime, content, target });
+            out.insert(
+                p,
+                Snap {
+                    kind: s.kind,
+                    size: s.size,
+                    nlink: s.nlink,
+                    mtime: s.mtime,
+                    atime: s.atime,
+                    content,
+                    target,
+                },
+            );
         }
     }
     let mut groups: Vec<Vec<String>> = by_ino.into_values().collect();
@@ -63,7 +85,12 @@ fn snapshot(root: &Descriptor) -> (BTreeMap<String, Snap>, Vec<Vec<String>>) {
 #[derive(Clone, Debug)]
 enum Build {
     Dir(String),
-    File { path: String, offset: u64, len: usize, byte: u8 },
+    File {
+        path: String,
+        offset: u64,
+        len: usize,
+        byte: u8,
+    },
     Link(String, String),
     Symlink(String, String),
     Times(String, u64, u32),
@@ -74,8 +101,18 @@ fn build() -> impl Strategy<Value = Build> {
     let path = proptest::collection::vec(name, 1..4).prop_map(|v| v.join("/"));
     prop_oneof![
         path.clone().prop_map(Build::Dir),
-        (path.clone(), prop_oneof![0..100u64, 0..10_000_000u64], 0..200_000usize, any::<u8>())
-            .prop_map(|(path, offset, len, byte)| Build::File { path, offset, len, byte }),
+        (
+            path.clone(),
+            prop_oneof![0..100u64, 0..10_000_000u64],
+            0..200_000usize,
+            any::<u8>()
+        )
+            .prop_map(|(path, offset, len, byte)| Build::File {
+                path,
+                offset,
+                len,
+                byte
+            }),
         (path.clone(), path.clone()).prop_map(|(a, b)| Build::Link(a, b)),
         (path.clone(), "[a-z/.]{1,20}").prop_map(|(p, t)| Build::Symlink(p, t)),
         (path, any::<u64>(), 0..1_000_000_000u32).prop_map(|(p, s, n)| Build::Times(p, s, n)),
@@ -85,7 +122,12 @@ fn build() -> impl Strategy<Value = Build> {
 fn apply(root: &Descriptor, b: &Build) {
     let _ = match b {
         Build::Dir(p) => root.create_directory_at(p),
-        Build::File { path, offset, len, byte } => root
+        Build::File {
+            path,
+            offset,
+            len,
+            byte,
+        } => root
             .open_at(PF::empty(), path, OF::CREATE, RW)
             .and_then(|f| f.write(&vec![*byte; *len], *offset).map(|_| ())),
         Build::Link(a, b) => root.link_at(PF::empty(), a, root, b),
@@ -123,10 +165,13 @@ fn sample() -> Vec<u8> {
     let (_fs, root) = new_fs();
     root.create_directory_at("etc").unwrap();
     root.create_directory_at("etc/app").unwrap();
-    let f = root.open_at(PF::empty(), "etc/app/conf", OF::CREATE, RW).unwrap();
+    let f = root
+        .open_at(PF::empty(), "etc/app/conf", OF::CREATE, RW)
+        .unwrap();
     f.write(b"key = value\n", 0).unwrap();
     f.write(b"tail", 66_000).unwrap();
-    root.link_at(PF::empty(), "etc/app/conf", &root, "etc/hard").unwrap();
+    root.link_at(PF::empty(), "etc/app/conf", &root, "etc/hard")
+        .unwrap();
     root.symlink_at("app/conf", "etc/soft").unwrap();
     image::encode(&root).unwrap()
 }
@@ -135,7 +180,10 @@ fn sample() -> Vec<u8> {
 fn every_truncation_is_rejected() {
     let img = sample();
     for len in 0..img.len() {
-        assert!(image::Image::parse(&img[..len]).is_err(), "prefix of {len} bytes accepted");
+        assert!(
+            image::Image::parse(&img[..len]).is_err(),
+            "prefix of {len} bytes accepted"
+        );
     }
     assert!(image::Image::parse(&img).is_ok());
 }
@@ -147,7 +195,10 @@ fn every_bit_flip_is_rejected() {
         for bit in [0, 3, 7] {
             let mut bad = img.clone();
             bad[i] ^= 1 << bit;
-            assert!(image::Image::parse(&bad).is_err(), "flip at byte {i} bit {bit} accepted");
+            assert!(
+                image::Image::parse(&bad).is_err(),
+                "flip at byte {i} bit {bit} accepted"
+            );
         }
     }
 }
@@ -155,12 +206,18 @@ fn every_bit_flip_is_rejected() {
 #[test]
 fn errors_name_the_problem() {
     let img = sample();
-    assert_eq!(image::Image::parse(b"not an image at all, not at all!").err(), Some(ImageError::BadMagic));
+    assert_eq!(
+        image::Image::parse(b"not an image at all, not at all!").err(),
+        Some(ImageError::BadMagic)
+    );
     let mut v2 = img.clone();
     v2[8] = 2;
     let hcrc = crc32fast::hash(&v2[..28]);
     v2[28..32].copy_from_slice(&hcrc.to_le_bytes());
-    assert_eq!(image::Image::parse(&v2).err(), Some(ImageError::UnsupportedVersion(2)));
+    assert_eq!(
+        image::Image::parse(&v2).err(),
+        Some(ImageError::UnsupportedVersion(2))
+    );
     let msg = image::Image::parse(&img[..10]).err().unwrap().to_string();
     assert!(msg.contains("truncated"), "{msg}");
 }
@@ -198,15 +255,44 @@ fn dir_node(entries: &[(&str, u32)]) -> Vec<u8> {
 #[test]
 fn hostile_trees_are_rejected() {
     let cases: Vec<(Vec<Vec<u8>>, &str)> = vec![
-        (vec![dir_node(&[("a", 1)]), dir_node(&[("b", 1)])], "directory named twice"),
-        (vec![dir_node(&[("a", 1)]), dir_node(&[("up", 0)])], "entry names the root"),
-        (vec![dir_node(&[]), dir_node(&[("a", 2)]), dir_node(&[("b", 1)])], "directory cycle"),
+        (
+            vec![dir_node(&[("a", 1)]), dir_node(&[("b", 1)])],
+            "directory named twice",
+        ),
+        (
+            vec![dir_node(&[("a", 1)]), dir_node(&[("up", 0)])],
+            "entry names the root",
+        ),
+        (
+            vec![dir_node(&[]), dir_node(&[("a", 2)]), dir_node(&[("b", 1)])],
+            "directory cycle",
+        ),
         (vec![dir_node(&[]), dir_node(&[])], "unreachable node"),
         (vec![dir_node(&[("a", 5)])], "does not exist"),
-        (vec![dir_node(&[("..", 1)]), dir_node(&[])], "invalid entry name"),
-        (vec![dir_node(&[("a/b", 1)]), dir_node(&[])], "invalid entry name"),
-        (vec![dir_node(&[("b", 1), ("a", 2)]), dir_node(&[]), dir_node(&[])], "not sorted"),
-        (vec![dir_node(&[("a", 1), ("a", 2)]), dir_node(&[]), dir_node(&[])], "not sorted"),
+        (
+            vec![dir_node(&[("..", 1)]), dir_node(&[])],
+            "invalid entry name",
+        ),
+        (
+            vec![dir_node(&[("a/b", 1)]), dir_node(&[])],
+            "invalid entry name",
+        ),
+        (
+            vec![
+                dir_node(&[("b", 1), ("a", 2)]),
+                dir_node(&[]),
+                dir_node(&[]),
+            ],
+            "not sorted",
+        ),
+        (
+            vec![
+                dir_node(&[("a", 1), ("a", 2)]),
+                dir_node(&[]),
+                dir_node(&[]),
+            ],
+            "not sorted",
+        ),
     ];
     for (nodes, reason) in cases {
         let meta: Vec<u8> = nodes.concat();
@@ -223,20 +309,43 @@ fn decoding_respects_the_target() {
     let (_fs, root) = new_fs();
     root.create_directory_at("full").unwrap();
     root.create_directory_at("full/x").unwrap();
-    let full = root.open_at(PF::empty(), "full", OF::DIRECTORY, DF::READ).unwrap();
-    assert_eq!(image::decode_into(&full, &img, false), Err(ImageError::Fs(E::NotEmpty)));
+    let full = root
+        .open_at(PF::empty(), "full", OF::DIRECTORY, DF::READ)
+        .unwrap();
+    assert_eq!(
+        image::decode_into(&full, &img, false),
+        Err(ImageError::Fs(E::NotEmpty))
+    );
     // A read-only load is a read-only mount.
     root.create_directory_at("mnt").unwrap();
-    let mnt = root.open_at(PF::empty(), "mnt", OF::DIRECTORY, DF::READ).unwrap();
+    let mnt = root
+        .open_at(PF::empty(), "mnt", OF::DIRECTORY, DF::READ)
+        .unwrap();
     image::decode_into(&mnt, &img, true).unwrap();
-    assert_eq!(root.unlink_file_at("mnt/etc/hard").unwrap_err(), E::ReadOnly);
-    assert_eq!(root.stat_at(PF::empty(), "mnt/etc/app/conf").unwrap().nlink, 2);
+    assert_eq!(
+        root.unlink_file_at("mnt/etc/hard").unwrap_err(),
+        E::ReadOnly
+    );
+    assert_eq!(
+        root.stat_at(PF::empty(), "mnt/etc/app/conf").unwrap().nlink,
+        2
+    );
     // Quotas apply to what an image brings in, and a refused image leaves
     // nothing behind.
-    let small = Fs::new(FsConfig { max_bytes: 100, ..FsConfig::default() }, Arc::new(ManualClock::default())).unwrap();
+    let small = Fs::new(
+        FsConfig {
+            max_bytes: 100,
+            ..FsConfig::default()
+        },
+        Arc::new(ManualClock::default()),
+    )
+    .unwrap();
     let sroot = small.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let before = small.usage();
-    assert_eq!(image::decode_into(&sroot, &img, false), Err(ImageError::Fs(E::InsufficientSpace)));
+    assert_eq!(
+        image::decode_into(&sroot, &img, false),
+        Err(ImageError::Fs(E::InsufficientSpace))
+    );
     assert_eq!(small.usage(), before);
     assert_eq!(sroot.read_directory().unwrap().count(), 0);
 }

@@ -23,7 +23,9 @@ fn setup(config: FsConfig) -> (Fs, Descriptor, Arc<ManualClock>) {
 }
 
 fn create(dir: &Descriptor, path: &str, data: &[u8]) -> Descriptor {
-    let f = dir.open_at(FOLLOW, path, OF::CREATE | OF::TRUNCATE, RW).unwrap();
+    let f = dir
+        .open_at(FOLLOW, path, OF::CREATE | OF::TRUNCATE, RW)
+        .unwrap();
     assert_eq!(f.write(data, 0).unwrap(), data.len());
     f
 }
@@ -42,14 +44,32 @@ fn dotdot_never_leaves_the_base_directory() {
     root.create_directory_at("a").unwrap();
     root.create_directory_at("a/b").unwrap();
     create(&root, "top", b"secret");
-    assert_eq!(root.stat_at(PF::empty(), "..").unwrap_err(), E::NotPermitted);
-    assert_eq!(root.stat_at(PF::empty(), "a/../..").unwrap_err(), E::NotPermitted);
-    assert_eq!(root.stat_at(PF::empty(), "a/b/../../../top").unwrap_err(), E::NotPermitted);
+    assert_eq!(
+        root.stat_at(PF::empty(), "..").unwrap_err(),
+        E::NotPermitted
+    );
+    assert_eq!(
+        root.stat_at(PF::empty(), "a/../..").unwrap_err(),
+        E::NotPermitted
+    );
+    assert_eq!(
+        root.stat_at(PF::empty(), "a/b/../../../top").unwrap_err(),
+        E::NotPermitted
+    );
     assert!(root.stat_at(PF::empty(), "a/b/../../top").is_ok());
     // A descriptor opened on a subdirectory is its own sandbox, as in wasmtime.
-    let a = root.open_at(PF::empty(), "a", OF::DIRECTORY, DF::READ).unwrap();
-    assert_eq!(a.stat_at(PF::empty(), "../top").unwrap_err(), E::NotPermitted);
-    assert_eq!(a.open_at(FOLLOW, "b/../../top", OF::empty(), DF::READ).unwrap_err(), E::NotPermitted);
+    let a = root
+        .open_at(PF::empty(), "a", OF::DIRECTORY, DF::READ)
+        .unwrap();
+    assert_eq!(
+        a.stat_at(PF::empty(), "../top").unwrap_err(),
+        E::NotPermitted
+    );
+    assert_eq!(
+        a.open_at(FOLLOW, "b/../../top", OF::empty(), DF::READ)
+            .unwrap_err(),
+        E::NotPermitted
+    );
     assert!(a.stat_at(PF::empty(), "b/..").is_ok());
 }
 
@@ -60,10 +80,14 @@ fn absolute_paths_and_symlinks_stay_inside() {
     root.create_directory_at("usr").unwrap();
     create(&root, "usr/zone", b"UTC");
     root.symlink_at("/usr/zone", "etc/localtime").unwrap();
-    root.symlink_at("../../../../usr/zone", "etc/escape").unwrap();
+    root.symlink_at("../../../../usr/zone", "etc/escape")
+        .unwrap();
     root.symlink_at("/", "etc/slash").unwrap();
     // An absolute path argument is refused, as WASI paths are relative.
-    assert_eq!(root.stat_at(PF::empty(), "/etc").unwrap_err(), E::NotPermitted);
+    assert_eq!(
+        root.stat_at(PF::empty(), "/etc").unwrap_err(),
+        E::NotPermitted
+    );
     // From a whole-tree preopen an absolute target resolves from its root.
     assert_eq!(read_all(&root, "etc/localtime").unwrap(), b"UTC");
     assert_eq!(root.stat_at(FOLLOW, "etc/slash").unwrap().ino, root.ino());
@@ -79,12 +103,20 @@ fn absolute_paths_and_symlinks_stay_inside() {
     assert_eq!(read_all(&etc, "localtime").unwrap(), b"inner");
     // A plain subdirectory descriptor is not a root: absolute targets through
     // it would leave it, so they are refused.
-    let sub = root.open_at(PF::empty(), "etc", OF::DIRECTORY, DF::READ).unwrap();
+    let sub = root
+        .open_at(PF::empty(), "etc", OF::DIRECTORY, DF::READ)
+        .unwrap();
     assert_eq!(read_all(&sub, "localtime").unwrap_err(), E::NotPermitted);
     // ...and `..` at that preopen is refused even though /etc has a parent.
-    assert_eq!(etc.stat_at(PF::empty(), "../usr").unwrap_err(), E::NotPermitted);
+    assert_eq!(
+        etc.stat_at(PF::empty(), "../usr").unwrap_err(),
+        E::NotPermitted
+    );
     // Not following leaves the link itself reachable.
-    assert_eq!(etc.stat_at(PF::empty(), "localtime").unwrap().kind, DescriptorType::SymbolicLink);
+    assert_eq!(
+        etc.stat_at(PF::empty(), "localtime").unwrap().kind,
+        DescriptorType::SymbolicLink
+    );
     assert_eq!(etc.readlink_at("localtime").unwrap(), "/usr/zone");
 }
 
@@ -93,7 +125,8 @@ fn symlink_depth_limit_is_a_loop_error() {
     let (_fs, root, _) = setup(FsConfig::default());
     create(&root, "l0", b"end");
     for i in 1..=41 {
-        root.symlink_at(&format!("l{}", i - 1), &format!("l{i}")).unwrap();
+        root.symlink_at(&format!("l{}", i - 1), &format!("l{i}"))
+            .unwrap();
     }
     assert_eq!(read_all(&root, "l40").unwrap(), b"end");
     assert_eq!(read_all(&root, "l41").unwrap_err(), E::Loop);
@@ -109,8 +142,14 @@ fn name_and_path_limits() {
     assert_eq!(root.create_directory_at(&long).unwrap_err(), E::NameTooLong);
     root.create_directory_at(&"n".repeat(255)).unwrap();
     let deep = "d/".repeat(2048);
-    assert_eq!(root.stat_at(PF::empty(), &deep).unwrap_err(), E::NameTooLong);
-    assert_eq!(root.symlink_at(&"t".repeat(4096), "l").unwrap_err(), E::NameTooLong);
+    assert_eq!(
+        root.stat_at(PF::empty(), &deep).unwrap_err(),
+        E::NameTooLong
+    );
+    assert_eq!(
+        root.symlink_at(&"t".repeat(4096), "l").unwrap_err(),
+        E::NameTooLong
+    );
     assert_eq!(root.symlink_at("", "l").unwrap_err(), E::NoEntry);
     assert_eq!(root.stat_at(PF::empty(), "").unwrap_err(), E::NoEntry);
     assert_eq!(root.stat_at(PF::empty(), "a\0b").unwrap_err(), E::Invalid);
@@ -128,9 +167,16 @@ fn descriptor_flags_are_enforced() {
     assert_eq!(wo.read(&mut [0; 4], 0).unwrap_err(), E::BadDescriptor);
     assert_eq!(wo.get_flags(), DF::WRITE);
     // Neither read nor write asked: Linux's O_RDONLY.
-    assert_eq!(root.open_at(FOLLOW, "f", OF::empty(), DF::empty()).unwrap().get_flags(), DF::READ);
+    assert_eq!(
+        root.open_at(FOLLOW, "f", OF::empty(), DF::empty())
+            .unwrap()
+            .get_flags(),
+        DF::READ
+    );
     // Sync flags are accepted and reported.
-    let s = root.open_at(FOLLOW, "f", OF::empty(), RW | DF::DATA_INTEGRITY_SYNC).unwrap();
+    let s = root
+        .open_at(FOLLOW, "f", OF::empty(), RW | DF::DATA_INTEGRITY_SYNC)
+        .unwrap();
     assert!(s.get_flags().contains(DF::DATA_INTEGRITY_SYNC));
     s.sync().unwrap();
     s.sync_data().unwrap();
@@ -143,22 +189,50 @@ fn descriptor_flags_are_enforced() {
     let view = fs.root(DF::READ).unwrap();
     assert_eq!(view.get_flags(), DF::READ);
     assert_eq!(view.create_directory_at("x").unwrap_err(), E::NotPermitted);
-    assert_eq!(view.open_at(FOLLOW, "n", OF::CREATE, DF::READ).unwrap_err(), E::NotPermitted);
-    assert_eq!(view.open_at(FOLLOW, "f", OF::empty(), RW).unwrap_err(), E::NotPermitted);
-    assert_eq!(view.open_at(FOLLOW, "f", OF::TRUNCATE, DF::READ).unwrap_err(), E::NotPermitted);
+    assert_eq!(
+        view.open_at(FOLLOW, "n", OF::CREATE, DF::READ).unwrap_err(),
+        E::NotPermitted
+    );
+    assert_eq!(
+        view.open_at(FOLLOW, "f", OF::empty(), RW).unwrap_err(),
+        E::NotPermitted
+    );
+    assert_eq!(
+        view.open_at(FOLLOW, "f", OF::TRUNCATE, DF::READ)
+            .unwrap_err(),
+        E::NotPermitted
+    );
     assert_eq!(view.unlink_file_at("f").unwrap_err(), E::NotPermitted);
-    assert_eq!(view.rename_at("f", &view, "g").unwrap_err(), E::NotPermitted);
-    assert_eq!(view.rename_at("f", &root, "g").unwrap_err(), E::NotPermitted);
+    assert_eq!(
+        view.rename_at("f", &view, "g").unwrap_err(),
+        E::NotPermitted
+    );
+    assert_eq!(
+        view.rename_at("f", &root, "g").unwrap_err(),
+        E::NotPermitted
+    );
     assert_eq!(view.symlink_at("f", "l").unwrap_err(), E::NotPermitted);
-    assert_eq!(view.set_times_at(PF::empty(), "f", NewTimestamp::Now, NewTimestamp::Now).unwrap_err(), E::NotPermitted);
-    assert_eq!(view.set_times(NewTimestamp::Now, NewTimestamp::Now).unwrap_err(), E::NotPermitted);
+    assert_eq!(
+        view.set_times_at(PF::empty(), "f", NewTimestamp::Now, NewTimestamp::Now)
+            .unwrap_err(),
+        E::NotPermitted
+    );
+    assert_eq!(
+        view.set_times(NewTimestamp::Now, NewTimestamp::Now)
+            .unwrap_err(),
+        E::NotPermitted
+    );
     assert_eq!(read_all(&view, "f").unwrap(), b"data");
     // Directories inherit the capability of the descriptor they came from
     // (wasi-libc opens them read-only and still expects mkdirat to work).
-    let sub = root.open_at(PF::empty(), ".", OF::DIRECTORY, DF::READ).unwrap();
+    let sub = root
+        .open_at(PF::empty(), ".", OF::DIRECTORY, DF::READ)
+        .unwrap();
     assert!(sub.get_flags().contains(DF::MUTATE_DIRECTORY));
     sub.create_directory_at("made-through-sub").unwrap();
-    let vsub = view.open_at(PF::empty(), ".", OF::DIRECTORY, DF::READ).unwrap();
+    let vsub = view
+        .open_at(PF::empty(), ".", OF::DIRECTORY, DF::READ)
+        .unwrap();
     assert_eq!(vsub.create_directory_at("y").unwrap_err(), E::NotPermitted);
 }
 
@@ -167,17 +241,39 @@ fn open_flag_combinations() {
     let (_fs, root, _) = setup(FsConfig::default());
     root.create_directory_at("d").unwrap();
     for bad in [OF::CREATE, OF::EXCLUSIVE, OF::TRUNCATE] {
-        assert_eq!(root.open_at(FOLLOW, "d", OF::DIRECTORY | bad, DF::READ).unwrap_err(), E::Invalid);
+        assert_eq!(
+            root.open_at(FOLLOW, "d", OF::DIRECTORY | bad, DF::READ)
+                .unwrap_err(),
+            E::Invalid
+        );
     }
-    assert_eq!(root.open_at(FOLLOW, ".", OF::CREATE, DF::READ).unwrap_err(), E::IsDirectory);
-    assert_eq!(root.open_at(FOLLOW, ".", OF::CREATE | OF::EXCLUSIVE, DF::READ).unwrap_err(), E::Exist);
-    assert_eq!(root.open_at(FOLLOW, "d", OF::empty(), RW).unwrap_err(), E::IsDirectory);
+    assert_eq!(
+        root.open_at(FOLLOW, ".", OF::CREATE, DF::READ).unwrap_err(),
+        E::IsDirectory
+    );
+    assert_eq!(
+        root.open_at(FOLLOW, ".", OF::CREATE | OF::EXCLUSIVE, DF::READ)
+            .unwrap_err(),
+        E::Exist
+    );
+    assert_eq!(
+        root.open_at(FOLLOW, "d", OF::empty(), RW).unwrap_err(),
+        E::IsDirectory
+    );
     // Creating through a dangling symlink creates its target.
     root.symlink_at("d/target", "dangling").unwrap();
     create(&root, "dangling", b"via link");
     assert_eq!(read_all(&root, "d/target").unwrap(), b"via link");
-    assert_eq!(root.open_at(FOLLOW, "dangling", OF::CREATE | OF::EXCLUSIVE, RW).unwrap_err(), E::Exist);
-    assert_eq!(root.open_at(PF::empty(), "dangling", OF::CREATE, RW).unwrap_err(), E::Loop);
+    assert_eq!(
+        root.open_at(FOLLOW, "dangling", OF::CREATE | OF::EXCLUSIVE, RW)
+            .unwrap_err(),
+        E::Exist
+    );
+    assert_eq!(
+        root.open_at(PF::empty(), "dangling", OF::CREATE, RW)
+            .unwrap_err(),
+        E::Loop
+    );
 }
 
 #[test]
@@ -187,30 +283,82 @@ fn read_only_mounts_refuse_every_change() {
     root.create_directory_at("etc/app").unwrap();
     create(&root, "etc/app/conf", b"k=v");
     create(&root, "outside", b"o");
-    let etc = root.open_at(PF::empty(), "etc", OF::DIRECTORY, DF::READ).unwrap();
+    let etc = root
+        .open_at(PF::empty(), "etc", OF::DIRECTORY, DF::READ)
+        .unwrap();
     etc.set_read_only_recursive();
     let before = root.stat_at(PF::empty(), "etc/app/conf").unwrap();
     clock.advance_nanos(10_000_000_000);
     assert_eq!(read_all(&root, "etc/app/conf").unwrap(), b"k=v");
     // Reads leave no trace either (no atime update on a read-only mount).
     assert_eq!(root.stat_at(PF::empty(), "etc/app/conf").unwrap(), before);
-    assert_eq!(root.open_at(FOLLOW, "etc/app/conf", OF::empty(), RW).unwrap_err(), E::ReadOnly);
-    assert_eq!(root.open_at(FOLLOW, "etc/app/conf", OF::TRUNCATE, DF::READ).unwrap_err(), E::ReadOnly);
-    assert_eq!(root.open_at(FOLLOW, "etc/app/new", OF::CREATE, RW).unwrap_err(), E::ReadOnly);
-    // Opening an existing file with O_CREAT but no write is allowed, as on Linux.
-    assert!(root.open_at(FOLLOW, "etc/app/conf", OF::CREATE, DF::READ).is_ok());
-    assert_eq!(root.create_directory_at("etc/app/x").unwrap_err(), E::ReadOnly);
-    assert_eq!(root.create_directory_at("etc/app/conf").unwrap_err(), E::Exist);
-    assert_eq!(root.unlink_file_at("etc/app/conf").unwrap_err(), E::ReadOnly);
-    assert_eq!(root.unlink_file_at("etc/app/missing").unwrap_err(), E::ReadOnly);
-    assert_eq!(root.remove_directory_at("etc/app").unwrap_err(), E::ReadOnly);
-    assert_eq!(root.rename_at("etc/app/conf", &root, "stolen").unwrap_err(), E::ReadOnly);
-    assert_eq!(root.rename_at("outside", &root, "etc/app/conf").unwrap_err(), E::ReadOnly);
-    assert_eq!(root.symlink_at("x", "etc/app/l").unwrap_err(), E::ReadOnly);
-    assert_eq!(root.link_at(PF::empty(), "etc/app/conf", &root, "hard").unwrap_err(), E::CrossDevice);
-    assert_eq!(root.link_at(PF::empty(), "outside", &root, "etc/app/hard").unwrap_err(), E::ReadOnly);
     assert_eq!(
-        root.set_times_at(PF::empty(), "etc/app/conf", NewTimestamp::Now, NewTimestamp::Now).unwrap_err(),
+        root.open_at(FOLLOW, "etc/app/conf", OF::empty(), RW)
+            .unwrap_err(),
+        E::ReadOnly
+    );
+    assert_eq!(
+        root.open_at(FOLLOW, "etc/app/conf", OF::TRUNCATE, DF::READ)
+            .unwrap_err(),
+        E::ReadOnly
+    );
+    assert_eq!(
+        root.open_at(FOLLOW, "etc/app/new", OF::CREATE, RW)
+            .unwrap_err(),
+        E::ReadOnly
+    );
+    // Opening an existing file with O_CREAT but no write is allowed, as on Linux.
+    assert!(root
+        .open_at(FOLLOW, "etc/app/conf", OF::CREATE, DF::READ)
+        .is_ok());
+    assert_eq!(
+        root.create_directory_at("etc/app/x").unwrap_err(),
+        E::ReadOnly
+    );
+    assert_eq!(
+        root.create_directory_at("etc/app/conf").unwrap_err(),
+        E::Exist
+    );
+    assert_eq!(
+        root.unlink_file_at("etc/app/conf").unwrap_err(),
+        E::ReadOnly
+    );
+    assert_eq!(
+        root.unlink_file_at("etc/app/missing").unwrap_err(),
+        E::ReadOnly
+    );
+    assert_eq!(
+        root.remove_directory_at("etc/app").unwrap_err(),
+        E::ReadOnly
+    );
+    assert_eq!(
+        root.rename_at("etc/app/conf", &root, "stolen").unwrap_err(),
+        E::ReadOnly
+    );
+    assert_eq!(
+        root.rename_at("outside", &root, "etc/app/conf")
+            .unwrap_err(),
+        E::ReadOnly
+    );
+    assert_eq!(root.symlink_at("x", "etc/app/l").unwrap_err(), E::ReadOnly);
+    assert_eq!(
+        root.link_at(PF::empty(), "etc/app/conf", &root, "hard")
+            .unwrap_err(),
+        E::CrossDevice
+    );
+    assert_eq!(
+        root.link_at(PF::empty(), "outside", &root, "etc/app/hard")
+            .unwrap_err(),
+        E::ReadOnly
+    );
+    assert_eq!(
+        root.set_times_at(
+            PF::empty(),
+            "etc/app/conf",
+            NewTimestamp::Now,
+            NewTimestamp::Now
+        )
+        .unwrap_err(),
         E::ReadOnly
     );
     // Outside the mount everything still works.
@@ -240,11 +388,16 @@ fn unlinked_open_files_live_until_the_last_handle() {
     assert_eq!(fs.usage().inodes, base.inodes);
     // A removed directory held open answers for nothing new.
     root.create_directory_at("gone").unwrap();
-    let d = root.open_at(PF::empty(), "gone", OF::DIRECTORY, DF::READ).unwrap();
+    let d = root
+        .open_at(PF::empty(), "gone", OF::DIRECTORY, DF::READ)
+        .unwrap();
     root.remove_directory_at("gone").unwrap();
     assert_eq!(d.stat().nlink, 0);
     assert_eq!(d.create_directory_at("x").unwrap_err(), E::NoEntry);
-    assert_eq!(d.open_at(FOLLOW, "x", OF::CREATE, RW).unwrap_err(), E::NoEntry);
+    assert_eq!(
+        d.open_at(FOLLOW, "x", OF::CREATE, RW).unwrap_err(),
+        E::NoEntry
+    );
     assert_eq!(d.read_directory().unwrap().count(), 0);
     // Linking an unlinked file back in is refused, as Linux does.
     let h = create(&root, "h", b"h");
@@ -268,7 +421,10 @@ fn hard_links_share_one_inode() {
     root.unlink_file_at("a").unwrap();
     assert_eq!(b.stat().nlink, 1);
     root.create_directory_at("d").unwrap();
-    assert_eq!(root.link_at(PF::empty(), "d", &root, "d2").unwrap_err(), E::NotPermitted);
+    assert_eq!(
+        root.link_at(PF::empty(), "d", &root, "d2").unwrap_err(),
+        E::NotPermitted
+    );
     // Links to a symlink: without follow the link itself, with follow its target.
     root.symlink_at("b", "s").unwrap();
     root.link_at(PF::empty(), "s", &root, "s2").unwrap();
@@ -277,21 +433,36 @@ fn hard_links_share_one_inode() {
     assert_eq!(root.stat_at(PF::empty(), "b2").unwrap().ino, b.ino());
     let other = Fs::in_memory();
     let oroot = other.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
-    assert_eq!(root.link_at(PF::empty(), "b", &oroot, "x").unwrap_err(), E::CrossDevice);
-    assert_eq!(root.rename_at("b", &oroot, "x").unwrap_err(), E::CrossDevice);
+    assert_eq!(
+        root.link_at(PF::empty(), "b", &oroot, "x").unwrap_err(),
+        E::CrossDevice
+    );
+    assert_eq!(
+        root.rename_at("b", &oroot, "x").unwrap_err(),
+        E::CrossDevice
+    );
 }
 
 #[test]
 fn link_count_limit() {
-    let (_fs, root, _) = setup(FsConfig { max_links: 3, ..FsConfig::default() });
+    let (_fs, root, _) = setup(FsConfig {
+        max_links: 3,
+        ..FsConfig::default()
+    });
     create(&root, "f", b"");
     root.link_at(PF::empty(), "f", &root, "g").unwrap();
     root.link_at(PF::empty(), "f", &root, "h").unwrap();
-    assert_eq!(root.link_at(PF::empty(), "f", &root, "i").unwrap_err(), E::TooManyLinks);
+    assert_eq!(
+        root.link_at(PF::empty(), "f", &root, "i").unwrap_err(),
+        E::TooManyLinks
+    );
     // A directory's link count is 2 + subdirectories.
     root.create_directory_at("d").unwrap();
     root.create_directory_at("d/1").unwrap();
-    assert_eq!(root.create_directory_at("d/2").unwrap_err(), E::TooManyLinks);
+    assert_eq!(
+        root.create_directory_at("d/2").unwrap_err(),
+        E::TooManyLinks
+    );
 }
 
 #[test]
@@ -301,12 +472,24 @@ fn rename_semantics() {
         root.create_directory_at(d).unwrap();
     }
     create(&root, "f", b"f");
-    assert_eq!(root.rename_at("a", &root, "a/b/c/a").unwrap_err(), E::Invalid);
+    assert_eq!(
+        root.rename_at("a", &root, "a/b/c/a").unwrap_err(),
+        E::Invalid
+    );
     assert_eq!(root.rename_at("a", &root, "a/b").unwrap_err(), E::Invalid);
-    assert_eq!(root.rename_at("a/b/c", &root, "a").unwrap_err(), E::NotEmpty);
+    assert_eq!(
+        root.rename_at("a/b/c", &root, "a").unwrap_err(),
+        E::NotEmpty
+    );
     assert_eq!(root.rename_at("a", &root, "full").unwrap_err(), E::NotEmpty);
-    assert_eq!(root.rename_at("a", &root, "f").unwrap_err(), E::NotDirectory);
-    assert_eq!(root.rename_at("f", &root, "empty").unwrap_err(), E::IsDirectory);
+    assert_eq!(
+        root.rename_at("a", &root, "f").unwrap_err(),
+        E::NotDirectory
+    );
+    assert_eq!(
+        root.rename_at("f", &root, "empty").unwrap_err(),
+        E::IsDirectory
+    );
     assert_eq!(root.rename_at(".", &root, "z").unwrap_err(), E::Busy);
     root.rename_at("a", &root, "a").unwrap();
     let moved = root.stat_at(PF::empty(), "a/b").unwrap().ino;
@@ -336,7 +519,11 @@ fn timestamps_follow_linux_rules() {
     let t1 = ts(1_700_000_010, 123_456_789);
     f.write(b"y", 0).unwrap();
     let s = f.stat();
-    assert_eq!((s.atime, s.mtime, s.ctime), (t0, t1, t1), "write moves mtime and ctime");
+    assert_eq!(
+        (s.atime, s.mtime, s.ctime),
+        (t0, t1, t1),
+        "write moves mtime and ctime"
+    );
     // An empty write changes nothing.
     clock.set(ts(1_700_000_020, 0));
     f.write(b"", 0).unwrap();
@@ -354,16 +541,31 @@ fn timestamps_follow_linux_rules() {
 
     // set-times: explicit, now, no-change; ctime always moves.
     clock.set(ts(1_800_000_000, 1));
-    f.set_times(NewTimestamp::Timestamp(ts(5, 999_999_999)), NewTimestamp::NoChange).unwrap();
+    f.set_times(
+        NewTimestamp::Timestamp(ts(5, 999_999_999)),
+        NewTimestamp::NoChange,
+    )
+    .unwrap();
     let s = f.stat();
-    assert_eq!((s.atime, s.mtime, s.ctime), (ts(5, 999_999_999), t1, ts(1_800_000_000, 1)));
-    f.set_times(NewTimestamp::NoChange, NewTimestamp::Now).unwrap();
+    assert_eq!(
+        (s.atime, s.mtime, s.ctime),
+        (ts(5, 999_999_999), t1, ts(1_800_000_000, 1))
+    );
+    f.set_times(NewTimestamp::NoChange, NewTimestamp::Now)
+        .unwrap();
     assert_eq!(f.stat().mtime, ts(1_800_000_000, 1));
-    let bad = NewTimestamp::Timestamp(Timestamp { seconds: 1, nanoseconds: 1_000_000_000 });
-    assert_eq!(f.set_times(bad, NewTimestamp::NoChange).unwrap_err(), E::Invalid);
+    let bad = NewTimestamp::Timestamp(Timestamp {
+        seconds: 1,
+        nanoseconds: 1_000_000_000,
+    });
+    assert_eq!(
+        f.set_times(bad, NewTimestamp::NoChange).unwrap_err(),
+        E::Invalid
+    );
     // Both no-change: nothing moves, not even ctime.
     clock.set(ts(1_900_000_000, 0));
-    f.set_times(NewTimestamp::NoChange, NewTimestamp::NoChange).unwrap();
+    f.set_times(NewTimestamp::NoChange, NewTimestamp::NoChange)
+        .unwrap();
     assert_eq!(f.stat().ctime, ts(1_800_000_000, 1));
 
     // Namespace changes: link/unlink/rename move the inode's ctime and the
@@ -372,8 +574,14 @@ fn timestamps_follow_linux_rules() {
     clock.set(ts(1_950_000_000, 0));
     root.link_at(PF::empty(), "f", &root, "d/g").unwrap();
     let s = f.stat();
-    assert_eq!((s.mtime, s.ctime), (ts(1_800_000_000, 1), ts(1_950_000_000, 0)));
-    assert_eq!(root.stat_at(PF::empty(), "d").unwrap().mtime, ts(1_950_000_000, 0));
+    assert_eq!(
+        (s.mtime, s.ctime),
+        (ts(1_800_000_000, 1), ts(1_950_000_000, 0))
+    );
+    assert_eq!(
+        root.stat_at(PF::empty(), "d").unwrap().mtime,
+        ts(1_950_000_000, 0)
+    );
     clock.set(ts(1_960_000_000, 0));
     root.rename_at("d/g", &root, "g").unwrap();
     assert_eq!(f.stat().ctime, ts(1_960_000_000, 0));
@@ -382,15 +590,28 @@ fn timestamps_follow_linux_rules() {
     assert_eq!(f.stat().ctime, ts(1_970_000_000, 0));
     // Symlink timestamps can be set without touching the target.
     root.symlink_at("f", "s").unwrap();
-    root.set_times_at(PF::empty(), "s", NewTimestamp::Timestamp(ts(7, 0)), NewTimestamp::Timestamp(ts(8, 0))).unwrap();
+    root.set_times_at(
+        PF::empty(),
+        "s",
+        NewTimestamp::Timestamp(ts(7, 0)),
+        NewTimestamp::Timestamp(ts(8, 0)),
+    )
+    .unwrap();
     assert_eq!(root.stat_at(PF::empty(), "s").unwrap().mtime, ts(8, 0));
     assert_ne!(f.stat().mtime, ts(8, 0));
 }
 
 #[test]
 fn atime_policies() {
-    for (policy, moves) in [(AtimePolicy::Strict, 2), (AtimePolicy::NoAtime, 0), (AtimePolicy::Relatime, 1)] {
-        let (_fs, root, clock) = setup(FsConfig { atime: policy, ..FsConfig::default() });
+    for (policy, moves) in [
+        (AtimePolicy::Strict, 2),
+        (AtimePolicy::NoAtime, 0),
+        (AtimePolicy::Relatime, 1),
+    ] {
+        let (_fs, root, clock) = setup(FsConfig {
+            atime: policy,
+            ..FsConfig::default()
+        });
         let f = create(&root, "f", b"x");
         let mut seen = vec![f.stat().atime];
         for i in 1..=2 {
@@ -438,7 +659,11 @@ fn sparse_files_cost_nothing_for_holes() {
 
 #[test]
 fn quotas_become_errors_not_aborts() {
-    let (fs, root, _) = setup(FsConfig { max_bytes: 1 << 20, max_inodes: 10, ..FsConfig::default() });
+    let (fs, root, _) = setup(FsConfig {
+        max_bytes: 1 << 20,
+        max_inodes: 10,
+        ..FsConfig::default()
+    });
     let f = create(&root, "big", b"");
     let chunk = vec![1u8; 300_000];
     let mut total = 0;
@@ -456,8 +681,15 @@ fn quotas_become_errors_not_aborts() {
             }
         }
     }
-    assert_eq!(total, 1 << 20, "a full quota leaves a short write, like a full disk");
-    assert_eq!(f.write(b"more", total as u64).unwrap_err(), E::InsufficientSpace);
+    assert_eq!(
+        total,
+        1 << 20,
+        "a full quota leaves a short write, like a full disk"
+    );
+    assert_eq!(
+        f.write(b"more", total as u64).unwrap_err(),
+        E::InsufficientSpace
+    );
     assert_eq!(f.set_size(0), Ok(()));
     assert_eq!(fs.usage().bytes, 0);
     assert_eq!(f.write(&chunk, 0).unwrap(), chunk.len());
@@ -466,22 +698,38 @@ fn quotas_become_errors_not_aborts() {
     for i in 0..8 {
         root.create_directory_at(&format!("d{i}")).unwrap();
     }
-    assert_eq!(root.create_directory_at("x").unwrap_err(), E::InsufficientSpace);
-    assert_eq!(root.open_at(FOLLOW, "x", OF::CREATE, RW).unwrap_err(), E::InsufficientSpace);
+    assert_eq!(
+        root.create_directory_at("x").unwrap_err(),
+        E::InsufficientSpace
+    );
+    assert_eq!(
+        root.open_at(FOLLOW, "x", OF::CREATE, RW).unwrap_err(),
+        E::InsufficientSpace
+    );
     assert_eq!(root.symlink_at("t", "x").unwrap_err(), E::InsufficientSpace);
     root.remove_directory_at("d0").unwrap();
     root.symlink_at("t", "x").unwrap();
 
-    let (_fs, root, _) = setup(FsConfig { max_file_size: 1000, ..FsConfig::default() });
+    let (_fs, root, _) = setup(FsConfig {
+        max_file_size: 1000,
+        ..FsConfig::default()
+    });
     let f = create(&root, "f", b"");
     assert_eq!(f.write(&[1; 2000], 0).unwrap(), 1000);
     assert_eq!(f.write(&[1], 1000).unwrap_err(), E::FileTooLarge);
     assert_eq!(f.set_size(1001).unwrap_err(), E::FileTooLarge);
 
-    let (_fs, root, _) = setup(FsConfig { max_open_handles: 3, ..FsConfig::default() });
+    let (_fs, root, _) = setup(FsConfig {
+        max_open_handles: 3,
+        ..FsConfig::default()
+    });
     let _a = create(&root, "a", b"");
     let _b = root.open_at(FOLLOW, "a", OF::empty(), DF::READ).unwrap();
-    assert_eq!(root.open_at(FOLLOW, "a", OF::empty(), DF::READ).unwrap_err(), E::InsufficientMemory);
+    assert_eq!(
+        root.open_at(FOLLOW, "a", OF::empty(), DF::READ)
+            .unwrap_err(),
+        E::InsufficientMemory
+    );
     assert_eq!(_a.try_clone().unwrap_err(), E::InsufficientMemory);
     drop(_b);
     assert!(root.open_at(FOLLOW, "a", OF::empty(), DF::READ).is_ok());
@@ -509,7 +757,11 @@ fn readdir_is_stable_while_the_directory_changes() {
     let unique: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "no entry twice");
     // Every entry present from start to end was returned.
-    let present: Vec<String> = root.read_directory().unwrap().map(|e| e.unwrap().name).collect();
+    let present: Vec<String> = root
+        .read_directory()
+        .unwrap()
+        .map(|e| e.unwrap().name)
+        .collect();
     for name in present.iter().filter(|n| n.starts_with('f')) {
         assert!(unique.contains(name), "{name} missing");
     }
@@ -522,7 +774,10 @@ fn metadata_hash_tracks_identity_and_changes() {
     let a = create(&root, "a", b"1");
     let b = create(&root, "b", b"1");
     assert_ne!(a.metadata_hash(), b.metadata_hash());
-    assert_eq!(a.metadata_hash(), root.metadata_hash_at(PF::empty(), "a").unwrap());
+    assert_eq!(
+        a.metadata_hash(),
+        root.metadata_hash_at(PF::empty(), "a").unwrap()
+    );
     let h = a.metadata_hash();
     a.read(&mut [0], 0).unwrap();
     assert_eq!(a.metadata_hash(), h, "reads do not change it");
@@ -549,11 +804,15 @@ fn appends_land_at_the_end() {
 #[test]
 fn deep_trees_drop_without_recursion() {
     let (fs, root, _) = setup(FsConfig::default());
-    let mut dir = root.open_at(PF::empty(), ".", OF::DIRECTORY, DF::READ).unwrap();
+    let mut dir = root
+        .open_at(PF::empty(), ".", OF::DIRECTORY, DF::READ)
+        .unwrap();
     for _ in 0..20_000 {
         dir.create_directory_at("d").unwrap();
         create(&dir, "f", b"payload");
-        dir = dir.open_at(PF::empty(), "d", OF::DIRECTORY, DF::READ).unwrap();
+        dir = dir
+            .open_at(PF::empty(), "d", OF::DIRECTORY, DF::READ)
+            .unwrap();
     }
     drop(dir);
     assert_eq!(fs.usage().inodes, 1 + 2 * 20_000);
@@ -572,14 +831,25 @@ fn error_codes_map_to_distinct_errnos() {
         assert_eq!(E::from_errno(e.errno()), Some(e));
         assert!(!e.name().is_empty());
     }
-    assert_eq!(std::io::Error::from(E::NoEntry).kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(
+        std::io::Error::from(E::NoEntry).kind(),
+        std::io::ErrorKind::NotFound
+    );
 }
 
 #[test]
 fn invalid_block_sizes_are_rejected() {
     for bs in [0, 1000, 2048, 3 << 12, 2 << 20] {
-        let cfg = FsConfig { block_size: bs, ..FsConfig::default() };
-        assert_eq!(Fs::new(cfg, Arc::new(ManualClock::default())).err().map(|_| ()), Some(()));
+        let cfg = FsConfig {
+            block_size: bs,
+            ..FsConfig::default()
+        };
+        assert_eq!(
+            Fs::new(cfg, Arc::new(ManualClock::default()))
+                .err()
+                .map(|_| ()),
+            Some(())
+        );
     }
 }
 
@@ -589,7 +859,14 @@ fn read_append_matches_read() {
     let f = create(&root, "f", b"");
     f.write(&[3u8; 70_000], 10).unwrap();
     f.write(b"end", 300_000).unwrap();
-    for (off, len) in [(0u64, 10usize), (0, 400_000), (65_530, 20), (69_990, 100_000), (299_999, 10), (400_000, 5)] {
+    for (off, len) in [
+        (0u64, 10usize),
+        (0, 400_000),
+        (65_530, 20),
+        (69_990, 100_000),
+        (299_999, 10),
+        (400_000, 5),
+    ] {
         let mut a = vec![9u8; len];
         let n = f.read(&mut a, off).unwrap();
         a.truncate(n);
@@ -598,5 +875,8 @@ fn read_append_matches_read() {
         assert_eq!(&b[6..], &a[..], "offset {off} len {len}");
     }
     let wo = root.open_at(FOLLOW, "f", OF::empty(), DF::WRITE).unwrap();
-    assert_eq!(wo.read_append(&mut Vec::new(), 1, 0).unwrap_err(), E::BadDescriptor);
+    assert_eq!(
+        wo.read_append(&mut Vec::new(), 1, 0).unwrap_err(),
+        E::BadDescriptor
+    );
 }

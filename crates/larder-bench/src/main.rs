@@ -5,19 +5,28 @@
 //! `wasmtime run --dir` does). Writes target/bench/results.md and
 //! target/bench/results.png.
 
-use wasmtime::{format_err, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use vfs_host::{Vfs, VfsBuilder, VfsCtxView, VfsView};
 use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{format_err, Result};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-const WORKLOADS: [&str; 8] = ["seq-write", "seq-read", "rand-read", "rand-write", "create", "stat", "read-small", "unlink"];
+const WORKLOADS: [&str; 8] = [
+    "seq-write",
+    "seq-read",
+    "rand-read",
+    "rand-write",
+    "create",
+    "stat",
+    "read-small",
+    "unlink",
+];
 
 struct State {
     wasi: WasiCtx,
@@ -27,13 +36,19 @@ struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl VfsView for State {
     fn vfs(&mut self) -> VfsCtxView<'_> {
-        VfsCtxView { vfs: self.vfs.as_ref().expect("vfs configuration"), table: &mut self.table }
+        VfsCtxView {
+            vfs: self.vfs.as_ref().expect("vfs configuration"),
+            table: &mut self.table,
+        }
     }
 }
 
@@ -57,7 +72,9 @@ impl Bench {
     fn run(&self, host: &Host, args: &[&str]) -> Result<BTreeMap<String, (f64, f64)>> {
         let out = MemoryOutputPipe::new(1 << 16);
         let mut b = WasiCtx::builder();
-        let argv: Vec<&str> = std::iter::once("fsbench").chain(args.iter().copied()).collect();
+        let argv: Vec<&str> = std::iter::once("fsbench")
+            .chain(args.iter().copied())
+            .collect();
         b.args(&argv).stdout(out.clone()).inherit_stderr();
         let (linker, vfs) = match host {
             Host::Tmpfs(dir) => {
@@ -66,7 +83,14 @@ impl Bench {
             }
             Host::Vfs(v) => (&self.vfs_linker, Some(v.clone())),
         };
-        let mut store = Store::new(&self.engine, State { wasi: b.build(), table: ResourceTable::new(), vfs });
+        let mut store = Store::new(
+            &self.engine,
+            State {
+                wasi: b.build(),
+                table: ResourceTable::new(),
+                vfs,
+            },
+        );
         let cmd = Command::instantiate(&mut store, &self.component, linker)?;
         if cmd.wasi_cli_run().call_run(&mut store)?.is_err() {
             return Err(format_err!("fsbench failed"));
@@ -86,12 +110,20 @@ impl Bench {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn scratch() -> Result<tempfile::TempDir> {
     let shm = Path::new("/dev/shm");
-    Ok(if shm.is_dir() { tempfile::tempdir_in(shm)? } else { tempfile::tempdir()? })
+    Ok(if shm.is_dir() {
+        tempfile::tempdir_in(shm)?
+    } else {
+        tempfile::tempdir()?
+    })
 }
 
 /// The reference point for sequential reads: the same 100 MiB copied from
@@ -110,7 +142,10 @@ fn memcpy_seconds() -> f64 {
 fn main() -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let wasm = root.join("examples/guests/target/wasm32-wasip2/release/fsbench.wasm");
-    let repeats: usize = std::env::var("BENCH_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let repeats: usize = std::env::var("BENCH_REPEATS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let out_dir = root.join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
 
@@ -121,7 +156,12 @@ fn main() -> Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(&mut host_linker)?;
     let mut vfs_linker = Linker::new(&engine);
     vfs_host::add_to_linker_sync(&mut vfs_linker)?;
-    let bench = Bench { engine, component, host_linker, vfs_linker };
+    let bench = Bench {
+        engine,
+        component,
+        host_linker,
+        vfs_linker,
+    };
 
     // Single-instance workloads.
     let configs = ["wasmtime host fs (tmpfs)", "vfs-host"];
@@ -130,7 +170,11 @@ fn main() -> Result<()> {
     for r in 0..repeats {
         for (c, _) in configs.iter().enumerate() {
             let tmp = scratch()?;
-            let host = if c == 0 { Host::Tmpfs(tmp.path().to_path_buf()) } else { Host::Vfs(VfsBuilder::new().build()?) };
+            let host = if c == 0 {
+                Host::Tmpfs(tmp.path().to_path_buf())
+            } else {
+                Host::Vfs(VfsBuilder::new().build()?)
+            };
             for (name, (secs, u)) in bench.run(&host, &["/bench"])? {
                 samples.entry((c, name.clone())).or_default().push(secs);
                 units.insert(name, u);
@@ -145,7 +189,11 @@ fn main() -> Result<()> {
     let mut scaling: Vec<(String, f64, f64)> = Vec::new();
     for (c, label) in configs.iter().enumerate() {
         let tmp = scratch()?;
-        let host = if c == 0 { Host::Tmpfs(tmp.path().to_path_buf()) } else { Host::Vfs(VfsBuilder::new().build()?) };
+        let host = if c == 0 {
+            Host::Tmpfs(tmp.path().to_path_buf())
+        } else {
+            Host::Vfs(VfsBuilder::new().build()?)
+        };
         for d in ["/i0", "/i1"] {
             bench.run(&host, &[d, "seq-write"])?;
         }
@@ -161,7 +209,8 @@ fn main() -> Result<()> {
                             s.spawn(move || bench.run(&host, &[&format!("/i{i}"), "seq-read"]))
                         })
                         .collect();
-                    hs.into_iter().try_for_each(|h| h.join().expect("bench thread").map(|_| ()))
+                    hs.into_iter()
+                        .try_for_each(|h| h.join().expect("bench thread").map(|_| ()))
                 })?;
                 rounds.push((n * (100 << 20)) as f64 / t.elapsed().as_secs_f64());
             }
@@ -189,7 +238,12 @@ fn main() -> Result<()> {
                 format!("{:.2} ms ({:.1} µs/op)", s * 1e3, s * 1e6 / u)
             }
         };
-        md.push_str(&format!("| {w} | {} | {} | **{:.2}×** |\n", fmt(base), fmt(ours), base / ours));
+        md.push_str(&format!(
+            "| {w} | {} | {} | **{:.2}×** |\n",
+            fmt(base),
+            fmt(ours),
+            base / ours
+        ));
         ratios.push((w.to_string(), base / ours));
     }
     let seq_read = median(samples[&(1, "seq-read".to_string())].clone());
@@ -201,7 +255,11 @@ fn main() -> Result<()> {
     ));
     md.push_str("\nSequential-read throughput, instances at once on one filesystem (each reads its own 100 MiB file):\n\n| host | 1 instance | 2 instances |\n|---|---|---|\n");
     for (label, one, two) in &scaling {
-        md.push_str(&format!("| {label} | {:.0} MiB/s | {:.0} MiB/s |\n", mib(*one), mib(*two)));
+        md.push_str(&format!(
+            "| {label} | {:.0} MiB/s | {:.0} MiB/s |\n",
+            mib(*one),
+            mib(*two)
+        ));
     }
     print!("{md}");
     std::fs::write(out_dir.join("results.md"), &md)?;
@@ -218,14 +276,23 @@ fn plot(path: &Path, ratios: &[(String, f64)]) -> Result<()> {
     let font = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"]
         .iter()
         .find_map(|p| std::fs::read(p).ok())
-        .ok_or_else(|| format_err!("no DejaVu font for the plot: apt-get install fonts-dejavu-core"))?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
-        .map_err(|_| format_err!("the DejaVu font did not load"))?;
+        .ok_or_else(|| {
+            format_err!("no DejaVu font for the plot: apt-get install fonts-dejavu-core")
+        })?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(font.into_boxed_slice()),
+    )
+    .map_err(|_| format_err!("the DejaVu font did not load"))?;
     let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let max = ratios.iter().map(|r| r.1).fold(1.0f64, f64::max) * 1.15;
     let mut chart = ChartBuilder::on(&root)
-        .caption("vfs-host vs wasmtime host filesystem on tmpfs (× faster, higher is better)", ("sans-serif", 20))
+        .caption(
+            "vfs-host vs wasmtime host filesystem on tmpfs (× faster, higher is better)",
+            ("sans-serif", 20),
+        )
         .margin(20)
         .x_label_area_size(60)
         .y_label_area_size(50)
@@ -242,12 +309,28 @@ fn plot(path: &Path, ratios: &[(String, f64)]) -> Result<()> {
         .label_style(("sans-serif", 14))
         .draw()?;
     for (i, (_, r)) in ratios.iter().enumerate() {
-        let color = if *r >= 1.0 { RGBColor(46, 125, 50) } else { RGBColor(198, 40, 40) };
-        chart.draw_series(Histogram::vertical(&chart).style(color.filled()).margin(14).data([(i, *r)]))?;
+        let color = if *r >= 1.0 {
+            RGBColor(46, 125, 50)
+        } else {
+            RGBColor(198, 40, 40)
+        };
+        chart.draw_series(
+            Histogram::vertical(&chart)
+                .style(color.filled())
+                .margin(14)
+                .data([(i, *r)]),
+        )?;
     }
-    let label = ("sans-serif", 15).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
+    let label = ("sans-serif", 15)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
     chart.draw_series(ratios.iter().enumerate().map(|(i, (_, r))| {
-        Text::new(format!("{r:.2}×"), (SegmentValue::CenterOf(i), *r + max * 0.01), label.clone())
+        Text::new(
+            format!("{r:.2}×"),
+            (SegmentValue::CenterOf(i), *r + max * 0.01),
+            label.clone(),
+        )
     }))?;
     chart.draw_series(std::iter::once(PathElement::new(
         vec![(SegmentValue::Exact(0), 1.0), (SegmentValue::Last, 1.0)],

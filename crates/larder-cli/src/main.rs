@@ -9,7 +9,11 @@ use std::process::ExitCode;
 pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "larder", version, about = "A persistent virtual filesystem for WebAssembly components")]
+#[command(
+    name = "larder",
+    version,
+    about = "A persistent virtual filesystem for WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -4,11 +4,11 @@ use crate::EXIT_USAGE;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use vfs_host::{Mount, Vfs, VfsBuilder, VfsCtxView, VfsView};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use vfs_host::{Mount, Vfs, VfsBuilder, VfsState};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command as WasiCommand;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtx;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -36,7 +36,10 @@ pub struct RunArgs {
 fn parse_mount(s: &str) -> Result<Mount, String> {
     let m = Mount::parse(s).map_err(|e| e.to_string())?;
     if !m.host.is_dir() {
-        return Err(format!("mount source {} is not a directory", m.host.display()));
+        return Err(format!(
+            "mount source {} is not a directory",
+            m.host.display()
+        ));
     }
     Ok(m)
 }
@@ -55,27 +58,11 @@ fn parse_preopen(s: &str) -> Result<(String, String, bool), String> {
     };
     let (name, path) = s.split_once('=').unwrap_or((s, "/"));
     if name.is_empty() || !path.starts_with('/') {
-        return Err(format!("bad --preopen `{s}`: expected NAME or NAME=/GUEST_DIR, optionally with :ro"));
+        return Err(format!(
+            "bad --preopen `{s}`: expected NAME or NAME=/GUEST_DIR, optionally with :ro"
+        ));
     }
     Ok((name.to_string(), path.to_string(), ro))
-}
-
-struct State {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    vfs: Arc<Vfs>,
-}
-
-impl WasiView for State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl VfsView for State {
-    fn vfs(&mut self) -> VfsCtxView<'_> {
-        VfsCtxView { vfs: &self.vfs, table: &mut self.table }
-    }
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -97,7 +84,12 @@ pub fn main(args: RunArgs) -> ExitCode {
     let engine = Engine::default();
     let component = match Component::new(&engine, &bytes) {
         Ok(c) => c,
-        Err(e) => return usage(format_args!("{} is not a valid component: {e:#}", args.app.display())),
+        Err(e) => {
+            return usage(format_args!(
+                "{} is not a valid component: {e:#}",
+                args.app.display()
+            ))
+        }
     };
     let mut builder = VfsBuilder::new();
     for m in args.mounts {
@@ -113,7 +105,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return usage(e),
     };
-    let mut linker = Linker::<State>::new(&engine);
+    let mut linker = Linker::<VfsState>::new(&engine);
     if let Err(e) = vfs_host::add_to_linker_sync(&mut linker) {
         eprintln!("larder run: setting up WASI: {e:#}");
         return ExitCode::FAILURE;
@@ -122,7 +114,11 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return usage(format_args!("{} cannot be run: {e:#}", args.app.display())),
     };
-    let name = args.app.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = args
+        .app
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let argv: Vec<String> = std::iter::once(name).chain(args.args).collect();
 
     let codes: Vec<u8> = std::thread::scope(|s| {
@@ -132,7 +128,10 @@ pub fn main(args: RunArgs) -> ExitCode {
                 s.spawn(move || run_instance(i, pre, vfs, argv, env, args.instances > 1))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(134)).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(134))
+            .collect()
     });
     ExitCode::from(codes.into_iter().find(|&c| c != 0).unwrap_or(0))
 }
@@ -140,7 +139,7 @@ pub fn main(args: RunArgs) -> ExitCode {
 /// Runs one instance to completion; returns its exit status.
 fn run_instance(
     index: u32,
-    pre: &wasmtime::component::InstancePre<State>,
+    pre: &wasmtime::component::InstancePre<VfsState>,
     vfs: Arc<Vfs>,
     argv: &[String],
     env: &[(String, String)],
@@ -151,13 +150,17 @@ fn run_instance(
     if tag {
         wasi.env("LARDER_INSTANCE", index.to_string());
     }
-    let mut store = Store::new(pre.engine(), State { wasi: wasi.build(), table: ResourceTable::new(), vfs });
+    let mut store = Store::new(pre.engine(), VfsState::new(wasi.build(), vfs));
     let result = (|| -> wasmtime::Result<Result<(), ()>> {
         let instance = pre.instantiate(&mut store)?;
         let command = WasiCommand::new(&mut store, &instance)?;
         command.wasi_cli_run().call_run(&mut store)
     })();
-    let who = if tag { format!("instance {index}: ") } else { String::new() };
+    let who = if tag {
+        format!("instance {index}: ")
+    } else {
+        String::new()
+    };
     match result {
         Ok(Ok(())) => 0,
         Ok(Err(())) => 1,

@@ -7,12 +7,19 @@ fn guest(name: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/guests/target/wasm32-wasip2/release")
         .join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} missing: run `just guests` (part of `just test`)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `just guests` (part of `just test`)",
+        p.display()
+    );
     p
 }
 
 fn larder(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_larder")).args(args).output().expect("run larder")
+    Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(args)
+        .output()
+        .expect("run larder")
 }
 
 fn text(b: &[u8]) -> String {
@@ -28,22 +35,38 @@ fn reference_run(component: &PathBuf) -> String {
     struct S(WasiCtx, ResourceTable);
     impl WasiView for S {
         fn ctx(&mut self) -> WasiCtxView<'_> {
-            WasiCtxView { ctx: &mut self.0, table: &mut self.1 }
+            WasiCtxView {
+                ctx: &mut self.0,
+                table: &mut self.1,
+            }
         }
     }
     let shm = std::path::Path::new("/dev/shm");
-    let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.unwrap();
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .unwrap();
     let engine = wasmtime::Engine::default();
     let component = Component::from_file(&engine, component).unwrap();
     let mut linker = Linker::<S>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
     let out = MemoryOutputPipe::new(1 << 20);
     let mut b = WasiCtx::builder();
-    b.stdout(out.clone()).inherit_stderr().args(&["conformance"]);
-    b.preopened_dir(dir.path(), "/", wasmtime_wasi::FsPerms::ReadWrite).unwrap();
+    b.stdout(out.clone())
+        .inherit_stderr()
+        .args(&["conformance"]);
+    b.preopened_dir(dir.path(), "/", wasmtime_wasi::FsPerms::ReadWrite)
+        .unwrap();
     let mut store = wasmtime::Store::new(&engine, S(b.build(), ResourceTable::new()));
-    let cmd = wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker).unwrap();
-    assert!(matches!(cmd.wasi_cli_run().call_run(&mut store), Ok(Ok(()))), "reference run failed");
+    let cmd =
+        wasmtime_wasi::p2::bindings::sync::Command::instantiate(&mut store, &component, &linker)
+            .unwrap();
+    assert!(
+        matches!(cmd.wasi_cli_run().call_run(&mut store), Ok(Ok(()))),
+        "reference run failed"
+    );
     text(&out.contents())
 }
 
@@ -54,43 +77,90 @@ fn conformance_matches_wasmtime_host_filesystem() {
     assert!(ours.status.success(), "{}", text(&ours.stderr));
     let ours = text(&ours.stdout);
     let theirs = reference_run(&wasm);
-    assert!(ours.lines().count() >= 82, "conformance printed too little:\n{ours}");
+    assert!(
+        ours.lines().count() >= 82,
+        "conformance printed too little:\n{ours}"
+    );
     let diffs: Vec<String> = ours
         .lines()
         .zip(theirs.lines())
         .filter(|(a, b)| a != b)
         .map(|(a, b)| format!("  larder:   {a}\n  wasmtime: {b}"))
         .collect();
-    assert!(diffs.is_empty() && ours.lines().count() == theirs.lines().count(), "differences:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty() && ours.lines().count() == theirs.lines().count(),
+        "differences:\n{}",
+        diffs.join("\n")
+    );
 }
 
 #[test]
 fn instances_share_one_filesystem() {
     let wasm = guest("append");
-    let out = larder(&["run", wasm.to_str().unwrap(), "--instances", "4", "--", "/log", "/files", "50"]);
+    let out = larder(&[
+        "run",
+        wasm.to_str().unwrap(),
+        "--instances",
+        "4",
+        "--",
+        "/log",
+        "/files",
+        "50",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for i in 0..4 {
-        assert!(stdout.contains(&format!("instance {i}: 50 records")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("instance {i}: 50 records")),
+            "{stdout}"
+        );
     }
 }
 
 #[test]
 fn args_env_and_exit_codes_pass_through() {
     let wasm = guest("append");
-    let out = larder(&["run", wasm.to_str().unwrap(), "--env", "LARDER_INSTANCE=7", "--", "/l", "/d", "3"]);
+    let out = larder(&[
+        "run",
+        wasm.to_str().unwrap(),
+        "--env",
+        "LARDER_INSTANCE=7",
+        "--",
+        "/l",
+        "/d",
+        "3",
+    ]);
     assert!(out.status.success());
     assert_eq!(text(&out.stdout), "instance 7: 3 records, 3 files\n");
     // The app's failure comes back (WASI 0.2's exit carries only
     // success or failure, so its exit(2) is 1 under any host).
     let out = larder(&["run", wasm.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("usage: append"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("usage: append"),
+        "{}",
+        text(&out.stderr)
+    );
     // A trap is reported and exits 134, as `wasmtime run` does; the other
     // instances still finish.
-    let out = larder(&["run", wasm.to_str().unwrap(), "--instances", "3", "--env", "APPEND_TRAP_AT=1", "--", "/l", "/d", "3"]);
+    let out = larder(&[
+        "run",
+        wasm.to_str().unwrap(),
+        "--instances",
+        "3",
+        "--env",
+        "APPEND_TRAP_AT=1",
+        "--",
+        "/l",
+        "/d",
+        "3",
+    ]);
     assert_eq!(out.status.code(), Some(134));
-    assert!(text(&out.stderr).contains("trapping at record 1"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("trapping at record 1"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -104,17 +174,35 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     let app = app.to_str().unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["run", "/no/such/app.wasm"], "/no/such/app.wasm"),
-        (vec!["run", module.to_str().unwrap()], "core WebAssembly module"),
-        (vec!["run", garbage.to_str().unwrap()], "not a valid component"),
+        (
+            vec!["run", module.to_str().unwrap()],
+            "core WebAssembly module",
+        ),
+        (
+            vec!["run", garbage.to_str().unwrap()],
+            "not a valid component",
+        ),
         (vec!["run", app, "--mount", "etc=/tmp"], "bad mount"),
-        (vec!["run", app, "--mount", "/etc=/no/such/dir"], "/no/such/dir"),
+        (
+            vec!["run", app, "--mount", "/etc=/no/such/dir"],
+            "/no/such/dir",
+        ),
         (vec!["run", app, "--preopen", "x=relative"], "bad --preopen"),
         (vec!["run", app, "--env", "NOEQUALS"], "KEY=VALUE"),
         (vec!["run", app, "--instances", "0"], "instances"),
     ];
     for (args, needle) in cases {
         let out = larder(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
-        assert!(text(&out.stderr).contains(needle), "{args:?}: stderr lacks {needle:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{args:?}: stderr lacks {needle:?}: {}",
+            text(&out.stderr)
+        );
     }
 }

@@ -83,7 +83,10 @@ pub fn descriptor_type(t: fs_core::DescriptorType) -> wit::DescriptorType {
 }
 
 fn datetime(t: fs_core::Timestamp) -> Datetime {
-    Datetime { seconds: t.seconds, nanoseconds: t.nanoseconds }
+    Datetime {
+        seconds: t.seconds,
+        nanoseconds: t.nanoseconds,
+    }
 }
 
 pub fn stat(s: fs_core::Stat) -> wit::DescriptorStat {
@@ -101,45 +104,54 @@ pub fn new_timestamp(t: wit::NewTimestamp) -> fs_core::NewTimestamp {
     match t {
         wit::NewTimestamp::NoChange => fs_core::NewTimestamp::NoChange,
         wit::NewTimestamp::Now => fs_core::NewTimestamp::Now,
-        wit::NewTimestamp::Timestamp(d) => {
-            fs_core::NewTimestamp::Timestamp(fs_core::Timestamp { seconds: d.seconds, nanoseconds: d.nanoseconds })
-        }
+        wit::NewTimestamp::Timestamp(d) => fs_core::NewTimestamp::Timestamp(fs_core::Timestamp {
+            seconds: d.seconds,
+            nanoseconds: d.nanoseconds,
+        }),
     }
 }
 
-pub fn descriptor_flags(f: wit::DescriptorFlags) -> fs_core::DescriptorFlags {
+/// WIT descriptor flags and fs-core's, member by member.
+fn descriptor_flag_pairs() -> [(wit::DescriptorFlags, fs_core::DescriptorFlags); 6] {
     use fs_core::DescriptorFlags as D;
     use wit::DescriptorFlags as W;
-    let pairs = [
+    [
         (W::READ, D::READ),
         (W::WRITE, D::WRITE),
         (W::FILE_INTEGRITY_SYNC, D::FILE_INTEGRITY_SYNC),
         (W::DATA_INTEGRITY_SYNC, D::DATA_INTEGRITY_SYNC),
         (W::REQUESTED_WRITE_SYNC, D::REQUESTED_WRITE_SYNC),
         (W::MUTATE_DIRECTORY, D::MUTATE_DIRECTORY),
-    ];
-    pairs.into_iter().filter(|(w, _)| f.contains(*w)).fold(D::empty(), |acc, (_, d)| acc | d)
+    ]
+}
+
+pub fn descriptor_flags(f: wit::DescriptorFlags) -> fs_core::DescriptorFlags {
+    descriptor_flag_pairs()
+        .into_iter()
+        .filter(|(w, _)| f.contains(*w))
+        .fold(fs_core::DescriptorFlags::empty(), |acc, (_, d)| acc | d)
 }
 
 pub fn wit_descriptor_flags(f: fs_core::DescriptorFlags) -> wit::DescriptorFlags {
-    use fs_core::DescriptorFlags as D;
-    use wit::DescriptorFlags as W;
-    let pairs = [
-        (W::READ, D::READ),
-        (W::WRITE, D::WRITE),
-        (W::FILE_INTEGRITY_SYNC, D::FILE_INTEGRITY_SYNC),
-        (W::DATA_INTEGRITY_SYNC, D::DATA_INTEGRITY_SYNC),
-        (W::REQUESTED_WRITE_SYNC, D::REQUESTED_WRITE_SYNC),
-        (W::MUTATE_DIRECTORY, D::MUTATE_DIRECTORY),
-    ];
-    pairs.into_iter().filter(|(_, d)| f.contains(*d)).fold(W::empty(), |acc, (w, _)| acc | w)
+    descriptor_flag_pairs()
+        .into_iter()
+        .filter(|(_, d)| f.contains(*d))
+        .fold(wit::DescriptorFlags::empty(), |acc, (w, _)| acc | w)
 }
 
 pub fn open_flags(f: wit::OpenFlags) -> fs_core::OpenFlags {
     use fs_core::OpenFlags as O;
     use wit::OpenFlags as W;
-    let pairs = [(W::CREATE, O::CREATE), (W::DIRECTORY, O::DIRECTORY), (W::EXCLUSIVE, O::EXCLUSIVE), (W::TRUNCATE, O::TRUNCATE)];
-    pairs.into_iter().filter(|(w, _)| f.contains(*w)).fold(O::empty(), |acc, (_, o)| acc | o)
+    let pairs = [
+        (W::CREATE, O::CREATE),
+        (W::DIRECTORY, O::DIRECTORY),
+        (W::EXCLUSIVE, O::EXCLUSIVE),
+        (W::TRUNCATE, O::TRUNCATE),
+    ];
+    pairs
+        .into_iter()
+        .filter(|(w, _)| f.contains(*w))
+        .fold(O::empty(), |acc, (_, o)| acc | o)
 }
 
 pub fn path_flags(f: wit::PathFlags) -> fs_core::PathFlags {
@@ -162,9 +174,15 @@ pub fn advice(a: wit::Advice) -> fs_core::Advice {
 }
 
 pub fn metadata_hash(h: fs_core::MetadataHash) -> wit::MetadataHashValue {
-    wit::MetadataHashValue { lower: h.lower, upper: h.upper }
+    wit::MetadataHashValue {
+        lower: h.lower,
+        upper: h.upper,
+    }
 }
 
 pub fn dir_entry(e: fs_core::DirEntry) -> wit::DirectoryEntry {
-    wit::DirectoryEntry { type_: descriptor_type(e.kind), name: e.name }
+    wit::DirectoryEntry {
+        type_: descriptor_type(e.kind),
+        name: e.name,
+    }
 }

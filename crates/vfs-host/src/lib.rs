@@ -30,6 +30,43 @@ pub trait VfsView: Send {
     fn vfs(&mut self) -> VfsCtxView<'_>;
 }
 
+/// A ready-made store data type: a WASI context, the store's resource
+/// table and the shared filesystem. Embedders with their own store data
+/// implement [`VfsView`] (and `WasiView`) on it instead.
+pub struct VfsState {
+    pub wasi: wasmtime_wasi::WasiCtx,
+    pub table: ResourceTable,
+    pub vfs: std::sync::Arc<Vfs>,
+}
+
+impl VfsState {
+    pub fn new(wasi: wasmtime_wasi::WasiCtx, vfs: std::sync::Arc<Vfs>) -> Self {
+        VfsState {
+            wasi,
+            table: ResourceTable::new(),
+            vfs,
+        }
+    }
+}
+
+impl wasmtime_wasi::WasiView for VfsState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl VfsView for VfsState {
+    fn vfs(&mut self) -> VfsCtxView<'_> {
+        VfsCtxView {
+            vfs: &self.vfs,
+            table: &mut self.table,
+        }
+    }
+}
+
 struct HasVfs;
 
 impl HasData for HasVfs {

@@ -5,11 +5,15 @@ use crate::VfsCtxView;
 use wasmtime::component::Resource;
 
 impl preopens::Host for VfsCtxView<'_> {
-    fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<fs_core::Descriptor>, String)>> {
+    fn get_directories(
+        &mut self,
+    ) -> wasmtime::Result<Vec<(Resource<fs_core::Descriptor>, String)>> {
         let dirs = self
             .vfs
             .open_preopens()
             .map_err(|e| wasmtime::format_err!("opening preopens: {e}"))?;
-        dirs.into_iter().map(|(d, name)| Ok((self.table.push(d)?, name))).collect()
+        dirs.into_iter()
+            .map(|(d, name)| Ok((self.table.push(d)?, name)))
+            .collect()
     }
 }

@@ -37,7 +37,10 @@ impl InputStream for FileReader {
             return Ok(Bytes::new());
         }
         let mut buf = Vec::new();
-        let n = self.fd.read_append(&mut buf, size.min(MAX_READ), self.pos).map_err(failed)?;
+        let n = self
+            .fd
+            .read_append(&mut buf, size.min(MAX_READ), self.pos)
+            .map_err(failed)?;
         if n == 0 {
             return Err(StreamError::Closed);
         }

@@ -10,7 +10,9 @@ use crate::streams::{FileReader, FileWriter};
 use crate::VfsCtxView;
 use fs_core::{Descriptor, DirStream};
 use wasmtime::component::Resource;
-use wasmtime_wasi::p2::bindings::io::streams::{Error as StreamErrorResource, InputStream, OutputStream};
+use wasmtime_wasi::p2::bindings::io::streams::{
+    Error as StreamErrorResource, InputStream, OutputStream,
+};
 
 /// Largest buffer `read` allocates in one call.
 const MAX_READ: u64 = 64 << 20;
@@ -23,13 +25,19 @@ impl wit::Host for VfsCtxView<'_> {
         }
     }
 
-    fn filesystem_error_code(&mut self, err: Resource<StreamErrorResource>) -> wasmtime::Result<Option<wit::ErrorCode>> {
+    fn filesystem_error_code(
+        &mut self,
+        err: Resource<StreamErrorResource>,
+    ) -> wasmtime::Result<Option<wit::ErrorCode>> {
         let err = self.table.get(&err)?;
         if let Some(code) = err.downcast_ref::<fs_core::ErrorCode>() {
             return Ok(Some(c::code(*code)));
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return Ok(io.raw_os_error().and_then(fs_core::ErrorCode::from_errno).map(c::code));
+            return Ok(io
+                .raw_os_error()
+                .and_then(fs_core::ErrorCode::from_errno)
+                .map(c::code));
         }
         Ok(None)
     }
@@ -42,7 +50,11 @@ impl VfsCtxView<'_> {
 }
 
 impl wit::HostDescriptor for VfsCtxView<'_> {
-    fn read_via_stream(&mut self, fd: Resource<Descriptor>, offset: Filesize) -> FsResult<Resource<InputStream>> {
+    fn read_via_stream(
+        &mut self,
+        fd: Resource<Descriptor>,
+        offset: Filesize,
+    ) -> FsResult<Resource<InputStream>> {
         let d = self.fd(&fd)?;
         if !d.get_flags().contains(fs_core::DescriptorFlags::READ) {
             return Err(fs_core::ErrorCode::BadDescriptor.into());
@@ -51,7 +63,11 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         Ok(self.table.push(reader)?)
     }
 
-    fn write_via_stream(&mut self, fd: Resource<Descriptor>, offset: Filesize) -> FsResult<Resource<OutputStream>> {
+    fn write_via_stream(
+        &mut self,
+        fd: Resource<Descriptor>,
+        offset: Filesize,
+    ) -> FsResult<Resource<OutputStream>> {
         let d = self.fd(&fd)?;
         if !d.get_flags().contains(fs_core::DescriptorFlags::WRITE) {
             return Err(fs_core::ErrorCode::BadDescriptor.into());
@@ -69,7 +85,13 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         Ok(self.table.push(writer)?)
     }
 
-    fn advise(&mut self, fd: Resource<Descriptor>, offset: Filesize, len: Filesize, advice: Advice) -> FsResult<()> {
+    fn advise(
+        &mut self,
+        fd: Resource<Descriptor>,
+        offset: Filesize,
+        len: Filesize,
+        advice: Advice,
+    ) -> FsResult<()> {
         Ok(self.fd(&fd)?.advise(offset, len, c::advice(advice))?)
     }
 
@@ -89,18 +111,35 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         Ok(self.fd(&fd)?.set_size(size)?)
     }
 
-    fn set_times(&mut self, fd: Resource<Descriptor>, atim: NewTimestamp, mtim: NewTimestamp) -> FsResult<()> {
-        Ok(self.fd(&fd)?.set_times(c::new_timestamp(atim), c::new_timestamp(mtim))?)
+    fn set_times(
+        &mut self,
+        fd: Resource<Descriptor>,
+        atim: NewTimestamp,
+        mtim: NewTimestamp,
+    ) -> FsResult<()> {
+        Ok(self
+            .fd(&fd)?
+            .set_times(c::new_timestamp(atim), c::new_timestamp(mtim))?)
     }
 
-    fn read(&mut self, fd: Resource<Descriptor>, len: Filesize, offset: Filesize) -> FsResult<(Vec<u8>, bool)> {
+    fn read(
+        &mut self,
+        fd: Resource<Descriptor>,
+        len: Filesize,
+        offset: Filesize,
+    ) -> FsResult<(Vec<u8>, bool)> {
         let d = self.fd(&fd)?;
         let mut buf = Vec::new();
         let n = d.read_append(&mut buf, len.min(MAX_READ) as usize, offset)?;
         Ok((buf, n == 0))
     }
 
-    fn write(&mut self, fd: Resource<Descriptor>, buf: Vec<u8>, offset: Filesize) -> FsResult<Filesize> {
+    fn write(
+        &mut self,
+        fd: Resource<Descriptor>,
+        buf: Vec<u8>,
+        offset: Filesize,
+    ) -> FsResult<Filesize> {
         Ok(self.fd(&fd)?.write(&buf, offset)? as Filesize)
     }
 
@@ -121,7 +160,12 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         Ok(c::stat(self.fd(&fd)?.stat()))
     }
 
-    fn stat_at(&mut self, fd: Resource<Descriptor>, flags: PathFlags, path: String) -> FsResult<DescriptorStat> {
+    fn stat_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        flags: PathFlags,
+        path: String,
+    ) -> FsResult<DescriptorStat> {
         Ok(c::stat(self.fd(&fd)?.stat_at(c::path_flags(flags), &path)?))
     }
 
@@ -134,7 +178,12 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         mtim: NewTimestamp,
     ) -> FsResult<()> {
         let d = self.fd(&fd)?;
-        Ok(d.set_times_at(c::path_flags(flags), &path, c::new_timestamp(atim), c::new_timestamp(mtim))?)
+        Ok(d.set_times_at(
+            c::path_flags(flags),
+            &path,
+            c::new_timestamp(atim),
+            c::new_timestamp(mtim),
+        )?)
     }
 
     fn link_at(
@@ -158,7 +207,12 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         dflags: DescriptorFlags,
     ) -> FsResult<Resource<Descriptor>> {
         let d = self.fd(&fd)?;
-        let opened = d.open_at(c::path_flags(flags), &path, c::open_flags(oflags), c::descriptor_flags(dflags))?;
+        let opened = d.open_at(
+            c::path_flags(flags),
+            &path,
+            c::open_flags(oflags),
+            c::descriptor_flags(dflags),
+        )?;
         Ok(self.table.push(opened)?)
     }
 
@@ -175,12 +229,23 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         Ok(self.fd(&fd)?.remove_directory_at(&path)?)
     }
 
-    fn rename_at(&mut self, fd: Resource<Descriptor>, old: String, new_fd: Resource<Descriptor>, new: String) -> FsResult<()> {
+    fn rename_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        old: String,
+        new_fd: Resource<Descriptor>,
+        new: String,
+    ) -> FsResult<()> {
         let (a, b) = (self.fd(&fd)?, self.fd(&new_fd)?);
         Ok(a.rename_at(&old, b, &new)?)
     }
 
-    fn symlink_at(&mut self, fd: Resource<Descriptor>, target: String, path: String) -> FsResult<()> {
+    fn symlink_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        target: String,
+        path: String,
+    ) -> FsResult<()> {
         Ok(self.fd(&fd)?.symlink_at(&target, &path)?)
     }
 
@@ -188,7 +253,11 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         Ok(self.fd(&fd)?.unlink_file_at(&path)?)
     }
 
-    fn is_same_object(&mut self, a: Resource<Descriptor>, b: Resource<Descriptor>) -> wasmtime::Result<bool> {
+    fn is_same_object(
+        &mut self,
+        a: Resource<Descriptor>,
+        b: Resource<Descriptor>,
+    ) -> wasmtime::Result<bool> {
         Ok(self.table.get(&a)?.is_same_object(self.table.get(&b)?))
     }
 
@@ -196,13 +265,24 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         Ok(c::metadata_hash(self.fd(&fd)?.metadata_hash()))
     }
 
-    fn metadata_hash_at(&mut self, fd: Resource<Descriptor>, flags: PathFlags, path: String) -> FsResult<MetadataHashValue> {
-        Ok(c::metadata_hash(self.fd(&fd)?.metadata_hash_at(c::path_flags(flags), &path)?))
+    fn metadata_hash_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        flags: PathFlags,
+        path: String,
+    ) -> FsResult<MetadataHashValue> {
+        Ok(c::metadata_hash(
+            self.fd(&fd)?
+                .metadata_hash_at(c::path_flags(flags), &path)?,
+        ))
     }
 }
 
 impl wit::HostDirectoryEntryStream for VfsCtxView<'_> {
-    fn read_directory_entry(&mut self, stream: Resource<DirStream>) -> FsResult<Option<DirectoryEntry>> {
+    fn read_directory_entry(
+        &mut self,
+        stream: Resource<DirStream>,
+    ) -> FsResult<Option<DirectoryEntry>> {
         let s = self.table.get_mut(&stream)?;
         Ok(s.next_entry()?.map(c::dir_entry))
     }
@@ -222,12 +302,25 @@ mod tests {
     fn stream_errors_map_back_to_error_codes() {
         let vfs = crate::VfsBuilder::new().build().unwrap();
         let mut table = wasmtime::component::ResourceTable::new();
-        let ours = table.push(wasmtime::Error::new(fs_core::ErrorCode::InsufficientSpace)).unwrap();
-        let host_io = table.push(wasmtime::Error::new(std::io::Error::from_raw_os_error(28))).unwrap();
+        let ours = table
+            .push(wasmtime::Error::new(fs_core::ErrorCode::InsufficientSpace))
+            .unwrap();
+        let host_io = table
+            .push(wasmtime::Error::new(std::io::Error::from_raw_os_error(28)))
+            .unwrap();
         let other = table.push(wasmtime::format_err!("something else")).unwrap();
-        let mut view = VfsCtxView { vfs: &vfs, table: &mut table };
-        assert_eq!(view.filesystem_error_code(ours).unwrap(), Some(wit::ErrorCode::InsufficientSpace));
-        assert_eq!(view.filesystem_error_code(host_io).unwrap(), Some(wit::ErrorCode::InsufficientSpace));
+        let mut view = VfsCtxView {
+            vfs: &vfs,
+            table: &mut table,
+        };
+        assert_eq!(
+            view.filesystem_error_code(ours).unwrap(),
+            Some(wit::ErrorCode::InsufficientSpace)
+        );
+        assert_eq!(
+            view.filesystem_error_code(host_io).unwrap(),
+            Some(wit::ErrorCode::InsufficientSpace)
+        );
         assert_eq!(view.filesystem_error_code(other).unwrap(), None);
     }
 }

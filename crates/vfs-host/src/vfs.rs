@@ -20,7 +20,10 @@ pub enum MountError {
     /// The spec is not `GUEST=HOST[:ro]`.
     Spec(String),
     Import(fs_core::host::ImportError),
-    Fs { guest: String, code: fs_core::ErrorCode },
+    Fs {
+        guest: String,
+        code: fs_core::ErrorCode,
+    },
 }
 
 impl std::fmt::Display for MountError {
@@ -47,12 +50,19 @@ impl Mount {
         if !guest.starts_with('/') || host.is_empty() || guest.split('/').any(|c| c == "..") {
             return Err(bad());
         }
-        Ok(Mount { guest: normalise(guest), host: PathBuf::from(host), read_only })
+        Ok(Mount {
+            guest: normalise(guest),
+            host: PathBuf::from(host),
+            read_only,
+        })
     }
 }
 
 fn normalise(guest: &str) -> String {
-    let parts: Vec<&str> = guest.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let parts: Vec<&str> = guest
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     format!("/{}", parts.join("/"))
 }
 
@@ -82,17 +92,31 @@ impl VfsBuilder {
 
     /// Offers the guest directory `path` to every instance as the preopen
     /// `name`. Without any, the whole tree is offered as `/`.
-    pub fn preopen(mut self, name: impl Into<String>, path: impl Into<String>, read_only: bool) -> Self {
+    pub fn preopen(
+        mut self,
+        name: impl Into<String>,
+        path: impl Into<String>,
+        read_only: bool,
+    ) -> Self {
         self.preopens.push((name.into(), path.into(), read_only));
         self
     }
 
     pub fn build(self) -> Result<Arc<Vfs>, MountError> {
-        let fs = Fs::new(self.config, Arc::new(fs_core::SystemClock))
-            .map_err(|code| MountError::Fs { guest: "/".into(), code })?;
-        let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).expect("a fresh filesystem has a root");
+        let fs = Fs::new(self.config, Arc::new(fs_core::SystemClock)).map_err(|code| {
+            MountError::Fs {
+                guest: "/".into(),
+                code,
+            }
+        })?;
+        let root = fs
+            .root(DF::READ | DF::MUTATE_DIRECTORY)
+            .expect("a fresh filesystem has a root");
         for m in &self.mounts {
-            let fs_err = |code| MountError::Fs { guest: m.guest.clone(), code };
+            let fs_err = |code| MountError::Fs {
+                guest: m.guest.clone(),
+                code,
+            };
             let rel = m.guest.trim_start_matches('/');
             let mut path = String::new();
             for part in rel.split('/').filter(|p| !p.is_empty()) {
@@ -106,7 +130,9 @@ impl VfsBuilder {
                 }
             }
             let target = if rel.is_empty() { "." } else { rel };
-            let dir = root.open_at(PF::SYMLINK_FOLLOW, target, OF::DIRECTORY, DF::READ).map_err(fs_err)?;
+            let dir = root
+                .open_at(PF::SYMLINK_FOLLOW, target, OF::DIRECTORY, DF::READ)
+                .map_err(fs_err)?;
             fs_core::host::import_dir(&dir, &m.host).map_err(MountError::Import)?;
             if m.read_only {
                 dir.set_read_only_recursive();
@@ -121,7 +147,10 @@ impl VfsBuilder {
             let rel = path.trim_start_matches('/');
             if !rel.is_empty() {
                 root.stat_at(PF::SYMLINK_FOLLOW, rel)
-                    .map_err(|code| MountError::Fs { guest: path.clone(), code })?;
+                    .map_err(|code| MountError::Fs {
+                        guest: path.clone(),
+                        code,
+                    })?;
             }
         }
         Ok(Arc::new(Vfs { fs, preopens }))
@@ -140,13 +169,23 @@ impl Vfs {
     }
 
     /// Fresh descriptors for the configured preopens, named.
-    pub(crate) fn open_preopens(&self) -> Result<Vec<(fs_core::Descriptor, String)>, fs_core::ErrorCode> {
+    pub(crate) fn open_preopens(
+        &self,
+    ) -> Result<Vec<(fs_core::Descriptor, String)>, fs_core::ErrorCode> {
         self.preopens
             .iter()
             .map(|(name, path, read_only)| {
-                let flags = if *read_only { DF::READ } else { DF::READ | DF::MUTATE_DIRECTORY };
+                let flags = if *read_only {
+                    DF::READ
+                } else {
+                    DF::READ | DF::MUTATE_DIRECTORY
+                };
                 let rel = path.trim_start_matches('/');
-                let d = if rel.is_empty() { self.fs.root(flags)? } else { self.fs.preopen(rel, flags)? };
+                let d = if rel.is_empty() {
+                    self.fs.root(flags)?
+                } else {
+                    self.fs.preopen(rel, flags)?
+                };
                 Ok((d, name.clone()))
             })
             .collect()

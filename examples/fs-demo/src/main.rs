@@ -7,8 +7,8 @@
 
 use fs_core::host::import_dir;
 use fs_core::{
-    image, Descriptor, DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, FsConfig, OpenFlags as OF,
-    PathFlags as PF,
+    image, Descriptor, DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, FsConfig,
+    OpenFlags as OF, PathFlags as PF,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +27,10 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let config_dir = std::env::args_os().nth(1).map(PathBuf::from).unwrap_or_else(|| here.join("config"));
+    let config_dir = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| here.join("config"));
     let state_dir = here.join("../../target/fs-demo");
     std::fs::create_dir_all(&state_dir)?;
     let state_file = state_dir.canonicalize()?.join("state.img");
@@ -50,23 +53,47 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         stats.symlinks,
         stats.bytes
     );
-    println!("/etc/app/current-theme says: {}", read(&root, "etc/app/current-theme")?.lines().next().unwrap_or(""));
+    println!(
+        "/etc/app/current-theme says: {}",
+        read(&root, "etc/app/current-theme")?
+            .lines()
+            .next()
+            .unwrap_or("")
+    );
 
     // 2. State restored from the last run's snapshot.
     let state = root.open_at(PF::empty(), "var/lib/demo", OF::DIRECTORY, DF::READ)?;
     match std::fs::read(&state_file) {
         Ok(bytes) => {
             image::decode_into(&state, &bytes, false)?;
-            println!("restored /var/lib/demo from {} ({} bytes)", state_file.display(), bytes.len());
+            println!(
+                "restored /var/lib/demo from {} ({} bytes)",
+                state_file.display(),
+                bytes.len()
+            );
         }
         Err(_) => println!("no snapshot yet: starting /var/lib/demo empty"),
     }
-    let runs: u64 = read(&root, "var/lib/demo/runs").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) + 1;
-    write(&root, "var/lib/demo/runs", format!("{runs}\n").as_bytes(), OF::TRUNCATE)?;
+    let runs: u64 = read(&root, "var/lib/demo/runs")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+        + 1;
+    write(
+        &root,
+        "var/lib/demo/runs",
+        format!("{runs}\n").as_bytes(),
+        OF::TRUNCATE,
+    )?;
     let log = root.open_at(PF::empty(), "var/lib/demo/log", OF::CREATE, DF::WRITE)?;
     log.append(format!("run {runs}: {}\n", read(&root, "etc/app/motd.txt")?.trim()).as_bytes())?;
     if runs == 1 {
-        root.link_at(PF::empty(), "var/lib/demo/log", &root, "var/lib/demo/log.hardlink")?;
+        root.link_at(
+            PF::empty(),
+            "var/lib/demo/log",
+            &root,
+            "var/lib/demo/log.hardlink",
+        )?;
         root.symlink_at("/etc/app/app.toml", "var/lib/demo/config")?;
         let sparse = root.open_at(PF::empty(), "var/lib/demo/sparse", OF::CREATE, RW)?;
         sparse.write(b"the end", (1 << 30) - 7)?;
@@ -81,21 +108,46 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // 4. What it cannot do.
     let refused = |what: &str, e: ErrorCode| println!("  {what:<48} -> {e}");
     println!("\nrefused, as Linux or wasmtime would:");
-    refused("write to /etc/app/app.toml (read-only mount)", write(&root, "etc/app/app.toml", b"x", OF::empty()).unwrap_err());
-    refused("open ../../outside (leaves the root)", root.stat_at(PF::empty(), "var/../../outside").unwrap_err());
-    refused("rmdir /var (not empty)", root.remove_directory_at("var").unwrap_err());
-    refused("rename /var into /var/lib (own subtree)", root.rename_at("var", &root, "var/lib/x").unwrap_err());
-    let tiny = Fs::new(FsConfig { max_bytes: 1 << 20, ..FsConfig::default() }, std::sync::Arc::new(fs_core::SystemClock))?;
+    refused(
+        "write to /etc/app/app.toml (read-only mount)",
+        write(&root, "etc/app/app.toml", b"x", OF::empty()).unwrap_err(),
+    );
+    refused(
+        "open ../../outside (leaves the root)",
+        root.stat_at(PF::empty(), "var/../../outside").unwrap_err(),
+    );
+    refused(
+        "rmdir /var (not empty)",
+        root.remove_directory_at("var").unwrap_err(),
+    );
+    refused(
+        "rename /var into /var/lib (own subtree)",
+        root.rename_at("var", &root, "var/lib/x").unwrap_err(),
+    );
+    let tiny = Fs::new(
+        FsConfig {
+            max_bytes: 1 << 20,
+            ..FsConfig::default()
+        },
+        std::sync::Arc::new(fs_core::SystemClock),
+    )?;
     let troot = tiny.root(DF::READ | DF::MUTATE_DIRECTORY)?;
     let f = troot.open_at(PF::empty(), "big", OF::CREATE, RW)?;
     let wrote = f.write(&vec![1u8; 2 << 20], 0)?;
-    refused(&format!("write 2 MiB on a 1 MiB quota (wrote {} KiB)", wrote >> 10), f.write(b"more", wrote as u64).unwrap_err());
+    refused(
+        &format!("write 2 MiB on a 1 MiB quota (wrote {} KiB)", wrote >> 10),
+        f.write(b"more", wrote as u64).unwrap_err(),
+    );
 
     // 5. Save the snapshot for the next run.
     let bytes = image::encode(&state)?;
     std::fs::write(&state_file, &bytes)?;
-    println!("\nsaved /var/lib/demo to {} ({} bytes; the 1 GiB sparse file costs {} KiB)", state_file.display(), bytes.len(),
-        root.stat_at(PF::empty(), "var/lib/demo/sparse")?.allocated >> 10);
+    println!(
+        "\nsaved /var/lib/demo to {} ({} bytes; the 1 GiB sparse file costs {} KiB)",
+        state_file.display(),
+        bytes.len(),
+        root.stat_at(PF::empty(), "var/lib/demo/sparse")?.allocated >> 10
+    );
     Ok(())
 }
 
@@ -124,8 +176,15 @@ fn list(root: &Descriptor, dir: &str) -> Result<(), ErrorCode> {
             DescriptorType::SymbolicLink => 'l',
             DescriptorType::RegularFile => '-',
         };
-        let target = if s.kind == DescriptorType::SymbolicLink { format!(" -> {}", root.readlink_at(&p)?) } else { String::new() };
-        println!("  {t}{:04o} {:>2} ino={:<3} {:>11} /{p}{target}", s.mode, s.nlink, s.ino, s.size);
+        let target = if s.kind == DescriptorType::SymbolicLink {
+            format!(" -> {}", root.readlink_at(&p)?)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {t}{:04o} {:>2} ino={:<3} {:>11} /{p}{target}",
+            s.mode, s.nlink, s.ino, s.size
+        );
         if s.kind == DescriptorType::Directory {
             list(root, &p)?;
         }
