@@ -6,6 +6,8 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 setup:
     rustup target add wasm32v1-none wasm32-wasip2 >/dev/null
     rustup component add clippy rustfmt >/dev/null
+    # The wasmtime CLI the tests compare against (pinned: rustc 1.95 builds 48.x).
+    wasmtime --version 2>/dev/null | grep -Eq '^wasmtime 48\.0\.8( |$)' || cargo install wasmtime-cli --version 48.0.8 --locked
 
 # The main demo: fs-core bundling a config dir and keeping state across
 # runs, then components sharing one filesystem under vfs-host / larder run.
