@@ -1,10 +1,12 @@
 //! File contents: a sparse map of fixed-size blocks.
 //!
-//! Each block stores only a prefix of its range; bytes past a block's length
-//! (up to the file size) read as zeros. So holes cost nothing, a small file
-//! costs about its size, and full blocks are allocated exactly once. Every
-//! byte of capacity is charged to the filesystem's byte quota before it is
-//! allocated, and allocation failure is an error, never an abort.
+//! Each block stores one contiguous run of its bytes (`start..start+len`
+//! within the block); everything else in the block, up to the file size,
+//! reads as zeros. So holes cost nothing, a small file costs about its size,
+//! a small write anywhere in an untouched block costs about its size, and
+//! full blocks are allocated exactly once. Every byte of capacity is charged
+//! to the filesystem's byte quota before it is allocated, and allocation
+//! failure is an error, never an abort.
 //!
 //! Invariant: no block holds bytes at or beyond `size`.
 
@@ -14,11 +16,24 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 #[derive(Default)]
+struct Block {
+    /// Offset within the block of `data[0]`.
+    start: usize,
+    data: Vec<u8>,
+}
+
+impl Block {
+    fn end(&self) -> usize {
+        self.start + self.data.len()
+    }
+}
+
+#[derive(Default)]
 pub(crate) struct FileData {
     size: u64,
     /// Bytes of capacity held by `blocks`, as charged to the quota.
     allocated: u64,
-    blocks: BTreeMap<u64, Vec<u8>>,
+    blocks: BTreeMap<u64, Block>,
 }
 
 impl FileData {
@@ -31,15 +46,15 @@ impl FileData {
     }
 
     /// Walks the bytes at `offset..offset+len` (clamped to the file size)
-    /// block by block: `piece(stored, len)` gets each block's stored bytes
-    /// (possibly fewer than `len`, the rest being a hole) or `None` for a
-    /// whole hole. Returns the byte count walked.
+    /// block by block: `piece(zeros, stored, total)` describes each piece of
+    /// `total` bytes as `zeros` zero bytes, then `stored`, then zeros for the
+    /// rest. Returns the byte count walked.
     fn walk(
         &self,
         shift: u32,
         offset: u64,
         len: usize,
-        mut piece: impl FnMut(Option<&[u8]>, usize),
+        mut piece: impl FnMut(usize, &[u8], usize),
     ) -> usize {
         if offset >= self.size {
             return 0;
@@ -49,14 +64,15 @@ impl FileData {
         let mut done = 0usize;
         while done < n {
             let pos = offset + done as u64;
-            let within = (pos & (bs - 1)) as usize;
-            let chunk = ((bs as usize) - within).min(n - done);
+            let c0 = (pos & (bs - 1)) as usize;
+            let chunk = ((bs as usize) - c0).min(n - done);
+            let c1 = c0 + chunk;
             match self.blocks.get(&(pos >> shift)) {
-                Some(block) if block.len() > within => {
-                    let have = (block.len() - within).min(chunk);
-                    piece(Some(&block[within..within + have]), chunk);
+                Some(b) if b.start.max(c0) < b.end().min(c1) => {
+                    let (s0, s1) = (b.start.max(c0), b.end().min(c1));
+                    piece(s0 - c0, &b.data[s0 - b.start..s1 - b.start], chunk);
                 }
-                _ => piece(None, chunk),
+                _ => piece(chunk, &[], chunk),
             }
             done += chunk;
         }
@@ -67,33 +83,24 @@ impl FileData {
     /// end of file).
     pub fn read(&self, shift: u32, offset: u64, buf: &mut [u8]) -> usize {
         let mut at = 0;
-        self.walk(shift, offset, buf.len(), |stored, len| {
-            let out = &mut buf[at..at + len];
-            let have = stored.map_or(0, |s| s.len());
-            if let Some(s) = stored {
-                out[..have].copy_from_slice(s);
-            }
-            out[have..].fill(0);
-            at += len;
+        self.walk(shift, offset, buf.len(), |zeros, stored, total| {
+            let out = &mut buf[at..at + total];
+            let (lead, rest) = out.split_at_mut(zeros);
+            lead.fill(0);
+            rest[..stored.len()].copy_from_slice(stored);
+            rest[stored.len()..].fill(0);
+            at += total;
         })
     }
 
     /// Appends up to `len` bytes at `offset` to `out` without zero-filling
     /// it first (holes are appended as zeros); returns how many.
-    pub fn read_append(
-        &self,
-        shift: u32,
-        offset: u64,
-        len: usize,
-        out: &mut alloc::vec::Vec<u8>,
-    ) -> usize {
+    pub fn read_append(&self, shift: u32, offset: u64, len: usize, out: &mut Vec<u8>) -> usize {
         out.reserve(len.min(self.size.saturating_sub(offset) as usize));
-        self.walk(shift, offset, len, |stored, len| {
-            let have = stored.map_or(0, |s| s.len());
-            if let Some(s) = stored {
-                out.extend_from_slice(s);
-            }
-            out.resize(out.len() + len - have, 0);
+        self.walk(shift, offset, len, |zeros, stored, total| {
+            out.resize(out.len() + zeros, 0);
+            out.extend_from_slice(stored);
+            out.resize(out.len() + total - zeros - stored.len(), 0);
         })
     }
 
@@ -116,67 +123,80 @@ impl FileData {
             let pos = offset + done as u64;
             let within = (pos & (bs as u64 - 1)) as usize;
             let chunk = (bs - within).min(data.len() - done);
-            let block = match self.block_for_write(shared, pos >> shift, within + chunk) {
-                Ok(b) => b,
+            match self.write_block(shared, pos >> shift, within, &data[done..done + chunk]) {
+                Ok(()) => done += chunk,
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
-            };
-            if block.len() < within {
-                block.resize(within, 0);
             }
-            let end = within + chunk;
-            if block.len() < end {
-                // Append the tail without zero-filling it first.
-                let overlap = block.len() - within;
-                block[within..].copy_from_slice(&data[done..done + overlap]);
-                block.extend_from_slice(&data[done + overlap..done + chunk]);
-            } else {
-                block[within..end].copy_from_slice(&data[done..done + chunk]);
-            }
-            done += chunk;
         }
         self.size = self.size.max(offset + done as u64);
         Ok(done)
     }
 
-    /// The block at `index` with capacity for at least `need` bytes,
-    /// allocating or growing it against the quota.
-    fn block_for_write(
-        &mut self,
-        shared: &Shared,
-        index: u64,
-        need: usize,
-    ) -> Result<&mut Vec<u8>> {
+    /// Stores `src` at offset `w0` of block `index`, widening the block's
+    /// stored run to cover it (the gap between, if any, becomes zeros).
+    fn write_block(&mut self, shared: &Shared, index: u64, w0: usize, src: &[u8]) -> Result<()> {
         let bs = 1usize << shared.block_shift;
-        let cap = self.blocks.get(&index).map_or(0, Vec::capacity);
+        let w1 = w0 + src.len();
+        let block = self.blocks.entry(index).or_default();
+        if block.data.is_empty() {
+            block.start = w0;
+        }
+        let (new_start, new_end) = (block.start.min(w0), block.end().max(w1));
+        let need = new_end - new_start;
+        let cap = block.data.capacity();
         if cap < need {
             // A block written to its end gets exactly one block; a growing
-            // tail doubles (amortised appends) but never past a block.
+            // run doubles (amortised appends) but never past a block.
             let target = if need == bs {
                 bs
             } else {
                 need.max(cap.saturating_mul(2)).min(bs)
             };
-            let extra = (target - cap) as u64;
-            shared.reserve_bytes(extra)?;
-            let block = self.blocks.entry(index).or_default();
-            if block.try_reserve_exact(target - block.len()).is_err() {
-                shared.release_bytes(extra);
-                if block.is_empty() {
+            let reserved = shared.reserve_bytes((target - cap) as u64);
+            if reserved.is_err()
+                || block
+                    .data
+                    .try_reserve_exact(target - block.data.len())
+                    .is_err()
+            {
+                if reserved.is_ok() {
+                    shared.release_bytes((target - cap) as u64);
+                }
+                if block.data.is_empty() {
                     self.blocks.remove(&index);
                 }
-                return Err(ErrorCode::InsufficientMemory);
+                return Err(reserved.err().unwrap_or(ErrorCode::InsufficientMemory));
             }
             // The allocator may round up; charge what was really taken.
-            let got = (block.capacity() - cap) as u64;
-            if got > extra {
-                // Rounding may overshoot the quota slightly; refusing the
-                // write for it would be worse.
-                shared.charge_bytes(got - extra);
+            let got = block.data.capacity() - cap;
+            if got > target - cap {
+                shared.charge_bytes((got - (target - cap)) as u64);
             }
-            self.allocated += got;
+            self.allocated += got as u64;
         }
-        Ok(self.blocks.entry(index).or_default())
+        if w0 < block.start {
+            // Widen to the left: move the stored run right, zero the gap.
+            let by = block.start - w0;
+            let old = block.data.len();
+            block.data.resize(old + by, 0);
+            block.data.copy_within(0..old, by);
+            block.data[..by].fill(0);
+            block.start = w0;
+        }
+        let (a, b) = (w0 - block.start, w1 - block.start);
+        let len = block.data.len();
+        if b <= len {
+            block.data[a..b].copy_from_slice(src);
+        } else if a <= len {
+            // Append the tail without zero-filling it first.
+            block.data[a..].copy_from_slice(&src[..len - a]);
+            block.data.extend_from_slice(&src[len - a..]);
+        } else {
+            block.data.resize(a, 0);
+            block.data.extend_from_slice(src);
+        }
+        Ok(())
     }
 
     /// Grows (with a hole) or shrinks the file to `new`.
@@ -188,27 +208,27 @@ impl FileData {
             let shift = shared.block_shift;
             let bs = 1u64 << shift;
             // First block index that lies wholly past the new end.
-            let first_gone = new.div_ceil(bs);
-            let gone = self.blocks.split_off(&first_gone);
-            let freed: u64 = gone.values().map(|b| b.capacity() as u64).sum();
-            self.allocated -= freed;
-            shared.release_bytes(freed);
+            let gone = self.blocks.split_off(&new.div_ceil(bs));
+            let mut freed: u64 = gone.values().map(|b| b.data.capacity() as u64).sum();
             if new % bs != 0 {
                 let last = new >> shift;
                 let keep = (new - (last << shift)) as usize;
                 if let Some(block) = self.blocks.get_mut(&last) {
-                    if block.len() > keep {
-                        block.truncate(keep);
-                        let before = block.capacity();
-                        if keep < before / 2 {
-                            block.shrink_to_fit();
+                    if block.start >= keep {
+                        freed += block.data.capacity() as u64;
+                        self.blocks.remove(&last);
+                    } else if block.end() > keep {
+                        block.data.truncate(keep - block.start);
+                        let before = block.data.capacity();
+                        if block.data.len() < before / 2 {
+                            block.data.shrink_to_fit();
                         }
-                        let freed = (before - block.capacity()) as u64;
-                        self.allocated -= freed;
-                        shared.release_bytes(freed);
+                        freed += (before - block.data.capacity()) as u64;
                     }
                 }
             }
+            self.allocated -= freed;
+            shared.release_bytes(freed);
         }
         self.size = new;
         Ok(())
@@ -226,7 +246,7 @@ impl FileData {
     pub fn extents(&self, shift: u32) -> impl Iterator<Item = (u64, &[u8])> + '_ {
         self.blocks
             .iter()
-            .filter(|(_, b)| !b.is_empty())
-            .map(move |(i, b)| (i << shift, b.as_slice()))
+            .filter(|(_, b)| !b.data.is_empty())
+            .map(move |(i, b)| ((i << shift) + b.start as u64, b.data.as_slice()))
     }
 }

@@ -334,7 +334,7 @@ fn decoding_respects_the_target() {
     // nothing behind.
     let small = Fs::new(
         FsConfig {
-            max_bytes: 100,
+            max_bytes: 10,
             ..FsConfig::default()
         },
         Arc::new(ManualClock::default()),

@@ -880,3 +880,33 @@ fn read_append_matches_read() {
         E::BadDescriptor
     );
 }
+
+#[test]
+fn small_writes_anywhere_cost_about_their_size() {
+    let (fs, root, _) = setup(FsConfig::default());
+    let f = create(&root, "f", b"");
+    // Ten bytes near the end of the first block, and in the middle of others.
+    for off in [65_000u64, 1 << 20, (1 << 30) + 30_000] {
+        f.write(b"0123456789", off).unwrap();
+    }
+    assert!(f.stat().allocated <= 3 * 16, "{:?}", f.stat());
+    // Writing before a block's stored run widens it; the gap reads as zeros.
+    f.write(b"ab", 64_990).unwrap();
+    let mut buf = [9u8; 20];
+    f.read(&mut buf, 64_990).unwrap();
+    assert_eq!(&buf[..2], b"ab");
+    assert_eq!(&buf[2..10], &[0u8; 8]);
+    assert_eq!(&buf[10..], b"0123456789");
+    assert_eq!(fs.usage().bytes, f.stat().allocated);
+    f.set_size(64_995).unwrap();
+    let mut buf = [9u8; 10];
+    assert_eq!(f.read(&mut buf, 64_990).unwrap(), 5);
+    assert_eq!(&buf[..5], b"ab\0\0\0");
+    f.set_size(64_000).unwrap();
+    assert_eq!(
+        f.stat().allocated,
+        0,
+        "a block wholly past the new end is freed"
+    );
+    assert_eq!(fs.usage().bytes, 0);
+}
