@@ -75,7 +75,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage(format_args!("cannot read {}: {e}", args.app.display())),
     };
-    if wasmparser_is_core_module(&bytes) {
+    if is_core_module(&bytes) {
         return usage(format_args!(
             "{} is a core WebAssembly module, not a component; build for wasm32-wasip2 or adapt it with `wasm-tools component new`",
             args.app.display()
@@ -91,6 +91,16 @@ pub fn main(args: RunArgs) -> ExitCode {
             ))
         }
     };
+    let exports_run = component
+        .component_type()
+        .exports(&engine)
+        .any(|(name, _)| name.starts_with("wasi:cli/run@0.2"));
+    if !exports_run {
+        return usage(format_args!(
+            "{} does not export wasi:cli/run@0.2.x, so it is not a command component `larder run` can start",
+            args.app.display()
+        ));
+    }
     let mut builder = VfsBuilder::new();
     for m in args.mounts {
         builder = builder.mount(m);
@@ -177,6 +187,6 @@ fn run_instance(
 
 /// A core module starts with the same magic as a component but a different
 /// version/layer field.
-fn wasmparser_is_core_module(bytes: &[u8]) -> bool {
+fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }

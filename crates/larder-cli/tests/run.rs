@@ -149,6 +149,9 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     let tmp = tempfile::tempdir().unwrap();
     let module = tmp.path().join("module.wasm");
     std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    // The smallest valid component: a header and nothing else.
+    let empty = tmp.path().join("empty-component.wasm");
+    std::fs::write(&empty, b"\0asm\x0d\0\x01\0").unwrap();
     let garbage = tmp.path().join("garbage.wasm");
     std::fs::write(&garbage, b"this is not wasm").unwrap();
     let app = guest("append");
