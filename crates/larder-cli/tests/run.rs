@@ -190,3 +190,28 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
         );
     }
 }
+
+#[test]
+fn mounts_are_copies_and_read_only_mounts_refuse_writes() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("seed.txt"), b"from the host").unwrap();
+    let ingest = guest("ingest");
+    let ro = format!("/data={}:ro", host.path().display());
+    let out = larder(&["run", ingest.to_str().unwrap(), "--mount", &ro, "--", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Read-only file system"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Writable: the app writes into its copy; the host directory is untouched.
+    let rw = format!("/data={}", host.path().display());
+    let out = larder(&["run", ingest.to_str().unwrap(), "--mount", &rw, "--", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ingest: wrote 3 batches\n");
+    let names: Vec<_> = std::fs::read_dir(host.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["seed.txt"]);
+}
