@@ -546,15 +546,7 @@ impl Image<'_> {
             return Err(ImageError::Fs(ErrorCode::NotDirectory));
         }
         dir.inode.check_writable()?;
-        if !dir
-            .inode
-            .state
-            .read()
-            .dir()
-            .expect("is a directory")
-            .entries
-            .is_empty()
-        {
+        if !dir.inode.is_empty_dir() {
             return Err(ImageError::Fs(ErrorCode::NotEmpty));
         }
         let shared = &dir.shared;

@@ -123,6 +123,14 @@ impl Inode {
         }
     }
 
+    /// A directory with no entries (false for anything else).
+    pub fn is_empty_dir(&self) -> bool {
+        self.state
+            .read()
+            .dir()
+            .is_some_and(|d| d.entries.is_empty())
+    }
+
     pub fn parent(&self) -> Option<Arc<Inode>> {
         self.parent.lock().upgrade()
     }

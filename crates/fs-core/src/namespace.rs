@@ -485,14 +485,7 @@ impl Descriptor {
                 (true, false) => return Err(ErrorCode::NotDirectory),
                 (false, true) => return Err(ErrorCode::IsDirectory),
                 (true, true) => {
-                    if !dst
-                        .state
-                        .read()
-                        .dir()
-                        .expect("is a directory")
-                        .entries
-                        .is_empty()
-                    {
+                    if !dst.is_empty_dir() {
                         return Err(ErrorCode::NotEmpty);
                     }
                 }

@@ -47,6 +47,20 @@ impl VfsCtxView<'_> {
     fn fd(&self, fd: &Resource<Descriptor>) -> FsResult<&Descriptor> {
         Ok(self.table.get(fd)?)
     }
+
+    /// An output stream over its own handle to `fd`'s file.
+    fn output(
+        &mut self,
+        fd: &Resource<Descriptor>,
+        make: impl FnOnce(Descriptor) -> FileWriter,
+    ) -> FsResult<Resource<OutputStream>> {
+        let d = self.fd(fd)?;
+        if !d.get_flags().contains(fs_core::DescriptorFlags::WRITE) {
+            return Err(fs_core::ErrorCode::BadDescriptor.into());
+        }
+        let writer: OutputStream = Box::new(make(d.try_clone()?));
+        Ok(self.table.push(writer)?)
+    }
 }
 
 impl wit::HostDescriptor for VfsCtxView<'_> {
@@ -68,21 +82,11 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         fd: Resource<Descriptor>,
         offset: Filesize,
     ) -> FsResult<Resource<OutputStream>> {
-        let d = self.fd(&fd)?;
-        if !d.get_flags().contains(fs_core::DescriptorFlags::WRITE) {
-            return Err(fs_core::ErrorCode::BadDescriptor.into());
-        }
-        let writer: OutputStream = Box::new(FileWriter::at(d.try_clone()?, offset));
-        Ok(self.table.push(writer)?)
+        self.output(&fd, |d| FileWriter::at(d, offset))
     }
 
     fn append_via_stream(&mut self, fd: Resource<Descriptor>) -> FsResult<Resource<OutputStream>> {
-        let d = self.fd(&fd)?;
-        if !d.get_flags().contains(fs_core::DescriptorFlags::WRITE) {
-            return Err(fs_core::ErrorCode::BadDescriptor.into());
-        }
-        let writer: OutputStream = Box::new(FileWriter::append(d.try_clone()?));
-        Ok(self.table.push(writer)?)
+        self.output(&fd, FileWriter::append)
     }
 
     fn advise(
