@@ -126,6 +126,16 @@ fn scratch() -> Result<tempfile::TempDir> {
     })
 }
 
+/// An empty filesystem for configuration `c`: 0 is wasmtime's host
+/// filesystem on `tmp`, 1 a fresh Vfs.
+fn fresh_host(c: usize, tmp: &tempfile::TempDir) -> Result<Host> {
+    Ok(if c == 0 {
+        Host::Tmpfs(tmp.path().to_path_buf())
+    } else {
+        Host::Vfs(VfsBuilder::new().build()?)
+    })
+}
+
 /// The reference point for sequential reads: the same 100 MiB copied from
 /// memory into a 1 MiB buffer, as the guest reads it.
 fn memcpy_seconds() -> f64 {
@@ -170,11 +180,7 @@ fn main() -> Result<()> {
     for r in 0..repeats {
         for (c, _) in configs.iter().enumerate() {
             let tmp = scratch()?;
-            let host = if c == 0 {
-                Host::Tmpfs(tmp.path().to_path_buf())
-            } else {
-                Host::Vfs(VfsBuilder::new().build()?)
-            };
+            let host = fresh_host(c, &tmp)?;
             for (name, (secs, u)) in bench.run(&host, &["/bench"])? {
                 samples.entry((c, name.clone())).or_default().push(secs);
                 units.insert(name, u);
@@ -189,11 +195,7 @@ fn main() -> Result<()> {
     let mut scaling: Vec<(String, f64, f64)> = Vec::new();
     for (c, label) in configs.iter().enumerate() {
         let tmp = scratch()?;
-        let host = if c == 0 {
-            Host::Tmpfs(tmp.path().to_path_buf())
-        } else {
-            Host::Vfs(VfsBuilder::new().build()?)
-        };
+        let host = fresh_host(c, &tmp)?;
         for d in ["/i0", "/i1"] {
             bench.run(&host, &[d, "seq-write"])?;
         }
