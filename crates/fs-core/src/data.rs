@@ -8,12 +8,30 @@
 //! to the filesystem's byte quota before it is allocated, and allocation
 //! failure is an error, never an abort.
 //!
+//! A file loaded lazily from an image starts out `pending`: its size is
+//! known but its bytes still live in the image source, and are fetched,
+//! checksummed and stored the first time anything touches the contents.
+//!
 //! Invariant: no block holds bytes at or beyond `size`.
 
 use crate::error::{ErrorCode, Result};
 use crate::fs::Shared;
+use crate::image::ImageSource;
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+
+/// Where a lazily loaded file's bytes are: extents `(file offset, source
+/// offset, length)` of `source`, whose bytes together hash to `crc`.
+pub(crate) struct Pending {
+    pub source: Arc<dyn ImageSource>,
+    pub extents: Vec<(u64, u64, u64)>,
+    pub crc: u32,
+}
+
+/// How much of a pending file is fetched from the source at once.
+const FETCH_CHUNK: u64 = 1 << 20;
 
 #[derive(Default)]
 struct Block {
@@ -34,15 +52,74 @@ pub(crate) struct FileData {
     /// Bytes of capacity held by `blocks`, as charged to the quota.
     allocated: u64,
     blocks: BTreeMap<u64, Block>,
+    pending: Option<Box<Pending>>,
 }
 
 impl FileData {
+    /// A file of `size` bytes whose contents stay in `pending` until used.
+    pub fn lazy(size: u64, pending: Pending) -> FileData {
+        FileData {
+            size,
+            pending: Some(Box::new(pending)),
+            ..FileData::default()
+        }
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }
 
     pub fn allocated(&self) -> u64 {
-        self.allocated
+        match &self.pending {
+            Some(p) => p.extents.iter().map(|e| e.2).sum(),
+            None => self.allocated,
+        }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Fetches a pending file's bytes into blocks (charged to the quota) and
+    /// checks them against the image's checksum. On failure the file stays
+    /// pending and holds nothing, so a later access tries again.
+    pub fn load(&mut self, shared: &Shared) -> Result<()> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        let size = self.size;
+        let fetched = (|| {
+            let mut crc = crc32fast::Hasher::new();
+            let mut buf = Vec::new();
+            for &(off, src, len) in &p.extents {
+                let mut done = 0;
+                while done < len {
+                    let n = (len - done).min(FETCH_CHUNK) as usize;
+                    buf.clear();
+                    buf.try_reserve_exact(n)
+                        .map_err(|_| ErrorCode::InsufficientMemory)?;
+                    buf.resize(n, 0);
+                    p.source.read_at(src + done, &mut buf)?;
+                    crc.update(&buf);
+                    if self.write(shared, off + done, &buf)? < n {
+                        return Err(ErrorCode::InsufficientSpace);
+                    }
+                    done += n as u64;
+                }
+            }
+            if crc.finalize() != p.crc {
+                return Err(ErrorCode::Io);
+            }
+            Ok(())
+        })();
+        if let Err(e) = fetched {
+            self.release(shared);
+            self.pending = Some(p);
+            self.size = size;
+            return Err(e);
+        }
+        self.size = size;
+        Ok(())
     }
 
     /// Walks the bytes at `offset..offset+len` (clamped to the file size)
@@ -111,6 +188,7 @@ impl FileData {
         if data.is_empty() {
             return Ok(0);
         }
+        self.load(shared)?;
         let max = shared.config.max_file_size;
         if offset >= max {
             return Err(ErrorCode::FileTooLarge);
@@ -204,6 +282,11 @@ impl FileData {
         if new > shared.config.max_file_size {
             return Err(ErrorCode::FileTooLarge);
         }
+        if new == 0 {
+            // Nothing of the old contents survives: no need to fetch them.
+            self.pending = None;
+        }
+        self.load(shared)?;
         if new < self.size {
             let shift = shared.block_shift;
             let bs = 1u64 << shift;
@@ -239,6 +322,7 @@ impl FileData {
         shared.release_bytes(self.allocated);
         self.allocated = 0;
         self.blocks.clear();
+        self.pending = None;
         self.size = 0;
     }
 

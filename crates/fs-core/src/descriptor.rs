@@ -154,6 +154,7 @@ impl Descriptor {
         if !self.flags.contains(DescriptorFlags::READ) {
             return Err(ErrorCode::BadDescriptor);
         }
+        self.inode.load_file()?;
         let n = {
             let state = self.inode.state.read();
             let file = state.file().ok_or(ErrorCode::BadDescriptor)?;

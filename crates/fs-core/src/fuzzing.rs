@@ -58,6 +58,7 @@ pub fn image(data: &[u8]) {
 }
 
 fn check_image(data: &[u8]) {
+    check_lazy(data);
     let Ok(img) = Image::parse(data) else { return };
     let (fs, root) = small_fs();
     let before = fs.usage();
@@ -77,6 +78,25 @@ fn check_image(data: &[u8]) {
             assert_eq!(root.read_directory().expect("root").count(), 0);
         }
         Err(e) => panic!("parse accepted an image that load rejected: {e}"),
+    }
+}
+
+/// Lazy loading accepts any input that parses (and more: file checksums
+/// wait for first use); using every file then succeeds or fails with `io`
+/// exactly when the eager parse would have refused the image.
+fn check_lazy(data: &[u8]) {
+    let (_fs, root) = small_fs();
+    let source: Arc<dyn image::ImageSource> = Arc::new(data.to_vec());
+    let eager = Image::parse(data).is_ok();
+    match image::load_lazy(&root, source, false) {
+        Ok(()) => match image::encode(&root) {
+            Ok(_) => assert!(eager, "lazy load used a file the eager parse refused"),
+            // A small quota may refuse a file's bytes when they arrive.
+            Err(crate::ErrorCode::InsufficientSpace) => {}
+            Err(e) => assert!(!eager && e == crate::ErrorCode::Io, "lazy load failed on use: {e}"),
+        },
+        Err(ImageError::Fs(_)) => {}
+        Err(e) => assert!(!eager, "lazy load refused an image that parses: {e}"),
     }
 }
 

@@ -23,8 +23,10 @@
 //! checksums) and reports the first problem as an [`ImageError`]; no input
 //! makes it panic.
 
+use crate::data::{FileData, Pending};
 use crate::descriptor::Descriptor;
 use crate::error::ErrorCode;
+use crate::fs::Shared;
 use crate::inode::{Body, Dir, Inode, Meta};
 use crate::time::Timestamp;
 use alloc::collections::BTreeMap;
@@ -146,6 +148,7 @@ pub fn encode(dir: &Descriptor) -> crate::Result<Vec<u8>> {
     while next < order.len() {
         let inode = order[next].clone();
         next += 1;
+        inode.load_file()?;
         let state = inode.state.read();
         let m = state.meta;
         let kind = match &state.body {
@@ -255,7 +258,9 @@ impl<'a> Reader<'a> {
 enum NodeBody<'a> {
     File {
         size: u64,
+        /// (file offset, offset in the data section, length)
         extents: Vec<(u64, u64, u64)>,
+        crc: u32,
     },
     Dir(Vec<(&'a str, u32)>),
     Symlink(&'a str),
@@ -266,153 +271,140 @@ struct Node<'a> {
     body: NodeBody<'a>,
 }
 
+/// What the parser knows of the data section: its bytes (checksums are
+/// verified now) or only its length (checksums wait for first use).
+#[derive(Clone, Copy)]
+enum Data<'a> {
+    Bytes(&'a [u8]),
+    Len(u64),
+}
+
+/// Where a lazily loaded image's bytes come from (a bundle, a file, an
+/// object store). Reads are positional and must fill `buf` exactly.
+pub trait ImageSource: Send + Sync {
+    fn len(&self) -> u64;
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> crate::Result<()>;
+}
+
+impl ImageSource for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> crate::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| ErrorCode::Io)?;
+        let bytes = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+            .ok_or(ErrorCode::Io)?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// The validated content of an image, borrowing names and data from it.
 pub struct Image<'a> {
     nodes: Vec<Node<'a>>,
     data: &'a [u8],
 }
 
+/// Checks the fixed header; returns (node count, metadata length, metadata
+/// checksum).
+fn parse_header(buf: &[u8]) -> Result<(u32, u64, u32), ImageError> {
+    let header = buf.get(..HEADER_LEN).ok_or(ImageError::Truncated {
+        at: 0,
+        needed: HEADER_LEN,
+    })?;
+    if &header[..8] != MAGIC {
+        return Err(ImageError::BadMagic);
+    }
+    let mut h = Reader {
+        buf: header,
+        pos: 8,
+        base: 0,
+    };
+    let version = h.u16()?;
+    let flags = h.u16()?;
+    let count = h.u32()?;
+    let meta_len = h.u64()?;
+    let meta_crc = h.u32()?;
+    let header_crc = h.u32()?;
+    if crc32fast::hash(&header[..HEADER_LEN - 4]) != header_crc {
+        return Err(ImageError::Checksum {
+            what: "header",
+            node: None,
+        });
+    }
+    if version != VERSION {
+        return Err(ImageError::UnsupportedVersion(version));
+    }
+    if flags != 0 {
+        return Err(ImageError::Malformed {
+            node: 0,
+            reason: "unknown header flags",
+        });
+    }
+    Ok((count, meta_len, meta_crc))
+}
+
+/// The metadata length as a slice bound, if `available` bytes follow the
+/// header.
+fn meta_len_within(meta_len: u64, available: u64) -> Result<usize, ImageError> {
+    usize::try_from(meta_len)
+        .ok()
+        .filter(|&l| l as u64 <= available)
+        .ok_or(ImageError::Truncated {
+            at: HEADER_LEN,
+            needed: meta_len.min(usize::MAX as u64) as usize,
+        })
+}
+
+/// Checks and parses the metadata section into a tree of nodes.
+fn parse_meta<'a>(
+    meta: &'a [u8],
+    count: u32,
+    meta_crc: u32,
+    data: Data<'a>,
+) -> Result<Vec<Node<'a>>, ImageError> {
+    if crc32fast::hash(meta) != meta_crc {
+        return Err(ImageError::Checksum {
+            what: "metadata",
+            node: None,
+        });
+    }
+    if count == 0 || count as usize > meta.len() / MIN_NODE_LEN {
+        return Err(ImageError::Malformed {
+            node: 0,
+            reason: "node count does not fit the metadata",
+        });
+    }
+    let mut r = Reader {
+        buf: meta,
+        pos: 0,
+        base: HEADER_LEN,
+    };
+    let mut nodes = Vec::with_capacity(count as usize);
+    for n in 0..count {
+        nodes.push(parse_node(&mut r, n, count, data)?);
+    }
+    if r.pos != meta.len() {
+        return Err(ImageError::Malformed {
+            node: count - 1,
+            reason: "trailing bytes after the last node",
+        });
+    }
+    check_tree(&nodes)?;
+    Ok(nodes)
+}
+
 impl<'a> Image<'a> {
     /// Checks and parses an image. Every file's checksum is verified.
     pub fn parse(buf: &'a [u8]) -> Result<Image<'a>, ImageError> {
-        let mut h = Reader {
-            buf,
-            pos: 0,
-            base: 0,
-        };
-        let header = h.take(HEADER_LEN)?;
-        if &header[..8] != MAGIC {
-            return Err(ImageError::BadMagic);
-        }
-        let mut h = Reader {
-            buf: header,
-            pos: 8,
-            base: 0,
-        };
-        let version = h.u16()?;
-        let flags = h.u16()?;
-        let count = h.u32()?;
-        let meta_len = h.u64()?;
-        let meta_crc = h.u32()?;
-        let header_crc = h.u32()?;
-        if crc32fast::hash(&header[..HEADER_LEN - 4]) != header_crc {
-            return Err(ImageError::Checksum {
-                what: "header",
-                node: None,
-            });
-        }
-        if version != VERSION {
-            return Err(ImageError::UnsupportedVersion(version));
-        }
-        if flags != 0 {
-            return Err(ImageError::Malformed {
-                node: 0,
-                reason: "unknown header flags",
-            });
-        }
+        let (count, meta_len, meta_crc) = parse_header(buf)?;
         let rest = &buf[HEADER_LEN..];
-        let meta_len = usize::try_from(meta_len)
-            .ok()
-            .filter(|&l| l <= rest.len())
-            .ok_or(ImageError::Truncated {
-                at: HEADER_LEN,
-                needed: meta_len.min(usize::MAX as u64) as usize,
-            })?;
+        let meta_len = meta_len_within(meta_len, rest.len() as u64)?;
         let (meta, data) = rest.split_at(meta_len);
-        if crc32fast::hash(meta) != meta_crc {
-            return Err(ImageError::Checksum {
-                what: "metadata",
-                node: None,
-            });
-        }
-        if count == 0 || count as usize > meta.len() / MIN_NODE_LEN {
-            return Err(ImageError::Malformed {
-                node: 0,
-                reason: "node count does not fit the metadata",
-            });
-        }
-        let mut r = Reader {
-            buf: meta,
-            pos: 0,
-            base: HEADER_LEN,
-        };
-        let mut nodes = Vec::with_capacity(count as usize);
-        for n in 0..count {
-            nodes.push(parse_node(&mut r, n, count, data)?);
-        }
-        if r.pos != meta.len() {
-            return Err(ImageError::Malformed {
-                node: count - 1,
-                reason: "trailing bytes after the last node",
-            });
-        }
-        let image = Image { nodes, data };
-        image.check_tree()?;
-        Ok(image)
-    }
-
-    /// The tree must be a tree: the root a directory, every other directory
-    /// named exactly once, every node reachable.
-    fn check_tree(&self) -> Result<(), ImageError> {
-        if !matches!(self.nodes[0].body, NodeBody::Dir(_)) {
-            return Err(ImageError::Malformed {
-                node: 0,
-                reason: "root is not a directory",
-            });
-        }
-        let mut refs = vec![0u32; self.nodes.len()];
-        refs[0] = 1;
-        for (n, node) in self.nodes.iter().enumerate() {
-            if let NodeBody::Dir(entries) = &node.body {
-                for &(_, child) in entries {
-                    if child == 0 {
-                        return Err(ImageError::Malformed {
-                            node: n as u32,
-                            reason: "entry names the root",
-                        });
-                    }
-                    refs[child as usize] += 1;
-                    if refs[child as usize] > 1
-                        && matches!(self.nodes[child as usize].body, NodeBody::Dir(_))
-                    {
-                        return Err(ImageError::Malformed {
-                            node: child,
-                            reason: "directory named twice",
-                        });
-                    }
-                }
-            }
-        }
-        if let Some(n) = refs.iter().position(|&r| r == 0) {
-            return Err(ImageError::Malformed {
-                node: n as u32,
-                reason: "unreachable node",
-            });
-        }
-        // With every directory named once, a cycle would leave the nodes on
-        // it unreachable from the root; walk to be sure.
-        let mut seen = vec![false; self.nodes.len()];
-        let mut stack = vec![0u32];
-        seen[0] = true;
-        let mut reached = 1;
-        while let Some(n) = stack.pop() {
-            if let NodeBody::Dir(entries) = &self.nodes[n as usize].body {
-                for &(_, child) in entries {
-                    if !seen[child as usize] {
-                        seen[child as usize] = true;
-                        reached += 1;
-                        stack.push(child);
-                    }
-                }
-            }
-        }
-        if reached != self.nodes.len() {
-            return Err(ImageError::Malformed {
-                node: 0,
-                reason: "directory cycle",
-            });
-        }
-        Ok(())
+        let nodes = parse_meta(meta, count, meta_crc, Data::Bytes(data))?;
+        Ok(Image { nodes, data })
     }
 
     pub fn node_count(&self) -> usize {
@@ -420,11 +412,74 @@ impl<'a> Image<'a> {
     }
 }
 
+/// The tree must be a tree: the root a directory, every other directory
+/// named exactly once, every node reachable.
+fn check_tree(nodes: &[Node<'_>]) -> Result<(), ImageError> {
+    if !matches!(nodes[0].body, NodeBody::Dir(_)) {
+        return Err(ImageError::Malformed {
+            node: 0,
+            reason: "root is not a directory",
+        });
+    }
+    let mut refs = vec![0u32; nodes.len()];
+    refs[0] = 1;
+    for (n, node) in nodes.iter().enumerate() {
+        if let NodeBody::Dir(entries) = &node.body {
+            for &(_, child) in entries {
+                if child == 0 {
+                    return Err(ImageError::Malformed {
+                        node: n as u32,
+                        reason: "entry names the root",
+                    });
+                }
+                refs[child as usize] += 1;
+                if refs[child as usize] > 1 && matches!(nodes[child as usize].body, NodeBody::Dir(_))
+                {
+                    return Err(ImageError::Malformed {
+                        node: child,
+                        reason: "directory named twice",
+                    });
+                }
+            }
+        }
+    }
+    if let Some(n) = refs.iter().position(|&r| r == 0) {
+        return Err(ImageError::Malformed {
+            node: n as u32,
+            reason: "unreachable node",
+        });
+    }
+    // With every directory named once, a cycle would leave the nodes on it
+    // unreachable from the root; walk to be sure.
+    let mut seen = vec![false; nodes.len()];
+    let mut stack = vec![0u32];
+    seen[0] = true;
+    let mut reached = 1;
+    while let Some(n) = stack.pop() {
+        if let NodeBody::Dir(entries) = &nodes[n as usize].body {
+            for &(_, child) in entries {
+                if !seen[child as usize] {
+                    seen[child as usize] = true;
+                    reached += 1;
+                    stack.push(child);
+                }
+            }
+        }
+    }
+    if reached != nodes.len() {
+        return Err(ImageError::Malformed {
+            node: 0,
+            reason: "directory cycle",
+        });
+    }
+    Ok(())
+}
+
 fn parse_node<'a>(
     r: &mut Reader<'a>,
     n: u32,
     count: u32,
-    data: &'a [u8],
+    data: Data<'a>,
 ) -> Result<Node<'a>, ImageError> {
     let bad = |reason| ImageError::Malformed { node: n, reason };
     let kind = r.u8()?;
@@ -471,22 +526,36 @@ fn parse_node<'a>(
                     .checked_add(len)
                     .filter(|&e| e <= size)
                     .ok_or(bad("extent past the file size"))?;
-                let bytes = usize::try_from(data_off)
-                    .ok()
-                    .zip(usize::try_from(len).ok())
-                    .and_then(|(o, l)| data.get(o..o.checked_add(l)?))
-                    .ok_or(bad("extent outside the data section"))?;
-                crc.update(bytes);
+                let outside = bad("extent outside the data section");
+                match data {
+                    Data::Bytes(data) => {
+                        let bytes = usize::try_from(data_off)
+                            .ok()
+                            .zip(usize::try_from(len).ok())
+                            .and_then(|(o, l)| data.get(o..o.checked_add(l)?))
+                            .ok_or(outside)?;
+                        crc.update(bytes);
+                    }
+                    Data::Len(total) => {
+                        if data_off.checked_add(len).is_none_or(|e| e > total) {
+                            return Err(outside);
+                        }
+                    }
+                }
                 extents.push((off, data_off, len));
             }
             let want = r.u32()?;
-            if crc.finalize() != want {
+            if matches!(data, Data::Bytes(_)) && crc.finalize() != want {
                 return Err(ImageError::Checksum {
                     what: "file data",
                     node: Some(n),
                 });
             }
-            NodeBody::File { size, extents }
+            NodeBody::File {
+                size,
+                extents,
+                crc: want,
+            }
         }
         KIND_DIR => {
             let count_e = r.u32()? as usize;
@@ -541,71 +610,143 @@ pub fn decode_into(dir: &Descriptor, image: &[u8], read_only: bool) -> Result<()
 impl Image<'_> {
     /// Materialises the parsed tree under the empty directory `dir`.
     pub fn load_into(&self, dir: &Descriptor, read_only: bool) -> Result<(), ImageError> {
-        dir.require_mutate()?;
-        if !dir.inode.is_dir() {
-            return Err(ImageError::Fs(ErrorCode::NotDirectory));
-        }
-        dir.inode.check_writable()?;
-        if !dir.inode.is_empty_dir() {
-            return Err(ImageError::Fs(ErrorCode::NotEmpty));
-        }
-        let shared = &dir.shared;
-        // Build every inode first (quota checked as we go), then link.
-        let mut inodes: Vec<Arc<Inode>> = Vec::with_capacity(self.nodes.len());
-        inodes.push(dir.inode.clone());
-        for node in &self.nodes[1..] {
-            let body = match &node.body {
-                NodeBody::File { .. } => Body::new_file(),
-                NodeBody::Dir(_) => Body::Dir(Dir::default()),
-                NodeBody::Symlink(t) => Body::Symlink(String::from(*t)),
-            };
-            let inode = Inode::new(shared, body, node.meta.mode)?;
-            if let NodeBody::File { size, extents } = &node.body {
-                // Filled through the inode, so a quota failure part way
-                // gives every byte back when the inode drops.
-                let mut state = inode.state.write();
-                let f = state.file_mut().expect("file node");
-                for &(off, data_off, len) in extents {
-                    let bytes = &self.data[data_off as usize..(data_off + len) as usize];
-                    if f.write(shared, off, bytes)? < bytes.len() {
-                        return Err(ImageError::Fs(ErrorCode::InsufficientSpace));
-                    }
+        build(&self.nodes, dir, read_only, |shared, size, extents, _| {
+            let mut f = FileData::default();
+            let filled = extents.iter().try_for_each(|&(off, data_off, len)| {
+                let bytes = &self.data[data_off as usize..(data_off + len) as usize];
+                match f.write(shared, off, bytes)? {
+                    n if n == bytes.len() => Ok(()),
+                    _ => Err(ErrorCode::InsufficientSpace),
                 }
-                f.set_size(shared, *size)?;
-            }
-            inodes.push(inode);
-        }
-        let mut nlink = vec![0u64; self.nodes.len()];
-        for (n, node) in self.nodes.iter().enumerate() {
-            if let NodeBody::Dir(entries) = &node.body {
-                let mut state = inodes[n].state.write();
-                let d = state.dir_mut().expect("directory node");
-                for &(name, child) in entries {
-                    let c = &inodes[child as usize];
-                    if c.is_dir() {
-                        c.set_parent(&inodes[n]);
-                        nlink[n] += 1;
-                        nlink[child as usize] += 2;
-                    } else {
-                        nlink[child as usize] += 1;
-                    }
-                    d.entries.insert(String::from(name), c.clone());
+            });
+            match filled.and_then(|()| f.set_size(shared, size)) {
+                Ok(()) => Ok(f),
+                Err(e) => {
+                    // Not yet held by an inode: give its bytes back here.
+                    f.release(shared);
+                    Err(e.into())
                 }
             }
-        }
-        for (n, node) in self.nodes.iter().enumerate() {
-            let mut state = inodes[n].state.write();
-            let keep = if n == 0 { state.meta.nlink } else { 0 };
-            state.meta = Meta {
-                nlink: keep + nlink[n],
-                ..node.meta
-            };
-            if read_only {
-                inodes[n].set_readonly();
-            }
-        }
-        Ok(())
+        })
     }
+}
+
+/// Loads the image in `source` under the empty directory `dir`, reading only
+/// the header and metadata now: each file's bytes are fetched (and checked
+/// against its checksum) the first time the file's contents are used, so the
+/// cost of loading does not grow with the size of the files.
+pub fn load_lazy(
+    dir: &Descriptor,
+    source: Arc<dyn ImageSource>,
+    read_only: bool,
+) -> Result<(), ImageError> {
+    let total = source.len();
+    let mut header = [0u8; HEADER_LEN];
+    if total < HEADER_LEN as u64 {
+        return Err(ImageError::Truncated {
+            at: 0,
+            needed: HEADER_LEN,
+        });
+    }
+    source.read_at(0, &mut header)?;
+    let (count, meta_len, meta_crc) = parse_header(&header)?;
+    let available = total - HEADER_LEN as u64;
+    let meta_len = meta_len_within(meta_len, available)?;
+    let mut meta = Vec::new();
+    meta.try_reserve_exact(meta_len)
+        .map_err(|_| ImageError::Fs(ErrorCode::InsufficientMemory))?;
+    meta.resize(meta_len, 0);
+    source.read_at(HEADER_LEN as u64, &mut meta)?;
+    let data_len = available - meta_len as u64;
+    let nodes = parse_meta(&meta, count, meta_crc, Data::Len(data_len))?;
+    let base = (HEADER_LEN + meta_len) as u64;
+    build(&nodes, dir, read_only, |shared, size, extents, crc| {
+        if size > shared.config.max_file_size {
+            return Err(ImageError::Fs(ErrorCode::FileTooLarge));
+        }
+        let extents = extents.iter().map(|&(o, d, l)| (o, base + d, l)).collect();
+        Ok(FileData::lazy(
+            size,
+            Pending {
+                source: source.clone(),
+                extents,
+                crc,
+            },
+        ))
+    })
+}
+
+/// Creates the nodes' inodes under the empty directory `dir` and links them;
+/// `file(shared, size, extents, crc)` makes each file's contents.
+fn build(
+    nodes: &[Node<'_>],
+    dir: &Descriptor,
+    read_only: bool,
+    mut file: impl FnMut(&Shared, u64, &[(u64, u64, u64)], u32) -> Result<FileData, ImageError>,
+) -> Result<(), ImageError> {
+    dir.require_mutate()?;
+    if !dir.inode.is_dir() {
+        return Err(ImageError::Fs(ErrorCode::NotDirectory));
+    }
+    dir.inode.check_writable()?;
+    if !dir.inode.is_empty_dir() {
+        return Err(ImageError::Fs(ErrorCode::NotEmpty));
+    }
+    let shared = &dir.shared;
+    // Build every inode first (quota checked as we go), then link; a failure
+    // part way drops what was built and gives its space back.
+    let mut inodes: Vec<Arc<Inode>> = Vec::with_capacity(nodes.len());
+    inodes.push(dir.inode.clone());
+    for node in &nodes[1..] {
+        let body = match &node.body {
+            NodeBody::File { .. } => Body::new_file(),
+            NodeBody::Dir(_) => Body::Dir(Dir::default()),
+            NodeBody::Symlink(t) => Body::Symlink(String::from(*t)),
+        };
+        let inode = Inode::new(shared, body, node.meta.mode)?;
+        if let NodeBody::File {
+            size,
+            extents,
+            crc,
+        } = &node.body
+        {
+            // Held by the inode from here, so its bytes go back to the quota
+            // if a later node fails.
+            *inode.state.write().file_mut().expect("file node") =
+                file(shared, *size, extents, *crc)?;
+        }
+        inodes.push(inode);
+    }
+    let mut nlink = vec![0u64; nodes.len()];
+    for (n, node) in nodes.iter().enumerate() {
+        if let NodeBody::Dir(entries) = &node.body {
+            let mut state = inodes[n].state.write();
+            let d = state.dir_mut().expect("directory node");
+            for &(name, child) in entries {
+                let c = &inodes[child as usize];
+                if c.is_dir() {
+                    c.set_parent(&inodes[n]);
+                    nlink[n] += 1;
+                    nlink[child as usize] += 2;
+                } else {
+                    nlink[child as usize] += 1;
+                }
+                d.entries.insert(String::from(name), c.clone());
+            }
+        }
+    }
+    for (n, node) in nodes.iter().enumerate() {
+        let mut state = inodes[n].state.write();
+        let keep = if n == 0 { state.meta.nlink } else { 0 };
+        state.meta = Meta {
+            nlink: keep + nlink[n],
+            ..node.meta
+        };
+        if read_only {
+            inodes[n].set_readonly();
+        }
+    }
+    Ok(())
 }
 
 impl crate::fs::Fs {

@@ -131,6 +131,17 @@ impl Inode {
             .is_some_and(|d| d.entries.is_empty())
     }
 
+    /// Fetches a lazily loaded file's contents if they are still pending.
+    pub fn load_file(&self) -> crate::Result<()> {
+        if !self.state.read().file().is_some_and(|f| f.is_pending()) {
+            return Ok(());
+        }
+        match self.state.write().file_mut() {
+            Some(f) => f.load(&self.shared),
+            None => Ok(()),
+        }
+    }
+
     pub fn parent(&self) -> Option<Arc<Inode>> {
         self.parent.lock().upgrade()
     }

@@ -153,12 +153,156 @@ proptest! {
         image::decode_into(&root2, &bytes, false).unwrap();
         // Encoding is deterministic (checked before snapshots read, and so
         // move, access times).
-        prop_assert_eq!(image::encode(&root2).unwrap(), bytes);
-        prop_assert_eq!(snapshot(&root), snapshot(&root2));
+        prop_assert_eq!(image::encode(&root2).unwrap(), bytes.clone());
+        // Loaded lazily, the tree reads back the same (compared while both
+        // copies are fresh, as reading moves access times).
+        let (_fs3, root3) = new_fs();
+        image::load_lazy(&root3, Arc::new(bytes.clone()), false).unwrap();
+        prop_assert_eq!(image::encode(&root3).unwrap(), bytes.clone());
+        let copy = snapshot(&root2);
+        prop_assert_eq!(&snapshot(&root3), &copy);
+        prop_assert_eq!(snapshot(&root), copy);
         prop_assert_eq!(root.stat().nlink, root2.stat().nlink);
         // Holes stay holes: the copy allocates no more than the original.
         prop_assert!(fs2.usage().bytes <= _fs.usage().bytes);
     }
+}
+
+/// An image source that counts the bytes it hands out and can corrupt one.
+struct Counting {
+    bytes: Vec<u8>,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl image::ImageSource for Counting {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> fs_core::Result<()> {
+        self.read
+            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.bytes.read_at(offset, buf)
+    }
+}
+
+fn lazy_sample(big: usize) -> (Fs, Descriptor, Arc<Counting>, Vec<u8>) {
+    let (_fs, root) = new_fs();
+    root.create_directory_at("etc").unwrap();
+    let big_data: Vec<u8> = (0..big).map(|i| (i * 7 % 251) as u8).collect();
+    let f = root.open_at(PF::empty(), "big", OF::CREATE, RW).unwrap();
+    f.write(&big_data, 0).unwrap();
+    let f = root
+        .open_at(PF::empty(), "etc/small", OF::CREATE, RW)
+        .unwrap();
+    f.write(b"small", 0).unwrap();
+    let bytes = image::encode(&root).unwrap();
+    let source = Arc::new(Counting {
+        bytes,
+        read: Default::default(),
+    });
+    let (fs, root) = new_fs();
+    image::load_lazy(&root, source.clone(), true).unwrap();
+    (fs, root, source, big_data)
+}
+
+#[test]
+fn lazy_load_reads_only_metadata_until_contents_are_used() {
+    let (fs, root, source, big) = lazy_sample(3 << 20);
+    let loaded = source.read.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(loaded < 1024, "loading read {loaded} bytes");
+    assert_eq!(fs.usage().bytes, 0, "nothing stored before first use");
+    // Metadata needs no contents.
+    assert_eq!(root.stat_at(PF::empty(), "big").unwrap().size, big.len() as u64);
+    assert_eq!(source.read.load(std::sync::atomic::Ordering::Relaxed), loaded);
+    let f = root.open_at(PF::empty(), "big", OF::empty(), DF::READ).unwrap();
+    let mut buf = vec![0; 10];
+    assert_eq!(f.read(&mut buf, 1 << 20).unwrap(), 10);
+    assert_eq!(buf, big[1 << 20..(1 << 20) + 10]);
+    // The whole file was fetched once (to check its checksum), the small
+    // one not at all.
+    let after = source.read.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(after - loaded, big.len() as u64);
+    let mut all = vec![0; big.len()];
+    f.read(&mut all, 0).unwrap();
+    assert_eq!(all, big);
+    assert_eq!(source.read.load(std::sync::atomic::Ordering::Relaxed), after);
+    // The read-only flag holds for lazily loaded trees too.
+    let w = root.open_at(PF::empty(), "etc/small", OF::empty(), DF::WRITE);
+    assert_eq!(w.err(), Some(E::ReadOnly));
+}
+
+#[test]
+fn lazy_file_copies_on_write_and_truncate_skips_the_fetch() {
+    let (_fs, root) = new_fs();
+    for (name, data) in [("a", &b"0123456789"[..]), ("b", b"bbbb")] {
+        let f = root.open_at(PF::empty(), name, OF::CREATE, RW).unwrap();
+        f.write(data, 0).unwrap();
+    }
+    let source = Arc::new(Counting {
+        bytes: image::encode(&root).unwrap(),
+        read: Default::default(),
+    });
+    let (_fs2, root2) = new_fs();
+    image::load_lazy(&root2, source.clone(), false).unwrap();
+    let a = root2.open_at(PF::empty(), "a", OF::empty(), RW).unwrap();
+    a.write(b"AB", 4).unwrap();
+    let mut buf = vec![0; 10];
+    a.read(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"0123AB6789");
+    let before = source.read.load(std::sync::atomic::Ordering::Relaxed);
+    let b = root2
+        .open_at(PF::empty(), "b", OF::TRUNCATE, DF::WRITE)
+        .unwrap();
+    assert_eq!(b.stat().size, 0);
+    assert_eq!(source.read.load(std::sync::atomic::Ordering::Relaxed), before);
+    // The source itself is untouched: a second load sees the originals.
+    let (_fs3, root3) = new_fs();
+    image::load_lazy(&root3, source.clone(), false).unwrap();
+    let a3 = root3.open_at(PF::empty(), "a", OF::empty(), DF::READ).unwrap();
+    a3.read(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"0123456789");
+}
+
+#[test]
+fn lazy_file_with_damaged_bytes_fails_with_io_and_others_still_read() {
+    let (_fs, root, source, _) = lazy_sample(100);
+    let mut bytes = source.bytes.clone();
+    // The data section ends with etc/small's bytes ("small").
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    let (fs, root2) = new_fs();
+    image::load_lazy(&root2, Arc::new(bytes), false).unwrap();
+    drop(root);
+    let f = root2
+        .open_at(PF::empty(), "etc/small", OF::empty(), DF::READ)
+        .unwrap();
+    let mut buf = vec![0; 5];
+    assert_eq!(f.read(&mut buf, 0), Err(E::Io));
+    assert_eq!(f.read(&mut buf, 0), Err(E::Io), "stays failed, never half loaded");
+    let big = root2.open_at(PF::empty(), "big", OF::empty(), DF::READ).unwrap();
+    assert_eq!(big.read(&mut buf, 0).unwrap(), 5);
+    assert!(fs.usage().bytes >= 100 && fs.usage().bytes < 1000);
+}
+
+#[test]
+fn lazy_load_over_quota_fails_on_use_and_gives_space_back() {
+    let (_fs, root, source, big) = lazy_sample(200_000);
+    drop(root);
+    let fs = Fs::new(
+        FsConfig {
+            max_bytes: 100_000,
+            ..FsConfig::default()
+        },
+        Arc::new(ManualClock::new(Timestamp::new(1, 0).unwrap())),
+    )
+    .unwrap();
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    image::load_lazy(&root, source, false).unwrap();
+    let f = root.open_at(PF::empty(), "big", OF::empty(), DF::READ).unwrap();
+    let mut buf = vec![0; 4];
+    assert_eq!(f.read(&mut buf, 0), Err(E::InsufficientSpace));
+    assert_eq!(fs.usage().bytes, 0);
+    assert_eq!(f.stat().size, big.len() as u64);
 }
 
 fn sample() -> Vec<u8> {
