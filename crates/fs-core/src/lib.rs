@@ -48,6 +48,7 @@ pub mod image;
 mod inode;
 mod namespace;
 mod resolve;
+pub mod stream;
 mod sync;
 mod time;
 mod types;

@@ -1,5 +1,7 @@
 //! `larder`: run WebAssembly components on Larder's in-sandbox filesystem.
 
+mod bundle;
+mod compose;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,11 @@ enum Command {
     /// Run a component (also a composed one) with its filesystem held by
     /// Larder; with --instances N, N instances share it.
     Run(run::RunArgs),
+    /// Plug Larder's filesystem into an app, bundling host directories, so
+    /// `wasmtime run out.wasm` needs no host directories.
+    Compose(compose::ComposeArgs),
+    /// Write the guest adapter for use with `wac plug`.
+    Adapter(compose::AdapterArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,5 +41,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Compose(args) => compose::main(args),
+        Command::Adapter(args) => compose::adapter_main(args),
     }
 }

@@ -3,7 +3,7 @@
 
 wasmtime::component::bindgen!({
     path: "../../wit",
-    world: "larder:host/filesystem",
+    world: "larder:vfs/host",
     imports: { default: trappable },
     trappable_error_type: {
         "wasi:filesystem/types.error-code" => crate::FsError,

@@ -6,7 +6,7 @@ use crate::bindings::wasi::filesystem::types::{
     MetadataHashValue, NewTimestamp, OpenFlags, PathFlags,
 };
 use crate::convert::{self as c, FsError, FsResult};
-use crate::streams::{FileReader, FileWriter};
+use crate::streams::{Reader, Writer};
 use crate::VfsCtxView;
 use fs_core::{Descriptor, DirStream};
 use wasmtime::component::Resource;
@@ -47,20 +47,6 @@ impl VfsCtxView<'_> {
     fn fd(&self, fd: &Resource<Descriptor>) -> FsResult<&Descriptor> {
         Ok(self.table.get(fd)?)
     }
-
-    /// An output stream over its own handle to `fd`'s file.
-    fn output(
-        &mut self,
-        fd: &Resource<Descriptor>,
-        make: impl FnOnce(Descriptor) -> FileWriter,
-    ) -> FsResult<Resource<OutputStream>> {
-        let d = self.fd(fd)?;
-        if !d.get_flags().contains(fs_core::DescriptorFlags::WRITE) {
-            return Err(fs_core::ErrorCode::BadDescriptor.into());
-        }
-        let writer: OutputStream = Box::new(make(d.try_clone()?));
-        Ok(self.table.push(writer)?)
-    }
 }
 
 impl wit::HostDescriptor for VfsCtxView<'_> {
@@ -69,11 +55,7 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         fd: Resource<Descriptor>,
         offset: Filesize,
     ) -> FsResult<Resource<InputStream>> {
-        let d = self.fd(&fd)?;
-        if !d.get_flags().contains(fs_core::DescriptorFlags::READ) {
-            return Err(fs_core::ErrorCode::BadDescriptor.into());
-        }
-        let reader: InputStream = Box::new(FileReader::new(d.try_clone()?, offset));
+        let reader: InputStream = Box::new(Reader(self.fd(&fd)?.read_via_stream(offset)?));
         Ok(self.table.push(reader)?)
     }
 
@@ -82,11 +64,13 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         fd: Resource<Descriptor>,
         offset: Filesize,
     ) -> FsResult<Resource<OutputStream>> {
-        self.output(&fd, |d| FileWriter::at(d, offset))
+        let writer: OutputStream = Box::new(Writer(self.fd(&fd)?.write_via_stream(offset)?));
+        Ok(self.table.push(writer)?)
     }
 
     fn append_via_stream(&mut self, fd: Resource<Descriptor>) -> FsResult<Resource<OutputStream>> {
-        self.output(&fd, FileWriter::append)
+        let writer: OutputStream = Box::new(Writer(self.fd(&fd)?.append_via_stream()?));
+        Ok(self.table.push(writer)?)
     }
 
     fn advise(

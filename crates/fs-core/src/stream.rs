@@ -1,0 +1,104 @@
+//! The cursors behind `read-via-stream`, `write-via-stream` and
+//! `append-via-stream`. Each holds its own handle to the file, so a stream
+//! outlives the descriptor it came from, as in WASI. Binding layers wrap
+//! these in their stream types and add nothing but error translation.
+
+use crate::descriptor::Descriptor;
+use crate::error::{ErrorCode, Result};
+use crate::types::DescriptorFlags;
+use alloc::vec::Vec;
+
+/// Largest single read handed out (the reader asks again for more).
+pub const MAX_STREAM_READ: usize = 16 << 20;
+
+pub struct FileReader {
+    fd: Descriptor,
+    pos: u64,
+}
+
+impl FileReader {
+    /// Up to `len` bytes from the cursor, which moves past them; `None` at
+    /// end of file, where the stream is closed.
+    pub fn read(&mut self, len: usize) -> Result<Option<Vec<u8>>> {
+        if len == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let mut buf = Vec::new();
+        let n = self
+            .fd
+            .read_append(&mut buf, len.min(MAX_STREAM_READ), self.pos)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.pos += n as u64;
+        Ok(Some(buf))
+    }
+
+    /// Moves the cursor up to `len` bytes on; `None` at end of file.
+    pub fn skip(&mut self, len: u64) -> Result<Option<u64>> {
+        let size = self.fd.stat().size;
+        if self.pos >= size && len > 0 {
+            return Ok(None);
+        }
+        let n = size.saturating_sub(self.pos).min(len);
+        self.pos += n;
+        Ok(Some(n))
+    }
+}
+
+pub struct FileWriter {
+    fd: Descriptor,
+    /// `None` appends.
+    pos: Option<u64>,
+}
+
+impl FileWriter {
+    /// Writes all of `bytes` (a stream write is all or an error); a full
+    /// filesystem part way is `insufficient-space`.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut done = 0;
+        while done < bytes.len() {
+            let n = match self.pos {
+                Some(pos) => self.fd.write(&bytes[done..], pos + done as u64)?,
+                None => self.fd.append(&bytes[done..])?.1,
+            };
+            if n == 0 {
+                return Err(ErrorCode::InsufficientSpace);
+            }
+            done += n;
+        }
+        if let Some(pos) = &mut self.pos {
+            *pos += done as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Descriptor {
+    /// A stream reading from `offset`; the descriptor must be open for reading.
+    pub fn read_via_stream(&self, offset: u64) -> Result<FileReader> {
+        self.stream_handle(DescriptorFlags::READ)
+            .map(|fd| FileReader { fd, pos: offset })
+    }
+
+    /// A stream writing from `offset`; the descriptor must be open for writing.
+    pub fn write_via_stream(&self, offset: u64) -> Result<FileWriter> {
+        self.stream_handle(DescriptorFlags::WRITE).map(|fd| FileWriter {
+            fd,
+            pos: Some(offset),
+        })
+    }
+
+    /// A stream appending at the end of the file, atomically per write.
+    pub fn append_via_stream(&self) -> Result<FileWriter> {
+        self.stream_handle(DescriptorFlags::WRITE)
+            .map(|fd| FileWriter { fd, pos: None })
+    }
+
+    fn stream_handle(&self, need: DescriptorFlags) -> Result<Descriptor> {
+        if !self.get_flags().contains(need) {
+            return Err(ErrorCode::BadDescriptor);
+        }
+        self.try_clone()
+    }
+}

@@ -1,0 +1,50 @@
+//! Builds the guest adapter (crates/vfs-adapter) for wasm32-wasip2 so the
+//! `larder` binary can embed it: an installed `larder` composes anywhere.
+//!
+//! The adapter is built by a nested cargo in a target directory of its own
+//! (sharing the outer one would deadlock on cargo's lock).
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest.join("../..");
+    for p in [
+        "crates/vfs-adapter/src",
+        "crates/vfs-adapter/Cargo.toml",
+        "crates/fs-core/src",
+        "crates/fs-core/Cargo.toml",
+        "wit",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(p).display());
+    }
+    let target_dir = root.join("target/adapter");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--locked", "-p", "vfs-adapter"])
+        .args(["--target", "wasm32-wasip2", "--target-dir"])
+        .arg(&target_dir);
+    // The outer build's settings are not the guest's.
+    for (k, _) in env::vars_os() {
+        let k = k.to_string_lossy();
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+            || k.starts_with("RUSTC_")
+            || matches!(&*k, "RUSTFLAGS" | "RUSTDOCFLAGS" | "TARGET" | "HOST" | "OUT_DIR")
+        {
+            cmd.env_remove(&*k);
+        }
+    }
+    let status = cmd.status().expect("run cargo for the guest adapter");
+    if !status.success() {
+        panic!(
+            "building the guest adapter for wasm32-wasip2 failed; is the target \
+             installed? (`rustup target add wasm32-wasip2`)"
+        );
+    }
+    let wasm = target_dir.join("wasm32-wasip2/release/vfs_adapter_unbundled.wasm");
+    println!("cargo:rustc-env=LARDER_ADAPTER_WASM={}", wasm.display());
+}
