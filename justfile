@@ -4,10 +4,22 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Toolchain pieces the build needs (idempotent; fast when present).
 setup:
-    rustup target add wasm32v1-none wasm32-wasip2 >/dev/null
+    rustup target add wasm32v1-none wasm32-wasip1 wasm32-wasip2 >/dev/null
     rustup component add clippy rustfmt >/dev/null
     # The wasmtime CLI the tests compare against (pinned: rustc 1.95 builds 48.x).
     wasmtime --version 2>/dev/null | grep -Eq '^wasmtime 48\.0\.8( |$)' || cargo install wasmtime-cli --version 48.0.8 --locked
+    # The wac CLI, for the `wac plug` route.
+    wac --version 2>/dev/null | grep -Eq '^wac-cli 0\.12\.0( |$)' || cargo install wac-cli --version 0.12.0 --locked
+    # C examples: clang with Debian's wasi-libc (wasm32-wasi, preview 1).
+    test -e /usr/lib/wasm32-wasi/libc.a -a -x /usr/bin/clang -a -x /usr/bin/wasm-ld || \
+        { $(command -v sudo || true) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(command -v sudo || true) apt-get install -y -qq clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null; }
+
+# The guest adapter users `wac plug` into apps, with an empty filesystem
+# preopened as `/` (the same bytes `larder adapter -o` writes).
+build:
+    cargo build --locked --release -p larder-cli
+    mkdir -p target/wasm32-wasip2/release
+    target/release/larder adapter -o target/wasm32-wasip2/release/vfs_adapter.wasm
 
 # The main demo: fs-core bundling a config dir and keeping state across
 # runs, then components sharing one filesystem under vfs-host / larder run.
@@ -21,6 +33,11 @@ demo: setup guests
 # Guest programs for the tests and examples (wasm32-wasip2 components).
 guests: setup
     cargo build --locked --release --target wasm32-wasip2 --manifest-path examples/guests/Cargo.toml
+    # The same settings app as a wasip1 module (made a component through
+    # wasmtime's preview1 adapter in the tests), and the C example.
+    cargo build --locked --release --target wasm32-wasip1 --manifest-path examples/guests/Cargo.toml -p settings
+    mkdir -p target/guests
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -o target/guests/c-notes.wasm examples/c-notes/notes.c
 
 # Every test: lints, the no_std build, then unit, property (fs-core vs
 # Linux), concurrency and fuzz-regression tests.

@@ -33,7 +33,10 @@ fn main() {
         let k = k.to_string_lossy();
         if (k.starts_with("CARGO_") && k != "CARGO_HOME")
             || k.starts_with("RUSTC_")
-            || matches!(&*k, "RUSTFLAGS" | "RUSTDOCFLAGS" | "TARGET" | "HOST" | "OUT_DIR")
+            || matches!(
+                &*k,
+                "RUSTFLAGS" | "RUSTDOCFLAGS" | "TARGET" | "HOST" | "OUT_DIR"
+            )
         {
             cmd.env_remove(&*k);
         }

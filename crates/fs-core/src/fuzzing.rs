@@ -93,7 +93,10 @@ fn check_lazy(data: &[u8]) {
             Ok(_) => assert!(eager, "lazy load used a file the eager parse refused"),
             // A small quota may refuse a file's bytes when they arrive.
             Err(crate::ErrorCode::InsufficientSpace) => {}
-            Err(e) => assert!(!eager && e == crate::ErrorCode::Io, "lazy load failed on use: {e}"),
+            Err(e) => assert!(
+                !eager && e == crate::ErrorCode::Io,
+                "lazy load failed on use: {e}"
+            ),
         },
         Err(ImageError::Fs(_)) => {}
         Err(e) => assert!(!eager, "lazy load refused an image that parses: {e}"),

@@ -282,12 +282,13 @@ enum Data<'a> {
 /// Where a lazily loaded image's bytes come from (a bundle, a file, an
 /// object store). Reads are positional and must fill `buf` exactly.
 pub trait ImageSource: Send + Sync {
-    fn len(&self) -> u64;
+    /// Total bytes in the source.
+    fn size(&self) -> u64;
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> crate::Result<()>;
 }
 
 impl ImageSource for Vec<u8> {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.len() as u64
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> crate::Result<()> {
@@ -433,7 +434,8 @@ fn check_tree(nodes: &[Node<'_>]) -> Result<(), ImageError> {
                     });
                 }
                 refs[child as usize] += 1;
-                if refs[child as usize] > 1 && matches!(nodes[child as usize].body, NodeBody::Dir(_))
+                if refs[child as usize] > 1
+                    && matches!(nodes[child as usize].body, NodeBody::Dir(_))
                 {
                     return Err(ImageError::Malformed {
                         node: child,
@@ -640,7 +642,7 @@ pub fn load_lazy(
     source: Arc<dyn ImageSource>,
     read_only: bool,
 ) -> Result<(), ImageError> {
-    let total = source.len();
+    let total = source.size();
     let mut header = [0u8; HEADER_LEN];
     if total < HEADER_LEN as u64 {
         return Err(ImageError::Truncated {
@@ -704,12 +706,7 @@ fn build(
             NodeBody::Symlink(t) => Body::Symlink(String::from(*t)),
         };
         let inode = Inode::new(shared, body, node.meta.mode)?;
-        if let NodeBody::File {
-            size,
-            extents,
-            crc,
-        } = &node.body
-        {
+        if let NodeBody::File { size, extents, crc } = &node.body {
             // Held by the inode from here, so its bytes go back to the quota
             // if a later node fails.
             *inode.state.write().file_mut().expect("file node") =

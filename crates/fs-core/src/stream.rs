@@ -83,10 +83,11 @@ impl Descriptor {
 
     /// A stream writing from `offset`; the descriptor must be open for writing.
     pub fn write_via_stream(&self, offset: u64) -> Result<FileWriter> {
-        self.stream_handle(DescriptorFlags::WRITE).map(|fd| FileWriter {
-            fd,
-            pos: Some(offset),
-        })
+        self.stream_handle(DescriptorFlags::WRITE)
+            .map(|fd| FileWriter {
+                fd,
+                pos: Some(offset),
+            })
     }
 
     /// A stream appending at the end of the file, atomically per write.

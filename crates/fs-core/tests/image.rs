@@ -175,7 +175,7 @@ struct Counting {
 }
 
 impl image::ImageSource for Counting {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> fs_core::Result<()> {
@@ -212,9 +212,17 @@ fn lazy_load_reads_only_metadata_until_contents_are_used() {
     assert!(loaded < 1024, "loading read {loaded} bytes");
     assert_eq!(fs.usage().bytes, 0, "nothing stored before first use");
     // Metadata needs no contents.
-    assert_eq!(root.stat_at(PF::empty(), "big").unwrap().size, big.len() as u64);
-    assert_eq!(source.read.load(std::sync::atomic::Ordering::Relaxed), loaded);
-    let f = root.open_at(PF::empty(), "big", OF::empty(), DF::READ).unwrap();
+    assert_eq!(
+        root.stat_at(PF::empty(), "big").unwrap().size,
+        big.len() as u64
+    );
+    assert_eq!(
+        source.read.load(std::sync::atomic::Ordering::Relaxed),
+        loaded
+    );
+    let f = root
+        .open_at(PF::empty(), "big", OF::empty(), DF::READ)
+        .unwrap();
     let mut buf = vec![0; 10];
     assert_eq!(f.read(&mut buf, 1 << 20).unwrap(), 10);
     assert_eq!(buf, big[1 << 20..(1 << 20) + 10]);
@@ -225,7 +233,10 @@ fn lazy_load_reads_only_metadata_until_contents_are_used() {
     let mut all = vec![0; big.len()];
     f.read(&mut all, 0).unwrap();
     assert_eq!(all, big);
-    assert_eq!(source.read.load(std::sync::atomic::Ordering::Relaxed), after);
+    assert_eq!(
+        source.read.load(std::sync::atomic::Ordering::Relaxed),
+        after
+    );
     // The read-only flag holds for lazily loaded trees too.
     let w = root.open_at(PF::empty(), "etc/small", OF::empty(), DF::WRITE);
     assert_eq!(w.err(), Some(E::ReadOnly));
@@ -254,11 +265,16 @@ fn lazy_file_copies_on_write_and_truncate_skips_the_fetch() {
         .open_at(PF::empty(), "b", OF::TRUNCATE, DF::WRITE)
         .unwrap();
     assert_eq!(b.stat().size, 0);
-    assert_eq!(source.read.load(std::sync::atomic::Ordering::Relaxed), before);
+    assert_eq!(
+        source.read.load(std::sync::atomic::Ordering::Relaxed),
+        before
+    );
     // The source itself is untouched: a second load sees the originals.
     let (_fs3, root3) = new_fs();
     image::load_lazy(&root3, source.clone(), false).unwrap();
-    let a3 = root3.open_at(PF::empty(), "a", OF::empty(), DF::READ).unwrap();
+    let a3 = root3
+        .open_at(PF::empty(), "a", OF::empty(), DF::READ)
+        .unwrap();
     a3.read(&mut buf, 0).unwrap();
     assert_eq!(&buf, b"0123456789");
 }
@@ -278,8 +294,14 @@ fn lazy_file_with_damaged_bytes_fails_with_io_and_others_still_read() {
         .unwrap();
     let mut buf = vec![0; 5];
     assert_eq!(f.read(&mut buf, 0), Err(E::Io));
-    assert_eq!(f.read(&mut buf, 0), Err(E::Io), "stays failed, never half loaded");
-    let big = root2.open_at(PF::empty(), "big", OF::empty(), DF::READ).unwrap();
+    assert_eq!(
+        f.read(&mut buf, 0),
+        Err(E::Io),
+        "stays failed, never half loaded"
+    );
+    let big = root2
+        .open_at(PF::empty(), "big", OF::empty(), DF::READ)
+        .unwrap();
     assert_eq!(big.read(&mut buf, 0).unwrap(), 5);
     assert!(fs.usage().bytes >= 100 && fs.usage().bytes < 1000);
 }
@@ -298,7 +320,9 @@ fn lazy_load_over_quota_fails_on_use_and_gives_space_back() {
     .unwrap();
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     image::load_lazy(&root, source, false).unwrap();
-    let f = root.open_at(PF::empty(), "big", OF::empty(), DF::READ).unwrap();
+    let f = root
+        .open_at(PF::empty(), "big", OF::empty(), DF::READ)
+        .unwrap();
     let mut buf = vec![0; 4];
     assert_eq!(f.read(&mut buf, 0), Err(E::InsufficientSpace));
     assert_eq!(fs.usage().bytes, 0);

@@ -15,7 +15,10 @@ use wit_parser::Resolve;
 const WIT: &[(&str, &str)] = &[
     ("io.wit", include_str!("../../../wit/deps/io.wit")),
     ("clocks.wit", include_str!("../../../wit/deps/clocks.wit")),
-    ("filesystem.wit", include_str!("../../../wit/deps/filesystem.wit")),
+    (
+        "filesystem.wit",
+        include_str!("../../../wit/deps/filesystem.wit"),
+    ),
     ("random.wit", include_str!("../../../wit/deps/random.wit")),
     ("sockets.wit", include_str!("../../../wit/deps/sockets.wit")),
     ("cli.wit", include_str!("../../../wit/deps/cli.wit")),
@@ -49,7 +52,7 @@ impl Layout {
         STATIC_BASE + self.bytes.len() as u32
     }
     fn align(&mut self) {
-        while self.bytes.len() % 8 != 0 {
+        while !self.bytes.len().is_multiple_of(8) {
             self.bytes.push(0);
         }
     }
@@ -112,7 +115,9 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
     let mut types = TypeSection::new();
     types.ty().function([], [ValType::I32]);
     types.ty().function([], [ValType::I64]);
-    types.ty().function([ValType::I64, ValType::I32], [ValType::I32]);
+    types
+        .ty()
+        .function([ValType::I64, ValType::I32], [ValType::I32]);
     let mut funcs = FunctionSection::new();
     for ty in [0, 0, 1, 2] {
         funcs.function(ty);

@@ -69,8 +69,8 @@ fn default_preopens() -> Vec<(String, String)> {
 }
 
 fn compose_cmd(args: &ComposeArgs) -> Result<()> {
-    let app = std::fs::read(&args.app)
-        .with_context(|| format!("cannot read {}", args.app.display()))?;
+    let app =
+        std::fs::read(&args.app).with_context(|| format!("cannot read {}", args.app.display()))?;
     let bundle = bundle_from_args(&args.mount, &args.preopen)?;
     let out = compose(&app, &args.app.display().to_string(), &bundle)?;
     write_atomically(&args.output, &out)
@@ -104,7 +104,9 @@ fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
     let image = if mounts.is_empty() {
         Vec::new()
     } else {
-        let vfs = builder.build().map_err(|e| anyhow::anyhow!("--mount: {e}"))?;
+        let vfs = builder
+            .build()
+            .map_err(|e| anyhow::anyhow!("--mount: {e}"))?;
         let root = vfs
             .fs()
             .root(fs_core::DescriptorFlags::READ)

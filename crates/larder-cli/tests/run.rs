@@ -1,55 +1,8 @@
 //! `larder run` end to end: the real binary, real components.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn guest(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/guests/target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    assert!(
-        p.exists(),
-        "{} missing: run `just guests` (part of `just test`)",
-        p.display()
-    );
-    p
-}
-
-fn larder(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_larder"))
-        .args(args)
-        .output()
-        .expect("run larder")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// The conformance program under the real `wasmtime run --dir DIR::/`, on a
-/// tmpfs directory when the machine has one.
-fn reference_run(component: &std::path::Path) -> String {
-    let shm = std::path::Path::new("/dev/shm");
-    let dir = if shm.is_dir() {
-        tempfile::tempdir_in(shm)
-    } else {
-        tempfile::tempdir()
-    }
-    .unwrap();
-    let out = Command::new("wasmtime")
-        .arg("run")
-        .arg("--dir")
-        .arg(format!("{}::/", dir.path().display()))
-        .arg(component)
-        .output()
-        .expect("the wasmtime CLI (48.0.8) is installed by `just setup`");
-    assert!(
-        out.status.success(),
-        "wasmtime run failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
+use common::{assert_conformant, guest, larder, reference_run, text};
 
 #[test]
 fn conformance_matches_wasmtime_host_filesystem() {
@@ -57,22 +10,7 @@ fn conformance_matches_wasmtime_host_filesystem() {
     let ours = larder(&["run", wasm.to_str().unwrap()]);
     assert!(ours.status.success(), "{}", text(&ours.stderr));
     let ours = text(&ours.stdout);
-    let theirs = reference_run(&wasm);
-    assert!(
-        ours.lines().count() >= 82,
-        "conformance printed too little:\n{ours}"
-    );
-    let diffs: Vec<String> = ours
-        .lines()
-        .zip(theirs.lines())
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("  larder:   {a}\n  wasmtime: {b}"))
-        .collect();
-    assert!(
-        diffs.is_empty() && ours.lines().count() == theirs.lines().count(),
-        "differences:\n{}",
-        diffs.join("\n")
-    );
+    assert_conformant("larder run", &ours, &reference_run(&wasm));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::exports::wasi::filesystem::types::{
     PathFlags,
 };
 use crate::exports::wasi::io::streams::{InputStream, OutputStream};
-use crate::io::{IoError, Input, Output};
+use crate::io::{Input, IoError, Output};
 use crate::wasi::clocks::wall_clock::Datetime;
 use crate::{state, Adapter};
 use std::cell::RefCell;
@@ -179,7 +179,10 @@ impl wit::GuestDescriptor for Descriptor {
     }
 
     fn stat_at(&self, flags: PathFlags, path: String) -> Result<DescriptorStat> {
-        self.0.stat_at(path_flags(flags), &path).map(stat).map_err(code)
+        self.0
+            .stat_at(path_flags(flags), &path)
+            .map(stat)
+            .map_err(code)
     }
 
     fn set_times_at(
@@ -246,7 +249,9 @@ impl wit::GuestDescriptor for Descriptor {
         new_path: String,
     ) -> Result<()> {
         let new_dir = &new_dir.get::<Descriptor>().0;
-        self.0.rename_at(&old_path, new_dir, &new_path).map_err(code)
+        self.0
+            .rename_at(&old_path, new_dir, &new_path)
+            .map_err(code)
     }
 
     fn symlink_at(&self, old_path: String, new_path: String) -> Result<()> {

@@ -30,11 +30,14 @@ struct Bundle {
 const PIECE: usize = 1 << 20;
 
 impl ImageSource for Bundle {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.len
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> fs_core::Result<()> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.len) {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
             return Err(fs_core::ErrorCode::Io);
         }
         for (i, chunk) in buf.chunks_mut(PIECE).enumerate() {
@@ -68,9 +71,14 @@ fn build() -> Result<State, String> {
         let root = fs.root(rw).map_err(|e| e.to_string())?;
         image::load_lazy(&root, Arc::new(Bundle { len }), false).map_err(|e| e.to_string())?;
         for path in bundle::read_only() {
-            root.open_at(PathFlags::empty(), rel(&path), Default::default(), DescriptorFlags::READ)
-                .map_err(|e| format!("read-only mount {path}: {e}"))?
-                .set_read_only_recursive();
+            root.open_at(
+                PathFlags::empty(),
+                rel(&path),
+                Default::default(),
+                DescriptorFlags::READ,
+            )
+            .map_err(|e| format!("read-only mount {path}: {e}"))?
+            .set_read_only_recursive();
         }
     }
     let mut preopens = Vec::new();

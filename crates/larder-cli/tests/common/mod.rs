@@ -1,0 +1,169 @@
+//! Helpers shared by the end-to-end tests: the real `larder` binary, the
+//! real `wasmtime` and `wac` CLIs, and the guest programs `just guests`
+//! builds.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn built(p: PathBuf) -> PathBuf {
+    assert!(
+        p.exists(),
+        "{} missing: run `just guests` (part of `just test`)",
+        p.display()
+    );
+    p
+}
+
+/// A Rust guest built for wasm32-wasip2.
+pub fn guest(name: &str) -> PathBuf {
+    built(repo().join(format!(
+        "examples/guests/target/wasm32-wasip2/release/{name}.wasm"
+    )))
+}
+
+/// A Rust guest built for wasm32-wasip1 (a core module).
+pub fn guest_p1(name: &str) -> PathBuf {
+    built(repo().join(format!(
+        "examples/guests/target/wasm32-wasip1/release/{name}.wasm"
+    )))
+}
+
+/// The C example, built with clang and wasi-libc (a core module).
+pub fn c_guest(name: &str) -> PathBuf {
+    built(repo().join(format!("target/guests/{name}.wasm")))
+}
+
+/// A wasip1 core module made a component with wasmtime's preview1 adapter,
+/// as `wasm-tools component new --adapt` does.
+pub fn componentize_p1(module: &Path, out: &Path) {
+    let bytes = std::fs::read(module).unwrap();
+    let component = wit_component::ComponentEncoder::default()
+        .module(&bytes)
+        .unwrap()
+        .adapter(
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap();
+    std::fs::write(out, component).unwrap();
+}
+
+pub fn larder(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(args)
+        .output()
+        .expect("run larder")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs a command; its stdout, after asserting it succeeded.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// A scratch directory on tmpfs when the machine has one.
+pub fn tmpfs_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .unwrap()
+}
+
+/// `wasmtime run` with the given flags, then the component.
+pub fn wasmtime(flags: &[&str], component: &Path) -> String {
+    ok(Command::new("wasmtime")
+        .arg("run")
+        .args(flags)
+        .arg(component))
+}
+
+/// The conformance program under the real `wasmtime run --dir DIR::/` on a
+/// tmpfs directory: the reference every Larder route is compared with.
+pub fn reference_run(component: &Path) -> String {
+    let dir = tmpfs_dir();
+    wasmtime(
+        &["--dir", &format!("{}::/", dir.path().display())],
+        component,
+    )
+}
+
+/// Conformance lines where wasmtime's host filesystem departs from Linux
+/// and Larder follows Linux (fs-core's differential tests hold it to
+/// Linux): the line, the WASI error Linux gives, and why.
+pub const LINUX_NOT_WASMTIME: &[(&str, &str, &str)] = &[
+    (
+        "read-stream-needs-read",
+        "bad-descriptor",
+        "a stream on a descriptor without the mode fails at once, as write(2) on \
+         an O_RDONLY fd is EBADF; wasmtime hands out the stream and fails on use",
+    ),
+    (
+        "write-stream-needs-write",
+        "bad-descriptor",
+        "as above, for read(2) on an O_WRONLY fd",
+    ),
+    (
+        "set-times-bad-nanos",
+        "invalid",
+        "utimensat rejects tv_nsec >= 1e9 with EINVAL; wasmtime normalises it",
+    ),
+    (
+        "set-size-on-dir",
+        "invalid",
+        "ftruncate on a descriptor not open for writing is EINVAL; wasmtime says EBADF",
+    ),
+    (
+        "read-dir-fd",
+        "is-directory",
+        "pread on a directory is EISDIR; wasmtime says EBADF",
+    ),
+];
+
+/// Asserts `ours` (a Larder route's conformance output) equals wasmtime's,
+/// line for line, except the documented Linux departures, which must give
+/// Linux's answer.
+pub fn assert_conformant(route: &str, ours: &str, theirs: &str) {
+    assert!(
+        ours.lines().count() >= 100,
+        "{route}: conformance printed too little:\n{ours}"
+    );
+    let mut diffs = Vec::new();
+    for (a, b) in ours.lines().zip(theirs.lines()) {
+        let key = a.split(':').next().unwrap_or("");
+        match LINUX_NOT_WASMTIME.iter().find(|(k, _, _)| *k == key) {
+            Some((_, code, why)) if !a.contains(&format!("name: \"{code}\"")) => {
+                diffs.push(format!("  {route}: {a}\n  expected {code}: {why}"));
+            }
+            Some(_) => {}
+            None if a != b => diffs.push(format!("  {route}:  {a}\n  wasmtime: {b}")),
+            None => {}
+        }
+    }
+    assert!(
+        diffs.is_empty() && ours.lines().count() == theirs.lines().count(),
+        "{route} differs from wasmtime's host filesystem:\n{}",
+        diffs.join("\n")
+    );
+}

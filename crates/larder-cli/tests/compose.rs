@@ -1,0 +1,303 @@
+//! The composition routes end to end: `larder compose` and `wac plug`,
+//! run with the real `wasmtime` CLI and no host directories.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The top-level import names of a component.
+fn imports(component: &Path) -> Vec<String> {
+    let bytes = std::fs::read(component).unwrap();
+    let mut names = Vec::new();
+    let mut depth = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        match payload.unwrap() {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ComponentImportSection(s) if depth == 0 => {
+                for i in s {
+                    names.push(i.unwrap().name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+fn assert_no_host_filesystem(component: &Path) {
+    let fs: Vec<String> = imports(component)
+        .into_iter()
+        .filter(|i| i.starts_with("wasi:filesystem/"))
+        .collect();
+    assert!(fs.is_empty(), "composed app still imports {fs:?}");
+}
+
+fn compose(dir: &Path, app: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.join("out.wasm");
+    let mut args = vec![
+        "compose",
+        app.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let r = larder(&args);
+    assert!(r.status.success(), "larder compose: {}", text(&r.stderr));
+    assert_no_host_filesystem(&out);
+    out
+}
+
+fn wac_plug(dir: &Path, app: &Path) -> PathBuf {
+    let adapter = dir.join("vfs_adapter.wasm");
+    let r = larder(&["adapter", "-o", adapter.to_str().unwrap()]);
+    assert!(r.status.success(), "larder adapter: {}", text(&r.stderr));
+    let out = dir.join("plugged.wasm");
+    ok(Command::new("wac")
+        .arg("plug")
+        .arg("--plug")
+        .arg(&adapter)
+        .arg(app)
+        .arg("-o")
+        .arg(&out));
+    assert_no_host_filesystem(&out);
+    out
+}
+
+#[test]
+fn conformance_composed_by_larder_compose_matches_wasmtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = guest("conformance");
+    let out = compose(dir.path(), &app, &[]);
+    let composed = wasmtime(&[], &out);
+    assert_conformant("larder compose", &composed, &reference_run(&app));
+    // The guest adapter and vfs-host are the same engine: same answers.
+    let hosted = larder(&["run", app.to_str().unwrap()]);
+    assert_eq!(composed, text(&hosted.stdout));
+}
+
+#[test]
+fn conformance_plugged_by_wac_matches_wasmtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = guest("conformance");
+    let out = wac_plug(dir.path(), &app);
+    assert_conformant("wac plug", &wasmtime(&[], &out), &reference_run(&app));
+}
+
+/// A config dir (read-only mount) and a state dir, as on a host.
+fn config_dirs(root: &Path) -> (PathBuf, PathBuf) {
+    let cfg = root.join("cfg");
+    let state = root.join("state");
+    std::fs::create_dir_all(cfg.join("conf.d")).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(cfg.join("settings.conf"), "greeting = hello\nlevel = 3\n").unwrap();
+    std::fs::write(cfg.join("conf.d/extra.conf"), "extra\n").unwrap();
+    std::os::unix::fs::symlink("settings.conf", cfg.join("current")).unwrap();
+    std::os::unix::fs::symlink("../../../../../etc/hostname", cfg.join("escape")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", cfg.join("abs")).unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(cfg.join("settings.conf"))
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    std::fs::write(state.join("count"), "41\n").unwrap();
+    (cfg, state)
+}
+
+fn mounts(cfg: &Path, state: &Path) -> Vec<String> {
+    vec![
+        "--mount".into(),
+        format!("/etc/app={}:ro", cfg.display()),
+        "--mount".into(),
+        format!("/var/lib/app={}", state.display()),
+    ]
+}
+
+/// What the settings app must see of the bundle: contents, mtimes,
+/// symlinks, a read-only config, no way out, copy-on-write state.
+fn assert_settings_run(out: &str) {
+    for line in [
+        "tree: /etc/app/abs symlink -> /etc/hostname",
+        "tree: /etc/app/conf.d/extra.conf file size=6",
+        "tree: /etc/app/current symlink -> settings.conf",
+        "tree: /etc/app/settings.conf file size=27 mtime=1600000000",
+        "setting: greeting = hello",
+        "setting: level = 3",
+        "via-symlink: ok \"greeting = hello\\nlevel = 3\\n\"",
+        "write-config: err ReadOnlyFilesystem",
+        "create-in-config: err ReadOnlyFilesystem",
+        "remove-config: err ReadOnlyFilesystem",
+        "dotdot-escape: err PermissionDenied",
+        "symlink-escape: err PermissionDenied",
+        "absolute-symlink: err NotFound",
+        "count-write: ok ()",
+        "count: ok \"42\"",
+        "log-append: ok ()",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn bundled_dirs_keep_contents_times_and_symlinks_and_stay_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, state) = config_dirs(dir.path());
+    let m = mounts(&cfg, &state);
+    let args: Vec<&str> = m.iter().map(String::as_str).collect();
+    let out = compose(dir.path(), &guest("settings"), &args);
+    // The host directories are no longer needed.
+    std::fs::remove_dir_all(&cfg).unwrap();
+    std::fs::remove_dir_all(&state).unwrap();
+    let first = wasmtime(&[], &out);
+    assert!(first.contains("preopens: [\"/\"]"), "{first}");
+    assert_settings_run(&first);
+    // The bundle is part of the .wasm: every run starts from it again.
+    assert_eq!(wasmtime(&[], &out), first);
+}
+
+#[test]
+fn preopens_can_be_named_and_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, state) = config_dirs(dir.path());
+    let mut args = mounts(&cfg, &state);
+    args.extend(["--preopen", ".", "--preopen", "/cfg=/etc/app"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = wasmtime(&[], &compose(dir.path(), &guest("settings"), &args));
+    assert!(out.contains("preopens: [\".\", \"/cfg\"]"), "{out}");
+    // Relative paths resolve against `.`; `/etc/app` is not a preopen.
+    assert!(out.contains("relative: ok 27"), "{out}");
+    assert!(out.contains("write-config: err"), "{out}");
+}
+
+#[test]
+fn preview1_rust_app_composes_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("settings-p1.wasm");
+    componentize_p1(&guest_p1("settings"), &app);
+    let (cfg, state) = config_dirs(dir.path());
+    let m = mounts(&cfg, &state);
+    let args: Vec<&str> = m.iter().map(String::as_str).collect();
+    let out = wasmtime(&[], &compose(dir.path(), &app, &args));
+    assert_settings_run(&out);
+    // Through `wac plug`: an empty filesystem; the app creates its state.
+    let plugged = wasmtime(&[], &wac_plug(dir.path(), &app));
+    assert!(plugged.contains("settings: err NotFound"), "{plugged}");
+    assert!(plugged.contains("count-write: err NotFound"), "{plugged}");
+}
+
+#[test]
+fn c_app_on_wasi_libc_matches_wasmtime_and_reads_its_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("c-notes.wasm");
+    componentize_p1(&c_guest("c-notes"), &app);
+    let reference = reference_run(&app);
+    assert!(reference.contains("note: first note"), "{reference}");
+    assert_eq!(wasmtime(&[], &compose(dir.path(), &app, &[])), reference);
+    assert_eq!(wasmtime(&[], &wac_plug(dir.path(), &app)), reference);
+    let greet = dir.path().join("greet");
+    std::fs::create_dir(&greet).unwrap();
+    std::fs::write(greet.join("greeting"), "hello from the bundle\n").unwrap();
+    let mount = format!("/etc/notes={}:ro", greet.display());
+    let out = wasmtime(&[], &compose(dir.path(), &app, &["--mount", &mount]));
+    assert!(out.contains("greeting: hello from the bundle"), "{out}");
+    assert!(
+        out.contains("write-greeting: err Read-only file system"),
+        "{out}"
+    );
+    assert!(out.contains("escape: err Operation not permitted"), "{out}");
+}
+
+#[test]
+fn large_bundled_file_reads_back_on_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    let sum: u64 = big.iter().map(|&b| b as u64).sum();
+    std::fs::write(data.join("big"), &big).unwrap();
+    let mount = format!("/data={}", data.display());
+    let out = wasmtime(
+        &[],
+        &compose(dir.path(), &guest("settings"), &["--mount", &mount]),
+    );
+    assert!(
+        out.contains(&format!("big: {} bytes, sum {sum}", big.len())),
+        "{out}"
+    );
+}
+
+/// `larder compose` with bad input: exit 2, a message naming the problem,
+/// and nothing at `-o`.
+#[test]
+fn bad_input_is_named_exits_2_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let garbage = d.join("garbage.wasm");
+    std::fs::write(&garbage, b"not wasm at all").unwrap();
+    let module = d.join("module.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+    let no_fs = d.join("adapter.wasm");
+    assert!(larder(&["adapter", "-o", no_fs.to_str().unwrap()])
+        .status
+        .success());
+    let app = guest("settings");
+    let app = app.to_str().unwrap();
+    let out = d.join("out.wasm");
+    let o = out.to_str().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![d.join("missing.wasm").display().to_string()],
+            "missing.wasm",
+        ),
+        (vec![d.display().to_string()], "cannot read"),
+        // Opens, but reading fails (even for root).
+        (vec!["/proc/self/mem".into()], "cannot read /proc/self/mem"),
+        (
+            vec![garbage.display().to_string()],
+            "garbage.wasm is not a WebAssembly component",
+        ),
+        (
+            vec![module.display().to_string()],
+            "module.wasm is a core WebAssembly module",
+        ),
+        (
+            vec![no_fs.display().to_string()],
+            "adapter.wasm does not import wasi:filesystem",
+        ),
+        (
+            vec![
+                app.into(),
+                "--mount".into(),
+                format!("/etc={}", d.join("nope").display()),
+            ],
+            "nope",
+        ),
+        (
+            vec![app.into(), "--mount".into(), "etc=/tmp".into()],
+            "etc=/tmp",
+        ),
+        (
+            vec![app.into(), "--preopen".into(), "x=/no/such".into()],
+            "/no/such",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["compose".to_string()];
+        all.extend(args.iter().cloned());
+        all.extend(["-o".to_string(), o.to_string()]);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let r = larder(&all);
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{all:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{all:?}: error does not name {needle:?}: {err}"
+        );
+        assert!(!out.exists(), "{all:?} left {o} behind");
+    }
+}
