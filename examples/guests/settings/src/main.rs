@@ -39,23 +39,7 @@ fn list(dir: &str, out: &mut Vec<String>) -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(target_env = "p2")]
-fn preopens() {
-    let mut names: Vec<String> = wasi::filesystem::preopens::get_directories()
-        .into_iter()
-        .map(|(_, name)| name)
-        .collect();
-    names.sort();
-    println!("preopens: {names:?}");
-}
-
-#[cfg(not(target_env = "p2"))]
-fn preopens() {
-    println!("preopens: (not visible to wasip1 programs)");
-}
-
 fn main() {
-    preopens();
 
     let mut tree = Vec::new();
     match list("/etc/app", &mut tree) {
@@ -107,10 +91,15 @@ fn main() {
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"ran\n")),
     );
 
-    // Relative paths resolve against a `.` preopen when there is one.
+    // Relative paths resolve against a `.` preopen when there is one; a
+    // preopen named `/cfg` serves paths under /cfg.
     show(
         "relative",
         fs::read_to_string("etc/app/settings.conf").map(|s| s.len()),
+    );
+    show(
+        "cfg-preopen",
+        fs::read_to_string("/cfg/settings.conf").map(|s| s.len()),
     );
 
     // A large bundled file, if any, is read in full on demand.
