@@ -1,18 +1,13 @@
 //! `larder compose` and `larder adapter`: plug the embedded guest adapter
 //! (with a bundle of host directories) into an app, using wac-graph.
 
-use crate::bundle::{self, Bundle};
 use crate::EXIT_USAGE;
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use larder_compose::{adapter, compose, default_preopens, Bundle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vfs_host::Mount;
-use wac_graph::types::{are_semver_compatible, Package};
-use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
-
-/// The adapter component, built by build.rs; it imports `larder:vfs/bundle`.
-pub const ADAPTER: &[u8] = include_bytes!(env!("LARDER_ADAPTER_WASM"));
 
 #[derive(Args)]
 pub struct ComposeArgs {
@@ -62,10 +57,6 @@ fn report(r: Result<()>) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
-}
-
-fn default_preopens() -> Vec<(String, String)> {
-    vec![("/".into(), "/".into())]
 }
 
 fn compose_cmd(args: &ComposeArgs) -> Result<()> {
@@ -167,92 +158,3 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn register(graph: &mut CompositionGraph, name: &str, bytes: Vec<u8>) -> Result<PackageId> {
-    let pkg = Package::from_bytes(name, None, bytes, graph.types_mut())?;
-    Ok(graph.register_package(pkg)?)
-}
-
-/// The adapter instantiated with `bundle`, in `graph`.
-fn instantiate_adapter(graph: &mut CompositionGraph, bundle: &Bundle) -> Result<NodeId> {
-    let b = register(graph, "larder:bundle", bundle::component(bundle)?)?;
-    let a = register(graph, "larder:adapter", ADAPTER.to_vec())?;
-    let b = graph.instantiate(b);
-    let a = graph.instantiate(a);
-    let export = graph.alias_instance_export(b, bundle::INTERFACE)?;
-    graph.set_instantiation_argument(a, bundle::INTERFACE, export)?;
-    Ok(a)
-}
-
-fn exports_of(graph: &CompositionGraph, node: NodeId) -> Vec<String> {
-    let pkg = graph[node].package().expect("an instantiation");
-    let world = graph[pkg].ty();
-    graph.types()[world].exports.keys().cloned().collect()
-}
-
-/// The adapter with `bundle` plugged in: a component with no Larder
-/// imports, ready for `wac plug`.
-pub fn adapter(bundle: &Bundle) -> Result<Vec<u8>> {
-    let mut graph = CompositionGraph::new();
-    let a = instantiate_adapter(&mut graph, bundle)?;
-    for name in exports_of(&graph, a) {
-        let e = graph.alias_instance_export(a, &name)?;
-        graph.export(e, &name)?;
-    }
-    Ok(graph.encode(EncodeOptions::default())?)
-}
-
-/// Interfaces whose resources the adapter would have to share with the host
-/// but cannot yet (they hand out host `wasi:io` streams).
-const UNROUTABLE: &[&str] = &["wasi:sockets/tcp@", "wasi:sockets/udp@", "wasi:http/types@"];
-
-/// `app` with its filesystem (and the interfaces sharing its resources)
-/// served by the adapter holding `bundle`.
-pub fn compose(app: &[u8], app_name: &str, bundle: &Bundle) -> Result<Vec<u8>> {
-    if wasmparser::Parser::is_core_wasm(app) {
-        bail!(
-            "{app_name} is a core WebAssembly module, not a component (build for \
-             wasm32-wasip2, or adapt a wasip1 module with `wasm-tools component new \
-             --adapt wasi_snapshot_preview1.command.wasm`)"
-        );
-    }
-    if !wasmparser::Parser::is_component(app) {
-        bail!("{app_name} is not a WebAssembly component");
-    }
-    let mut graph = CompositionGraph::new();
-    let app_pkg = register(&mut graph, "app", app.to_vec())
-        .with_context(|| format!("{app_name} is not a valid component"))?;
-    let world = graph[app_pkg].ty();
-    let imports: Vec<String> = graph.types()[world].imports.keys().cloned().collect();
-    let app_exports: Vec<String> = graph.types()[world].exports.keys().cloned().collect();
-    if !imports.iter().any(|i| i.starts_with("wasi:filesystem/")) {
-        bail!("{app_name} does not import wasi:filesystem; there is nothing for Larder to serve");
-    }
-    if let Some(i) = imports
-        .iter()
-        .find(|i| UNROUTABLE.iter().any(|u| i.starts_with(u)))
-    {
-        bail!(
-            "{app_name} imports {i}, whose streams Larder's adapter cannot route yet; \
-             compose apps that use the filesystem without sockets or HTTP"
-        );
-    }
-    let adapter = instantiate_adapter(&mut graph, bundle)?;
-    let provided = exports_of(&graph, adapter);
-    let app = graph.instantiate(app_pkg);
-    // Every version of an interface the app imports (toolchains mix 0.2.x
-    // patch releases, even within one app) is served by the same export.
-    for import in &imports {
-        if let Some(export) = provided.iter().find(|e| are_semver_compatible(e, import)) {
-            let e = graph.alias_instance_export(adapter, export)?;
-            graph
-                .set_instantiation_argument(app, import, e)
-                .with_context(|| format!("plugging {export} into {app_name}'s {import}"))?;
-            tracing::debug!(%import, %export, "plugged");
-        }
-    }
-    for name in app_exports {
-        let e = graph.alias_instance_export(app, &name)?;
-        graph.export(e, &name)?;
-    }
-    Ok(graph.encode(EncodeOptions::default())?)
-}

@@ -1,6 +1,5 @@
 //! `larder`: run WebAssembly components on Larder's in-sandbox filesystem.
 
-mod bundle;
 mod compose;
 mod run;
 
