@@ -59,8 +59,9 @@ example-pipeline: guests
 example-append: guests
     cargo run --locked --quiet -p larder-cli -- run examples/guests/target/wasm32-wasip2/release/append.wasm --instances 8 -- /log /files 1000
 
-# The benchmark harness: fsbench under vfs-host vs wasmtime's host
-# filesystem on tmpfs, in one run; table and plot under target/bench/.
+# The benchmark harness: fsbench under vfs-host and composed with the guest
+# adapter vs wasmtime's host filesystem on tmpfs, in one run, plus start-up
+# against bundle size; table and plot under target/bench/.
 bench: guests
     test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || (apt-get update -qq && apt-get install -y -qq fonts-dejavu-core)
     cargo run --locked --release -p larder-bench

@@ -1,9 +1,10 @@
-//! `just bench`: runs the fsbench guest under each filesystem host in one
-//! process, several times each (interleaved, so machine noise hits every
-//! configuration alike), and reports medians with ratios against the
+//! `just bench`: runs the fsbench guest under each filesystem configuration
+//! in one process, several times each (interleaved, so machine noise hits
+//! every configuration alike), and reports medians with ratios against the
 //! baseline: wasmtime's own host filesystem on a tmpfs directory (what
-//! `wasmtime run --dir` does). Writes target/bench/results.md and
-//! target/bench/results.png.
+//! `wasmtime run --dir` does). Configurations: vfs-host, and fsbench
+//! composed with the guest adapter (`larder compose`). Then start-up cost
+//! against bundle size. Writes target/bench/results.md and results.png.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ enum Host {
     /// wasmtime-wasi's host filesystem, preopening this tmpfs directory as `/`.
     Tmpfs(PathBuf),
     Vfs(Arc<Vfs>),
+    /// The app composed with the guest adapter: its filesystem is inside it;
+    /// the host grants no directories.
+    Composed(Arc<Component>),
 }
 
 struct Bench {
@@ -76,12 +80,13 @@ impl Bench {
             .chain(args.iter().copied())
             .collect();
         b.args(&argv).stdout(out.clone()).inherit_stderr();
-        let (linker, vfs) = match host {
+        let (linker, vfs, component) = match host {
             Host::Tmpfs(dir) => {
                 b.preopened_dir(dir, "/", wasmtime_wasi::FsPerms::ReadWrite)?;
-                (&self.host_linker, None)
+                (&self.host_linker, None, &self.component)
             }
-            Host::Vfs(v) => (&self.vfs_linker, Some(v.clone())),
+            Host::Vfs(v) => (&self.vfs_linker, Some(v.clone()), &self.component),
+            Host::Composed(c) => (&self.host_linker, None, &**c),
         };
         let mut store = Store::new(
             &self.engine,
@@ -91,7 +96,7 @@ impl Bench {
                 vfs,
             },
         );
-        let cmd = Command::instantiate(&mut store, &self.component, linker)?;
+        let cmd = Command::instantiate(&mut store, component, linker)?;
         if cmd.wasi_cli_run().call_run(&mut store)?.is_err() {
             return Err(format_err!("fsbench failed"));
         }
@@ -127,13 +132,135 @@ fn scratch() -> Result<tempfile::TempDir> {
 }
 
 /// An empty filesystem for configuration `c`: 0 is wasmtime's host
-/// filesystem on `tmp`, 1 a fresh Vfs.
-fn fresh_host(c: usize, tmp: &tempfile::TempDir) -> Result<Host> {
-    Ok(if c == 0 {
-        Host::Tmpfs(tmp.path().to_path_buf())
-    } else {
-        Host::Vfs(VfsBuilder::new().build()?)
+/// filesystem on `tmp`, 1 a fresh Vfs, 2 the composed app (each
+/// instantiation starts from its own empty filesystem).
+fn fresh_host(c: usize, tmp: &tempfile::TempDir, composed: &Arc<Component>) -> Result<Host> {
+    Ok(match c {
+        0 => Host::Tmpfs(tmp.path().to_path_buf()),
+        1 => Host::Vfs(VfsBuilder::new().build()?),
+        _ => Host::Composed(composed.clone()),
     })
+}
+
+/// An image holding /data/blob of `size` bytes, as `larder compose
+/// --mount /data=...` would bundle it.
+fn bundle_image(size: usize) -> Result<Vec<u8>> {
+    use fs_core::{DescriptorFlags as DF, OpenFlags as OF, PathFlags as PF};
+    let fs = fs_core::Fs::in_memory();
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY)?;
+    root.create_directory_at("data")?;
+    let f = root.open_at(PF::empty(), "data/blob", OF::CREATE, DF::WRITE)?;
+    let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    f.write(&bytes, 0)?;
+    Ok(fs_core::image::encode(&root)?)
+}
+
+/// Start-up of fsbench composed with a bundle of each size: compile time,
+/// then instantiate + first filesystem use (in process, median), then the
+/// wall time of `wasmtime run` on the composed file (median).
+struct Startup {
+    label: &'static str,
+    wasm_bytes: usize,
+    compile: f64,
+    instantiate: f64,
+    /// `wasmtime run` on the .wasm, and on the output of `wasmtime compile`.
+    cli: Option<(f64, f64)>,
+}
+
+fn startup(
+    bench: &Bench,
+    fsbench: &[u8],
+    out_dir: &Path,
+    repeats: usize,
+) -> Result<(Vec<Startup>, Option<f64>)> {
+    let wasmtime_cli = std::process::Command::new("wasmtime")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let time_cli = |args: &[&str]| -> Result<f64> {
+        let mut v = Vec::new();
+        for _ in 0..repeats {
+            let t = Instant::now();
+            let st = std::process::Command::new("wasmtime")
+                .arg("run")
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()?;
+            if !st.success() {
+                return Err(format_err!("wasmtime run {args:?} failed"));
+            }
+            v.push(t.elapsed().as_secs_f64());
+        }
+        Ok(median(v))
+    };
+    let mut rows = Vec::new();
+    for (label, size) in [("1 KiB", 1usize << 10), ("100 MiB", 100 << 20)] {
+        let bundle = larder_compose::Bundle {
+            image: bundle_image(size)?,
+            preopens: larder_compose::default_preopens(),
+            read_only: Vec::new(),
+        };
+        let bytes = larder_compose::compose(fsbench, "fsbench", &bundle)
+            .map_err(|e| format_err!("compose: {e:#}"))?;
+        let path = out_dir.join(format!("startup-{}.wasm", label.replace(' ', "")));
+        std::fs::write(&path, &bytes)?;
+        let t = Instant::now();
+        let component = Arc::new(Component::new(&bench.engine, &bytes)?);
+        let compile = t.elapsed().as_secs_f64();
+        let host = Host::Composed(component);
+        let mut inst = Vec::new();
+        for _ in 0..repeats {
+            let t = Instant::now();
+            bench.run(&host, &["/data", "noop"])?;
+            inst.push(t.elapsed().as_secs_f64());
+        }
+        let cli = if wasmtime_cli {
+            let cwasm = path.with_extension("cwasm");
+            let st = std::process::Command::new("wasmtime")
+                .arg("compile")
+                .arg(&path)
+                .arg("-o")
+                .arg(&cwasm)
+                .status()?;
+            if !st.success() {
+                return Err(format_err!("wasmtime compile {} failed", path.display()));
+            }
+            Some((
+                time_cli(&[path.to_str().unwrap(), "/data", "noop"])?,
+                time_cli(&[
+                    "--allow-precompiled",
+                    cwasm.to_str().unwrap(),
+                    "/data",
+                    "noop",
+                ])?,
+            ))
+        } else {
+            None
+        };
+        rows.push(Startup {
+            label,
+            wasm_bytes: bytes.len(),
+            compile,
+            instantiate: median(inst),
+            cli,
+        });
+    }
+    // The same program under `wasmtime run --dir` on tmpfs, for scale.
+    let base = if wasmtime_cli {
+        let tmp = scratch()?;
+        let dir = format!("{}::/", tmp.path().display());
+        let wasm = out_dir.join("../../examples/guests/target/wasm32-wasip2/release/fsbench.wasm");
+        Some(time_cli(&[
+            "--dir",
+            &dir,
+            wasm.to_str().unwrap(),
+            "/data",
+            "noop",
+        ])?)
+    } else {
+        None
+    };
+    Ok((rows, base))
 }
 
 /// The reference point for sequential reads: the same 100 MiB copied from
@@ -160,8 +287,20 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&out_dir)?;
 
     let engine = Engine::default();
-    let component = Component::from_file(&engine, &wasm)
+    let fsbench = std::fs::read(&wasm)
         .map_err(|e| format_err!("{} (run `just guests`): {e}", wasm.display()))?;
+    let component = Component::new(&engine, &fsbench)?;
+    // fsbench with Larder's adapter plugged in and nothing bundled.
+    let composed = larder_compose::compose(
+        &fsbench,
+        "fsbench",
+        &larder_compose::Bundle {
+            preopens: larder_compose::default_preopens(),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| format_err!("compose fsbench: {e:#}"))?;
+    let composed = Arc::new(Component::new(&engine, &composed)?);
     let mut host_linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut host_linker)?;
     let mut vfs_linker = Linker::new(&engine);
@@ -174,13 +313,13 @@ fn main() -> Result<()> {
     };
 
     // Single-instance workloads.
-    let configs = ["wasmtime host fs (tmpfs)", "vfs-host"];
+    let configs = ["wasmtime host fs (tmpfs)", "vfs-host", "composed adapter"];
     let mut samples: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
     let mut units: BTreeMap<String, f64> = BTreeMap::new();
     for r in 0..repeats {
         for (c, _) in configs.iter().enumerate() {
             let tmp = scratch()?;
-            let host = fresh_host(c, &tmp)?;
+            let host = fresh_host(c, &tmp, &composed)?;
             for (name, (secs, u)) in bench.run(&host, &["/bench"])? {
                 samples.entry((c, name.clone())).or_default().push(secs);
                 units.insert(name, u);
@@ -191,11 +330,12 @@ fn main() -> Result<()> {
     let memcpy = median((0..repeats).map(|_| memcpy_seconds()).collect());
 
     // Throughput of sequential reads with 1 and 2 instances at once, each
-    // reading its own 100 MiB file from the one shared filesystem.
+    // reading its own 100 MiB file from the one shared filesystem (composed
+    // apps each have their own, so they are not in this table).
     let mut scaling: Vec<(String, f64, f64)> = Vec::new();
-    for (c, label) in configs.iter().enumerate() {
+    for (c, label) in configs.iter().enumerate().take(2) {
         let tmp = scratch()?;
-        let host = fresh_host(c, &tmp)?;
+        let host = fresh_host(c, &tmp, &composed)?;
         for d in ["/i0", "/i1"] {
             bench.run(&host, &[d, "seq-write"])?;
         }
@@ -225,13 +365,13 @@ fn main() -> Result<()> {
     let mib = |bytes_per_s: f64| bytes_per_s / (1 << 20) as f64;
     let mut md = String::new();
     md.push_str(&format!(
-        "fsbench, medians of {repeats} interleaved runs in one process; ratio = baseline time / vfs-host time (above 1: vfs-host is faster).\n\n"
+        "fsbench, medians of {repeats} interleaved runs in one process; ratio = baseline time / configuration time (above 1: faster than the baseline).\n\n"
     ));
-    md.push_str("| workload | wasmtime host fs (tmpfs) | vfs-host | ratio |\n|---|---|---|---|\n");
-    let mut ratios = Vec::new();
+    md.push_str("| workload | wasmtime host fs (tmpfs) | vfs-host | ratio | composed adapter | ratio |\n|---|---|---|---|---|---|\n");
+    let mut ratios: Vec<(String, Vec<f64>)> = Vec::new();
     for w in WORKLOADS {
-        let base = median(samples[&(0, w.to_string())].clone());
-        let ours = median(samples[&(1, w.to_string())].clone());
+        let time = |c: usize| median(samples[&(c, w.to_string())].clone());
+        let base = time(0);
         let u = units[w];
         let fmt = |s: f64| {
             if u > 100_000.0 {
@@ -241,19 +381,22 @@ fn main() -> Result<()> {
             }
         };
         md.push_str(&format!(
-            "| {w} | {} | {} | **{:.2}×** |\n",
+            "| {w} | {} | {} | **{:.2}×** | {} | **{:.2}×** |\n",
             fmt(base),
-            fmt(ours),
-            base / ours
+            fmt(time(1)),
+            base / time(1),
+            fmt(time(2)),
+            base / time(2)
         ));
-        ratios.push((w.to_string(), base / ours));
+        ratios.push((w.to_string(), vec![base / time(1), base / time(2)]));
     }
-    let seq_read = median(samples[&(1, "seq-read".to_string())].clone());
+    let seq_read = |c: usize| median(samples[&(c, "seq-read".to_string())].clone());
     md.push_str(&format!(
-        "\nmemcpy of the same 100 MiB into a 1 MiB buffer: {:.1} ms ({:.0} MiB/s); vfs-host sequential read runs at **{:.2}×** memcpy speed.\n",
+        "\nmemcpy of the same 100 MiB into a 1 MiB buffer: {:.1} ms ({:.0} MiB/s). Sequential read runs at **{:.2}×** memcpy speed under vfs-host, **{:.2}×** composed.\n",
         memcpy * 1e3,
         mib((100 << 20) as f64 / memcpy),
-        memcpy / seq_read
+        memcpy / seq_read(1),
+        memcpy / seq_read(2)
     ));
     md.push_str("\nSequential-read throughput, instances at once on one filesystem (each reads its own 100 MiB file):\n\n| host | 1 instance | 2 instances |\n|---|---|---|\n");
     for (label, one, two) in &scaling {
@@ -263,16 +406,55 @@ fn main() -> Result<()> {
             mib(*two)
         ));
     }
+
+    eprintln!("start-up against bundle size...");
+    let (rows, base) = startup(&bench, &fsbench, &out_dir, repeats)?;
+    md.push_str("\nStart-up of fsbench composed with a bundle holding one file of each size (`fsbench /data noop`: start, bring the filesystem up, exit):\n\n| bundle | composed .wasm | compile (in process, once) | instantiate + run (in process) | `wasmtime run app.wasm` | `wasmtime run --allow-precompiled app.cwasm` |\n|---|---|---|---|---|---|\n");
+    for r in &rows {
+        md.push_str(&format!(
+            "| {} | {:.1} MiB | {:.0} ms | {:.2} ms | {} |\n",
+            r.label,
+            r.wasm_bytes as f64 / (1 << 20) as f64,
+            r.compile * 1e3,
+            r.instantiate * 1e3,
+            r.cli
+                .map_or("n/a (no wasmtime CLI) | n/a".into(), |(a, b)| format!(
+                    "{:.0} ms | {:.0} ms",
+                    a * 1e3,
+                    b * 1e3
+                ))
+        ));
+    }
+    if let [small, large] = &rows[..] {
+        md.push_str(&format!(
+            "\nInstantiation with 100 MiB bundled / with 1 KiB: **{:.2}×**.",
+            large.instantiate / small.instantiate
+        ));
+        if let (Some(a), Some(b), Some(base)) = (small.cli, large.cli, base) {
+            md.push_str(&format!(
+                " Precompiled (`wasmtime compile`, then `run --allow-precompiled`): **{:.2}×**, the bundle is mapped, not read. `wasmtime run` on the .wasm: {:.2}×, as the CLI reads the whole file on every run (to hash it for its compilation cache, or to compile it). For scale, the plain app under `wasmtime run --dir` takes {:.0} ms.",
+                b.1 / a.1,
+                b.0 / a.0,
+                base * 1e3
+            ));
+        }
+        md.push('\n');
+    }
     print!("{md}");
     std::fs::write(out_dir.join("results.md"), &md)?;
-    plot(&out_dir.join("results.png"), &ratios)?;
+    plot(
+        &out_dir.join("results.png"),
+        &["vfs-host", "composed adapter"],
+        &ratios,
+    )?;
     eprintln!("wrote {}", out_dir.join("results.md").display());
     eprintln!("wrote {}", out_dir.join("results.png").display());
     Ok(())
 }
 
-/// A bar per workload: how many times faster than the baseline.
-fn plot(path: &Path, ratios: &[(String, f64)]) -> Result<()> {
+/// A group of bars per workload, one per configuration: how many times
+/// faster than the baseline.
+fn plot(path: &Path, series: &[&str], ratios: &[(String, Vec<f64>)]) -> Result<()> {
     use plotters::prelude::*;
     use plotters::style::text_anchor::{HPos, Pos, VPos};
     let font = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"]
@@ -287,57 +469,75 @@ fn plot(path: &Path, ratios: &[(String, f64)]) -> Result<()> {
         Box::leak(font.into_boxed_slice()),
     )
     .map_err(|_| format_err!("the DejaVu font did not load"))?;
-    let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+    let colors = [RGBColor(46, 125, 50), RGBColor(21, 101, 192)];
+    let root = BitMapBackend::new(path, (1000, 560)).into_drawing_area();
     root.fill(&WHITE)?;
-    let max = ratios.iter().map(|r| r.1).fold(1.0f64, f64::max) * 1.15;
+    // Log scale, bars from the baseline (1×): faster grows up, slower down.
+    let all = || ratios.iter().flat_map(|r| r.1.iter().copied());
+    let max = all().fold(1.0f64, f64::max) * 1.6;
+    let min = all().fold(1.0f64, f64::min) / 1.6;
+    let n = ratios.len() as f64;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "vfs-host vs wasmtime host filesystem on tmpfs (× faster, higher is better)",
+            "Larder vs wasmtime host filesystem on tmpfs (× faster, log scale; below 1: slower)",
             ("sans-serif", 20),
         )
         .margin(20)
-        .x_label_area_size(60)
+        .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d((0..ratios.len() - 1).into_segmented(), 0.0..max)?;
+        .build_cartesian_2d(0.0..n, (min..max).log_scale())?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(ratios.len())
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => ratios.get(*i).map(|r| r.0.clone()).unwrap_or_default(),
-            _ => String::new(),
+        .x_labels(ratios.len() * 2 + 1)
+        .x_label_formatter(&|v| {
+            let i = v.floor();
+            if (v - i - 0.5).abs() < 1e-6 {
+                ratios
+                    .get(i as usize)
+                    .map(|r| r.0.clone())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .y_desc("speed-up")
         .label_style(("sans-serif", 14))
         .draw()?;
-    for (i, (_, r)) in ratios.iter().enumerate() {
-        let color = if *r >= 1.0 {
-            RGBColor(46, 125, 50)
-        } else {
-            RGBColor(198, 40, 40)
-        };
-        chart.draw_series(
-            Histogram::vertical(&chart)
-                .style(color.filled())
-                .margin(14)
-                .data([(i, *r)]),
-        )?;
-    }
-    let label = ("sans-serif", 15)
+    let width = 0.8 / series.len() as f64;
+    let label = ("sans-serif", 13)
         .into_font()
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Bottom));
-    chart.draw_series(ratios.iter().enumerate().map(|(i, (_, r))| {
-        Text::new(
-            format!("{r:.2}×"),
-            (SegmentValue::CenterOf(i), *r + max * 0.01),
-            label.clone(),
-        )
-    }))?;
+    for (k, name) in series.iter().enumerate() {
+        let color = colors[k % colors.len()];
+        chart
+            .draw_series(ratios.iter().enumerate().map(|(i, (_, r))| {
+                let x0 = i as f64 + 0.1 + k as f64 * width;
+                Rectangle::new([(x0, 1.0), (x0 + width * 0.92, r[k])], color.filled())
+            }))?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+        chart.draw_series(ratios.iter().enumerate().map(|(i, (_, r))| {
+            let x = i as f64 + 0.1 + (k as f64 + 0.5) * width;
+            Text::new(
+                format!("{:.1}×", r[k]),
+                (x, r[k].max(1.0) * 1.03),
+                label.clone(),
+            )
+        }))?;
+    }
     chart.draw_series(std::iter::once(PathElement::new(
-        vec![(SegmentValue::Exact(0), 1.0), (SegmentValue::Last, 1.0)],
+        vec![(0.0, 1.0), (n, 1.0)],
         BLACK.stroke_width(2),
     )))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
     root.present()?;
     Ok(())
 }

@@ -7,8 +7,8 @@
 
 pub mod bundle;
 
-pub use bundle::Bundle;
 use anyhow::{bail, Context, Result};
+pub use bundle::Bundle;
 use wac_graph::types::{are_semver_compatible, Package};
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
 
