@@ -155,6 +155,20 @@ fn bundled_dirs_keep_contents_times_and_symlinks_and_stay_read_only() {
     std::fs::remove_dir_all(&state).unwrap();
     let first = wasmtime(&[], &out);
     assert_settings_run(&first);
+    // stdin and stderr pass through the adapter to the host.
+    let mut child = Command::new("wasmtime")
+        .arg("run")
+        .arg(&out)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"one\ntwo\nthree\n").unwrap();
+    drop(child.stdin.take());
+    let piped = child.wait_with_output().unwrap();
+    assert!(text(&piped.stdout).contains("stdin: ok (14, 3)"), "{}", text(&piped.stdout));
+    assert_eq!(text(&piped.stderr), "settings: stderr works\n");
     assert!(first.contains("cfg-preopen: err NotFound"), "{first}");
     // The bundle is part of the .wasm: every run starts from it again.
     assert_eq!(wasmtime(&[], &out), first);

@@ -341,6 +341,17 @@ fn main() {
         "poll-file-and-timer",
         Ok::<_, wasi::filesystem::types::ErrorCode>(wasi::io::poll::poll(&[&timer, &ready])),
     );
+    let now = wasi::clocks::monotonic_clock::subscribe_duration(0);
+    show_w(
+        "poll-file-and-elapsed-timer",
+        Ok::<_, wasi::filesystem::types::ErrorCode>(wasi::io::poll::poll(&[&now, &ready])),
+    );
+    let soon = wasi::clocks::monotonic_clock::subscribe_duration(1_000_000);
+    show_w(
+        "poll-timer-only",
+        Ok::<_, wasi::filesystem::types::ErrorCode>(wasi::io::poll::poll(&[&timer, &soon])),
+    );
+    drop((now, soon));
     let mut rest = Vec::new();
     let closed = loop {
         match input.blocking_read(100) {

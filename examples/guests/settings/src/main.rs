@@ -40,6 +40,14 @@ fn list(dir: &str, out: &mut Vec<String>) -> std::io::Result<()> {
 }
 
 fn main() {
+    // stdio passes through the adapter to the host unchanged.
+    let mut input = String::new();
+    show(
+        "stdin",
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+            .map(|n| (n, input.lines().count())),
+    );
+    eprintln!("settings: stderr works");
 
     let mut tree = Vec::new();
     match list("/etc/app", &mut tree) {
