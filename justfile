@@ -21,9 +21,17 @@ build:
     mkdir -p target/wasm32-wasip2/release
     target/release/larder adapter -o target/wasm32-wasip2/release/vfs_adapter.wasm
 
-# The main demo: fs-core bundling a config dir and keeping state across
-# runs, then components sharing one filesystem under vfs-host / larder run.
-demo: setup guests
+# The main demo: an app composed with Larder and bundled config dirs runs
+# under plain `wasmtime run`; fs-core keeps state in a snapshot image across
+# runs; components share one filesystem under vfs-host / larder run.
+demo: setup guests build
+    @echo "== larder compose: bundle examples/bundle into the settings app, run it with plain wasmtime"
+    target/release/larder compose examples/guests/target/wasm32-wasip2/release/settings.wasm -o target/demo/settings.wasm --mount /etc/app=examples/bundle/config:ro --mount /var/lib/app=examples/bundle/state
+    echo "input from the host's stdin" | wasmtime run target/demo/settings.wasm
+    @echo; echo "== wac plug: the same app on an empty in-sandbox filesystem"
+    wac plug --plug target/wasm32-wasip2/release/vfs_adapter.wasm examples/guests/target/wasm32-wasip2/release/settings.wasm -o target/demo/settings-plugged.wasm
+    wasmtime run target/demo/settings-plugged.wasm < /dev/null
+    @echo; echo "== fs-core: bundle a config dir, keep state in a snapshot image (run twice)"
     cargo run --quiet --locked -p fs-demo
     @echo; echo "== two components in one process share files (vfs-host)"
     cargo run --locked --quiet -p vfs-host --example pipeline
