@@ -167,7 +167,11 @@ fn bundled_dirs_keep_contents_times_and_symlinks_and_stay_read_only() {
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"one\ntwo\nthree\n").unwrap();
     drop(child.stdin.take());
     let piped = child.wait_with_output().unwrap();
-    assert!(text(&piped.stdout).contains("stdin: ok (14, 3)"), "{}", text(&piped.stdout));
+    assert!(
+        text(&piped.stdout).contains("stdin: ok (14, 3)"),
+        "{}",
+        text(&piped.stdout)
+    );
     assert_eq!(text(&piped.stderr), "settings: stderr works\n");
     assert!(first.contains("cfg-preopen: err NotFound"), "{first}");
     // The bundle is part of the .wasm: every run starts from it again.
