@@ -203,7 +203,7 @@ fn preview1_rust_app_composes_both_ways() {
     let args: Vec<&str> = m.iter().map(String::as_str).collect();
     let out = wasmtime(&[], &compose(dir.path(), &app, &args));
     assert_settings_run(&out);
-    // Through `wac plug`: an empty filesystem; the app creates its state.
+    // Through `wac plug`: an empty filesystem, so neither dir exists.
     let plugged = wasmtime(&[], &wac_plug(dir.path(), &app));
     assert!(plugged.contains("settings: err NotFound"), "{plugged}");
     assert!(plugged.contains("count-write: err NotFound"), "{plugged}");
