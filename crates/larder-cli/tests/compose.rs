@@ -320,3 +320,47 @@ fn bad_input_is_named_exits_2_and_writes_nothing() {
         assert!(!out.exists(), "{all:?} left {o} behind");
     }
 }
+
+/// Damage inside a composed .wasm's bundle is caught by the image's
+/// checksums: a file whose bytes changed reads as an I/O error (never as
+/// wrong data), and damaged metadata stops the app with a message naming
+/// the bundle.
+#[test]
+fn damaged_bundle_is_detected_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let content: Vec<u8> = (0..4096u32).map(|i| (i * 13 % 256) as u8).collect();
+    std::fs::write(data.join("big"), &content).unwrap();
+    let mount = format!("/data={}", data.display());
+    let out = compose(dir.path(), &guest("settings"), &["--mount", &mount]);
+    let good = std::fs::read(&out).unwrap();
+    let find = |needle: &[u8]| {
+        good.windows(needle.len())
+            .position(|w| w == needle)
+            .expect("bundle bytes in the composed .wasm")
+    };
+
+    let mut bad = good.clone();
+    bad[find(&content[1000..1032]) + 7] ^= 0x40;
+    std::fs::write(&out, &bad).unwrap();
+    let run = wasmtime(&[], &out);
+    assert!(run.contains("big: err"), "{run}");
+    assert!(!run.contains("big: 4096 bytes"), "{run}");
+
+    let mut bad = good.clone();
+    // The metadata section starts right after the 32-byte header.
+    bad[find(b"LARDRIMG") + 40] ^= 0x01;
+    std::fs::write(&out, &bad).unwrap();
+    let r = Command::new("wasmtime")
+        .arg("run")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!r.status.success());
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("cannot load the bundled filesystem") && err.contains("checksum"),
+        "{err}"
+    );
+}
