@@ -86,11 +86,13 @@ impl poll_exp::Guest for Adapter {
                 })
                 .collect();
         }
+        // Only host pollables are left: the host blocks until one is ready,
+        // and its indices are ours.
         let host: Vec<&host_poll::Pollable> = list
             .iter()
-            .map(|p| match p {
-                Pollable::Host(h) => h,
-                Pollable::Ready => unreachable!("handled above"),
+            .filter_map(|p| match p {
+                Pollable::Host(h) => Some(h),
+                Pollable::Ready => None,
             })
             .collect();
         host_poll::poll(&host)

@@ -17,7 +17,12 @@ struct WallClock;
 impl fs_core::Clock for WallClock {
     fn now(&self) -> Timestamp {
         let t = crate::wasi::clocks::wall_clock::now();
-        Timestamp::new(t.seconds, t.nanoseconds).unwrap_or(Timestamp::new(t.seconds, 0).unwrap())
+        // The host keeps nanoseconds below 10^9; the struct is built
+        // directly so a misbehaving host cannot make this fail.
+        Timestamp {
+            seconds: t.seconds,
+            nanoseconds: t.nanoseconds.min(999_999_999),
+        }
     }
 }
 
