@@ -77,6 +77,8 @@ fn host_time(secs: i64, nsecs: i64) -> NewTimestamp {
 struct Importer<'a> {
     dir: &'a Descriptor,
     stats: ImportStats,
+    /// Told the byte count of each piece of file content copied.
+    progress: &'a mut dyn FnMut(u64),
     /// (device, inode) of multiply-linked host files -> first guest path.
     links: HashMap<(u64, u64), String>,
 }
@@ -84,6 +86,16 @@ struct Importer<'a> {
 /// Copies the contents of host directory `from` into the directory `dir`
 /// (which keeps its own identity but takes `from`'s mode and times).
 pub fn import_dir(dir: &Descriptor, from: &Path) -> Result<ImportStats, ImportError> {
+    import_dir_with_progress(dir, from, &mut |_| {})
+}
+
+/// [`import_dir`], calling `progress` with the size of each piece of file
+/// content as it is copied (for progress bars on large trees).
+pub fn import_dir_with_progress(
+    dir: &Descriptor,
+    from: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportStats, ImportError> {
     let meta = std::fs::metadata(from).map_err(io_err(from))?;
     if !meta.is_dir() {
         return Err(ImportError {
@@ -94,6 +106,7 @@ pub fn import_dir(dir: &Descriptor, from: &Path) -> Result<ImportStats, ImportEr
     let mut imp = Importer {
         dir,
         stats: ImportStats::default(),
+        progress,
         links: HashMap::new(),
     };
     imp.walk(from, "")?;
@@ -198,6 +211,7 @@ impl Importer<'_> {
                 piece = run_end;
             }
             off += n as u64;
+            (self.progress)(n as u64);
         }
         dst.set_size(off).map_err(fs_err(host))?;
         self.stats.bytes += off;

@@ -34,11 +34,15 @@ fn import_matches_the_host_tree() {
 
     let fs = Fs::in_memory();
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
-    let stats = import_dir(&root, h).unwrap();
+    let mut reported = 0;
+    let stats = fs_core::host::import_dir_with_progress(&root, h, &mut |n| reported += n).unwrap();
     assert_eq!(
         (stats.files, stats.hard_links, stats.symlinks, stats.dirs),
         (2, 1, 2, 3)
     );
+    // Progress covers every byte copied, once (hard links are not copied).
+    assert_eq!(reported, stats.bytes);
+    assert!(reported > 0);
 
     for entry in walk(h) {
         let rel = entry.strip_prefix(h).unwrap().to_str().unwrap();

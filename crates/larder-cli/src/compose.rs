@@ -69,7 +69,7 @@ fn compose_cmd(args: &ComposeArgs) -> Result<()> {
 
 /// Imports the mounts into a staging filesystem and serialises it.
 fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
-    let mut builder = vfs_host::VfsBuilder::new();
+    let mut parsed = Vec::new();
     let mut read_only = Vec::new();
     for spec in mounts {
         let m = Mount::parse(spec).map_err(|e| anyhow::anyhow!("--mount: {e}"))?;
@@ -79,8 +79,9 @@ fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
         if m.read_only {
             read_only.push(m.guest.clone());
         }
-        builder = builder.mount(m);
+        parsed.push(m);
     }
+
     let mut named = Vec::new();
     for spec in preopens {
         let (name, path) = spec.split_once('=').unwrap_or((spec, "/"));
@@ -92,12 +93,17 @@ fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
     if named.is_empty() {
         named = default_preopens();
     }
-    let image = if mounts.is_empty() {
+    let image = if parsed.is_empty() {
         Vec::new()
     } else {
-        let vfs = builder
-            .build()
-            .map_err(|e| anyhow::anyhow!("--mount: {e}"))?;
+        let (mut builder, bar) =
+            crate::progress::attach(vfs_host::VfsBuilder::new(), &parsed, "bundling");
+        for m in parsed {
+            builder = builder.mount(m);
+        }
+        let built = builder.build();
+        bar.finish_and_clear();
+        let vfs = built.map_err(|e| anyhow::anyhow!("--mount: {e}"))?;
         let root = vfs
             .fs()
             .root(fs_core::DescriptorFlags::READ)

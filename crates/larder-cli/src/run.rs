@@ -101,7 +101,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             args.app.display()
         ));
     }
-    let mut builder = VfsBuilder::new();
+    let (mut builder, bar) = crate::progress::attach(VfsBuilder::new(), &args.mounts, "mounting");
     for m in args.mounts {
         builder = builder.mount(m);
     }
@@ -111,7 +111,9 @@ pub fn main(args: RunArgs) -> ExitCode {
             Err(e) => return usage(e),
         }
     }
-    let vfs = match builder.build() {
+    let built = builder.build();
+    bar.finish_and_clear();
+    let vfs = match built {
         Ok(v) => v,
         Err(e) => return usage(e),
     };

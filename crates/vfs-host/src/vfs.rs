@@ -66,12 +66,16 @@ fn normalise(guest: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// Told the size of each piece of file content copied in from a mount.
+type Progress = Box<dyn FnMut(&Mount, u64)>;
+
 /// Builds a [`Vfs`].
 #[derive(Default)]
 pub struct VfsBuilder {
     config: FsConfig,
     mounts: Vec<Mount>,
     preopens: Vec<(String, String, bool)>,
+    progress: Option<Progress>,
 }
 
 impl VfsBuilder {
@@ -90,6 +94,13 @@ impl VfsBuilder {
         self
     }
 
+    /// Called with each piece of file content copied in from a mount (its
+    /// size in bytes), for progress bars.
+    pub fn on_progress(mut self, f: impl FnMut(&Mount, u64) + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
     /// Offers the guest directory `path` to every instance as the preopen
     /// `name`. Without any, the whole tree is offered as `/`.
     pub fn preopen(
@@ -102,7 +113,7 @@ impl VfsBuilder {
         self
     }
 
-    pub fn build(self) -> Result<Arc<Vfs>, MountError> {
+    pub fn build(mut self) -> Result<Arc<Vfs>, MountError> {
         let fs = Fs::new(self.config, Arc::new(fs_core::SystemClock)).map_err(|code| {
             MountError::Fs {
                 guest: "/".into(),
@@ -133,7 +144,13 @@ impl VfsBuilder {
             let dir = root
                 .open_at(PF::SYMLINK_FOLLOW, target, OF::DIRECTORY, DF::READ)
                 .map_err(fs_err)?;
-            fs_core::host::import_dir(&dir, &m.host).map_err(MountError::Import)?;
+            let mut progress = |n| {
+                if let Some(p) = &mut self.progress {
+                    p(m, n)
+                }
+            };
+            fs_core::host::import_dir_with_progress(&dir, &m.host, &mut progress)
+                .map_err(MountError::Import)?;
             if m.read_only {
                 dir.set_read_only_recursive();
             }

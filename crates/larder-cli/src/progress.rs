@@ -1,0 +1,51 @@
+//! A progress bar for copying mounted host directories in (bundling with
+//! `larder compose`, mounting with `larder run`). indicatif draws it only
+//! when stderr is a terminal, so logs and pipes stay clean.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use vfs_host::{Mount, VfsBuilder};
+
+/// Bytes of regular-file content under `dir` (symlinks not followed).
+fn content_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => pending.push(e.path()),
+                Ok(m) if m.is_file() => total += m.len(),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// Adds a bar over all of `mounts` to `builder`; returns it so the caller
+/// can clear it once the filesystem is built.
+pub fn attach(
+    builder: VfsBuilder,
+    mounts: &[Mount],
+    verb: &'static str,
+) -> (VfsBuilder, ProgressBar) {
+    let total = mounts.iter().map(|m| content_bytes(&m.host)).sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(verb.to_string());
+    let b = bar.clone();
+    let builder = builder.on_progress(move |m, n| {
+        b.set_message(format!("{verb} {}", m.guest));
+        b.inc(n);
+    });
+    (builder, bar)
+}
