@@ -52,6 +52,9 @@ guests: setup
 test: setup guests
     cargo fmt --all --check
     cargo clippy --locked --workspace --all-targets -- -D warnings
+    # The guest adapter's two builds, for the target they ship to.
+    cargo clippy --locked -p vfs-adapter --target wasm32-wasip2 -- -D warnings
+    cargo clippy --locked -p vfs-adapter --features net --target wasm32-wasip2 -- -D warnings
     # no_std + alloc: a target that has no std at all, and the guest target.
     cargo build --locked -p fs-core --no-default-features --target wasm32v1-none
     cargo build --locked -p fs-core --no-default-features --target wasm32-wasip2

@@ -5,7 +5,7 @@
 //! (sharing the outer one would deadlock on cargo's lock).
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
@@ -21,13 +21,25 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
-    let target_dir = root.join("target/adapter");
+    // Two builds: the adapter, and the one that also passes wasi:sockets
+    // through (for apps that use sockets; others should not import them).
+    for (features, dir, var) in [
+        ("", "target/adapter", "LARDER_ADAPTER_WASM"),
+        ("net", "target/adapter-net", "LARDER_ADAPTER_NET_WASM"),
+    ] {
+        let wasm = build_adapter(&root, features, &root.join(dir));
+        println!("cargo:rustc-env={var}={}", wasm.display());
+    }
+}
+
+fn build_adapter(root: &Path, features: &str, target_dir: &Path) -> PathBuf {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
+    cmd.current_dir(root)
         .args(["build", "--release", "--locked", "-p", "vfs-adapter"])
+        .args(["--features", features])
         .args(["--target", "wasm32-wasip2", "--target-dir"])
-        .arg(&target_dir);
+        .arg(target_dir);
     // The outer build's settings are not the guest's.
     for (k, _) in env::vars_os() {
         let k = k.to_string_lossy();
@@ -52,6 +64,5 @@ fn main() {
              installed? (`rustup target add wasm32-wasip2`)"
         );
     }
-    let wasm = target_dir.join("wasm32-wasip2/release/vfs_adapter_unbundled.wasm");
-    println!("cargo:rustc-env=LARDER_ADAPTER_WASM={}", wasm.display());
+    target_dir.join("wasm32-wasip2/release/vfs_adapter_unbundled.wasm")
 }

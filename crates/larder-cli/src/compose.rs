@@ -33,6 +33,10 @@ pub struct AdapterArgs {
     /// apps (an empty filesystem, preopened as `/`).
     #[arg(short, long)]
     output: PathBuf,
+    /// The build that also passes wasi:sockets through, for apps that use
+    /// sockets (`larder compose` picks it by itself).
+    #[arg(long)]
+    sockets: bool,
 }
 
 pub fn main(args: ComposeArgs) -> ExitCode {
@@ -41,10 +45,13 @@ pub fn main(args: ComposeArgs) -> ExitCode {
 
 pub fn adapter_main(args: AdapterArgs) -> ExitCode {
     report(
-        adapter(&Bundle {
-            preopens: default_preopens(),
-            ..Bundle::default()
-        })
+        adapter(
+            &Bundle {
+                preopens: default_preopens(),
+                ..Bundle::default()
+            },
+            args.sockets,
+        )
         .and_then(|bytes| write_atomically(&args.output, &bytes)),
     )
 }

@@ -364,3 +364,57 @@ fn damaged_bundle_is_detected_never_served() {
         "{err}"
     );
 }
+
+/// Serves `payload` to one connection on a loopback port; returns the
+/// address and the thread.
+fn serve_once(payload: Vec<u8>) -> (String, std::thread::JoinHandle<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let t = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        let mut request = [0u8; 5];
+        std::io::Read::read_exact(&mut c, &mut request).unwrap();
+        std::io::Write::write_all(&mut c, &payload).unwrap();
+        request.to_vec()
+    });
+    (addr, t)
+}
+
+/// An app using wasi:sockets TCP and files composes (larder compose picks
+/// the adapter build that passes sockets through; `larder adapter
+/// --sockets` is the one for `wac plug`), streams a few MiB in and keeps
+/// them in its in-sandbox filesystem.
+#[test]
+fn sockets_and_files_compose_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = guest("netcopy");
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sum: u64 = payload.iter().map(|&b| b as u64).sum();
+    let expect = format!("received 3000000 bytes, stored 3000000 bytes, sum {sum}");
+
+    let run = |component: &Path, payload: Vec<u8>| {
+        let (addr, server) = serve_once(payload);
+        let out = ok(Command::new("wasmtime")
+            .args(["run", "-S", "inherit-network"])
+            .arg(component)
+            .arg(&addr));
+        assert_eq!(server.join().unwrap(), b"send\n");
+        out
+    };
+    let out = run(&compose(dir.path(), &app, &[]), payload.clone());
+    assert!(out.contains(&expect), "{out}");
+
+    let adapter = dir.path().join("vfs_adapter_net.wasm");
+    let r = larder(&["adapter", "--sockets", "-o", adapter.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let plugged = dir.path().join("netcopy-plugged.wasm");
+    ok(Command::new("wac")
+        .args(["plug", "--plug"])
+        .arg(&adapter)
+        .arg(&app)
+        .arg("-o")
+        .arg(&plugged));
+    assert_no_host_filesystem(&plugged);
+    let out = run(&plugged, payload);
+    assert!(out.contains(&expect), "{out}");
+}

@@ -14,6 +14,9 @@ use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
 
 /// The adapter component; it imports `larder:vfs/bundle`.
 pub const ADAPTER: &[u8] = include_bytes!(env!("LARDER_ADAPTER_WASM"));
+/// The same adapter passing `wasi:sockets` through too, for apps that use
+/// sockets (their streams and pollables must be the adapter's).
+pub const ADAPTER_NET: &[u8] = include_bytes!(env!("LARDER_ADAPTER_NET_WASM"));
 
 /// The preopens an app gets when none are named: the whole tree as `/`.
 pub fn default_preopens() -> Vec<(String, String)> {
@@ -25,10 +28,15 @@ fn register(graph: &mut CompositionGraph, name: &str, bytes: Vec<u8>) -> Result<
     Ok(graph.register_package(pkg)?)
 }
 
-/// The adapter instantiated with `bundle`, in `graph`.
-fn instantiate_adapter(graph: &mut CompositionGraph, bundle: &Bundle) -> Result<NodeId> {
+/// The adapter (`adapter`: one of the builds above) instantiated with
+/// `bundle`, in `graph`.
+fn instantiate_adapter(
+    graph: &mut CompositionGraph,
+    adapter: &[u8],
+    bundle: &Bundle,
+) -> Result<NodeId> {
     let b = register(graph, "larder:bundle", bundle::component(bundle)?)?;
-    let a = register(graph, "larder:adapter", ADAPTER.to_vec())?;
+    let a = register(graph, "larder:adapter", adapter.to_vec())?;
     let b = graph.instantiate(b);
     let a = graph.instantiate(a);
     let export = graph.alias_instance_export(b, bundle::INTERFACE)?;
@@ -43,10 +51,12 @@ fn exports_of(graph: &CompositionGraph, node: NodeId) -> Vec<String> {
 }
 
 /// The adapter with `bundle` plugged in: a component with no Larder
-/// imports, ready for `wac plug`.
-pub fn adapter(bundle: &Bundle) -> Result<Vec<u8>> {
+/// imports, ready for `wac plug`. With `sockets`, the build that passes
+/// `wasi:sockets` through, for apps that use sockets.
+pub fn adapter(bundle: &Bundle, sockets: bool) -> Result<Vec<u8>> {
     let mut graph = CompositionGraph::new();
-    let a = instantiate_adapter(&mut graph, bundle)?;
+    let build = if sockets { ADAPTER_NET } else { ADAPTER };
+    let a = instantiate_adapter(&mut graph, build, bundle)?;
     for name in exports_of(&graph, a) {
         let e = graph.alias_instance_export(a, &name)?;
         graph.export(e, &name)?;
@@ -56,7 +66,7 @@ pub fn adapter(bundle: &Bundle) -> Result<Vec<u8>> {
 
 /// Interfaces whose resources the adapter would have to share with the host
 /// but cannot yet (they hand out host `wasi:io` streams).
-const UNROUTABLE: &[&str] = &["wasi:sockets/tcp@", "wasi:sockets/udp@", "wasi:http/types@"];
+const UNROUTABLE: &[&str] = &["wasi:http/"];
 
 /// `app` with its filesystem (and the interfaces sharing its resources)
 /// served by the adapter holding `bundle`.
@@ -86,10 +96,12 @@ pub fn compose(app: &[u8], app_name: &str, bundle: &Bundle) -> Result<Vec<u8>> {
     {
         bail!(
             "{app_name} imports {i}, whose streams Larder's adapter cannot route yet; \
-             compose apps that use the filesystem without sockets or HTTP"
+             compose apps that use the filesystem without HTTP"
         );
     }
-    let adapter = instantiate_adapter(&mut graph, bundle)?;
+    let uses_sockets = imports.iter().any(|i| i.starts_with("wasi:sockets/"));
+    let build = if uses_sockets { ADAPTER_NET } else { ADAPTER };
+    let adapter = instantiate_adapter(&mut graph, build, bundle)?;
     let provided = exports_of(&graph, adapter);
     let app = graph.instantiate(app_pkg);
     // Every version of an interface the app imports (toolchains mix 0.2.x

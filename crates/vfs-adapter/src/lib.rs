@@ -8,12 +8,24 @@
 
 mod fs;
 mod io;
+#[cfg(feature = "net")]
+mod net;
 mod passthrough;
 mod state;
 
+#[cfg(not(feature = "net"))]
 wit_bindgen::generate!({
     path: "../../wit",
     world: "larder:vfs/adapter",
+    generate_all,
+});
+
+// The build for apps that use sockets: the same adapter plus wasi:sockets
+// passed through (a separate build, so other apps do not import sockets).
+#[cfg(feature = "net")]
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "larder:vfs/adapter-net",
     generate_all,
 });
 
