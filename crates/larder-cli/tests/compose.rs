@@ -418,3 +418,49 @@ fn sockets_and_files_compose_both_ways() {
     let out = run(&plugged, payload);
     assert!(out.contains(&expect), "{out}");
 }
+
+/// The settings app sees the same thing composed with a bundle as under
+/// `wasmtime run --dir` on a copy of the same host tree, for preopens in
+/// either order (wasi-libc's resolution depends on the order, and Larder
+/// keeps it).
+#[test]
+fn bundle_and_preopens_match_wasmtime_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let (cfg, state) = config_dirs(dir.path());
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::create_dir_all(tree.join("var/lib")).unwrap();
+    ok(Command::new("cp")
+        .arg("-a")
+        .arg(&cfg)
+        .arg(tree.join("etc/app")));
+    ok(Command::new("cp")
+        .arg("-a")
+        .arg(&state)
+        .arg(tree.join("var/lib/app")));
+    // Absolute symlink targets are a documented difference: wasmtime
+    // refuses them, Larder resolves them inside the preopen.
+    std::fs::remove_file(tree.join("etc/app/abs")).unwrap();
+    let app = guest("settings");
+    for order in [["/=/", ".=/var/lib/app"], [".=/var/lib/app", "/=/"]] {
+        let copy = tmpfs_dir();
+        ok(Command::new("cp")
+            .arg("-a")
+            .arg(&tree)
+            .arg(copy.path().join("t")));
+        let t = copy.path().join("t");
+        let mut dirs = Vec::new();
+        let mut args = vec!["--mount".to_string(), format!("/={}", tree.display())];
+        for p in order {
+            let (name, path) = p.split_once('=').unwrap();
+            dirs.push("--dir".to_string());
+            dirs.push(format!("{}{path}::{name}", t.display()));
+            args.extend(["--preopen".to_string(), p.to_string()]);
+        }
+        let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+        let reference = wasmtime(&dirs, &app);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ours = wasmtime(&[], &compose(dir.path(), &app, &args));
+        assert_eq!(ours, reference, "preopens {order:?}");
+    }
+}
