@@ -105,6 +105,49 @@ fn output(s: host_tcp::OutputStream) -> OutputStream {
     OutputStream::new(Output::Host(s))
 }
 
+/// What TCP and UDP sockets share, method for method (the host types
+/// differ, the WIT signatures do not).
+macro_rules! socket_common {
+    () => {
+        fn start_bind(
+            &self,
+            net: net_exp::NetworkBorrow<'_>,
+            local: net_exp::IpSocketAddress,
+        ) -> Result<()> {
+            self.0
+                .start_bind(network(net), sock_addr_in(local))
+                .map_err(code)
+        }
+        fn finish_bind(&self) -> Result<()> {
+            self.0.finish_bind().map_err(code)
+        }
+        fn local_address(&self) -> Result<net_exp::IpSocketAddress> {
+            self.0.local_address().map(sock_addr).map_err(code)
+        }
+        fn remote_address(&self) -> Result<net_exp::IpSocketAddress> {
+            self.0.remote_address().map(sock_addr).map_err(code)
+        }
+        fn address_family(&self) -> net_exp::IpAddressFamily {
+            family(self.0.address_family())
+        }
+        fn receive_buffer_size(&self) -> Result<u64> {
+            self.0.receive_buffer_size().map_err(code)
+        }
+        fn set_receive_buffer_size(&self, v: u64) -> Result<()> {
+            self.0.set_receive_buffer_size(v).map_err(code)
+        }
+        fn send_buffer_size(&self) -> Result<u64> {
+            self.0.send_buffer_size().map_err(code)
+        }
+        fn set_send_buffer_size(&self, v: u64) -> Result<()> {
+            self.0.set_send_buffer_size(v).map_err(code)
+        }
+        fn subscribe(&self) -> Pollable {
+            wrap_pollable(self.0.subscribe())
+        }
+    };
+}
+
 impl net_exp::Guest for Adapter {
     type Network = Network;
 }
@@ -150,18 +193,7 @@ impl tcp_exp::Guest for Adapter {
 }
 
 impl tcp_exp::GuestTcpSocket for TcpSocket {
-    fn start_bind(
-        &self,
-        net: net_exp::NetworkBorrow<'_>,
-        local: net_exp::IpSocketAddress,
-    ) -> Result<()> {
-        self.0
-            .start_bind(network(net), sock_addr_in(local))
-            .map_err(code)
-    }
-    fn finish_bind(&self) -> Result<()> {
-        self.0.finish_bind().map_err(code)
-    }
+    socket_common!();
     fn start_connect(
         &self,
         net: net_exp::NetworkBorrow<'_>,
@@ -185,17 +217,8 @@ impl tcp_exp::GuestTcpSocket for TcpSocket {
         let (s, i, o) = self.0.accept().map_err(code)?;
         Ok((tcp_exp::TcpSocket::new(TcpSocket(s)), input(i), output(o)))
     }
-    fn local_address(&self) -> Result<net_exp::IpSocketAddress> {
-        self.0.local_address().map(sock_addr).map_err(code)
-    }
-    fn remote_address(&self) -> Result<net_exp::IpSocketAddress> {
-        self.0.remote_address().map(sock_addr).map_err(code)
-    }
     fn is_listening(&self) -> bool {
         self.0.is_listening()
-    }
-    fn address_family(&self) -> net_exp::IpAddressFamily {
-        family(self.0.address_family())
     }
     fn set_listen_backlog_size(&self, v: u64) -> Result<()> {
         self.0.set_listen_backlog_size(v).map_err(code)
@@ -230,21 +253,6 @@ impl tcp_exp::GuestTcpSocket for TcpSocket {
     fn set_hop_limit(&self, v: u8) -> Result<()> {
         self.0.set_hop_limit(v).map_err(code)
     }
-    fn receive_buffer_size(&self) -> Result<u64> {
-        self.0.receive_buffer_size().map_err(code)
-    }
-    fn set_receive_buffer_size(&self, v: u64) -> Result<()> {
-        self.0.set_receive_buffer_size(v).map_err(code)
-    }
-    fn send_buffer_size(&self) -> Result<u64> {
-        self.0.send_buffer_size().map_err(code)
-    }
-    fn set_send_buffer_size(&self, v: u64) -> Result<()> {
-        self.0.set_send_buffer_size(v).map_err(code)
-    }
-    fn subscribe(&self) -> Pollable {
-        wrap_pollable(self.0.subscribe())
-    }
     fn shutdown(&self, how: tcp_exp::ShutdownType) -> Result<()> {
         let how = match how {
             tcp_exp::ShutdownType::Receive => host_tcp::ShutdownType::Receive,
@@ -269,18 +277,7 @@ impl udp_exp::Guest for Adapter {
 }
 
 impl udp_exp::GuestUdpSocket for UdpSocket {
-    fn start_bind(
-        &self,
-        net: net_exp::NetworkBorrow<'_>,
-        local: net_exp::IpSocketAddress,
-    ) -> Result<()> {
-        self.0
-            .start_bind(network(net), sock_addr_in(local))
-            .map_err(code)
-    }
-    fn finish_bind(&self) -> Result<()> {
-        self.0.finish_bind().map_err(code)
-    }
+    socket_common!();
     fn stream(
         &self,
         remote: Option<net_exp::IpSocketAddress>,
@@ -294,35 +291,11 @@ impl udp_exp::GuestUdpSocket for UdpSocket {
             udp_exp::OutgoingDatagramStream::new(OutgoingDatagrams(o)),
         ))
     }
-    fn local_address(&self) -> Result<net_exp::IpSocketAddress> {
-        self.0.local_address().map(sock_addr).map_err(code)
-    }
-    fn remote_address(&self) -> Result<net_exp::IpSocketAddress> {
-        self.0.remote_address().map(sock_addr).map_err(code)
-    }
-    fn address_family(&self) -> net_exp::IpAddressFamily {
-        family(self.0.address_family())
-    }
     fn unicast_hop_limit(&self) -> Result<u8> {
         self.0.unicast_hop_limit().map_err(code)
     }
     fn set_unicast_hop_limit(&self, v: u8) -> Result<()> {
         self.0.set_unicast_hop_limit(v).map_err(code)
-    }
-    fn receive_buffer_size(&self) -> Result<u64> {
-        self.0.receive_buffer_size().map_err(code)
-    }
-    fn set_receive_buffer_size(&self, v: u64) -> Result<()> {
-        self.0.set_receive_buffer_size(v).map_err(code)
-    }
-    fn send_buffer_size(&self) -> Result<u64> {
-        self.0.send_buffer_size().map_err(code)
-    }
-    fn set_send_buffer_size(&self, v: u64) -> Result<()> {
-        self.0.set_send_buffer_size(v).map_err(code)
-    }
-    fn subscribe(&self) -> Pollable {
-        wrap_pollable(self.0.subscribe())
     }
 }
 
