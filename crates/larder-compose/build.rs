@@ -1,8 +1,9 @@
 //! Builds the guest adapter (crates/vfs-adapter) for wasm32-wasip2 so the
 //! `larder` binary can embed it: an installed `larder` composes anywhere.
 //!
-//! The adapter is built by a nested cargo in a target directory of its own
-//! (sharing the outer one would deadlock on cargo's lock).
+//! The guest crates are built by a nested cargo in a target directory of
+//! their own (sharing the outer one would deadlock on cargo's lock), one
+//! build after another so they share the compiled dependencies.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ fn main() {
     for p in [
         "crates/vfs-adapter/src",
         "crates/vfs-adapter/Cargo.toml",
+        "crates/http-bridge/src",
+        "crates/http-bridge/Cargo.toml",
         "crates/fs-core/src",
         "crates/fs-core/Cargo.toml",
         "wit",
@@ -21,22 +24,54 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());
     }
-    // Two builds: the adapter, and the one that also passes wasi:sockets
-    // through (for apps that use sockets; others should not import them).
-    for (features, dir, var) in [
-        ("", "target/adapter", "LARDER_ADAPTER_WASM"),
-        ("net", "target/adapter-net", "LARDER_ADAPTER_NET_WASM"),
+    // The adapter; its build that also passes wasi:sockets through (for
+    // apps that use sockets: others should not import them); the one that
+    // passes wasi:http too (edge apps); and the bridge for HTTP handlers.
+    let target_dir = root.join("target/adapter");
+    for (package, features, name, var) in [
+        (
+            "vfs-adapter",
+            "",
+            "vfs_adapter_unbundled",
+            "LARDER_ADAPTER_WASM",
+        ),
+        (
+            "vfs-adapter",
+            "net",
+            "vfs_adapter_unbundled",
+            "LARDER_ADAPTER_NET_WASM",
+        ),
+        (
+            "vfs-adapter",
+            "http",
+            "vfs_adapter_unbundled",
+            "LARDER_ADAPTER_EDGE_WASM",
+        ),
+        ("http-bridge", "", "http_bridge", "LARDER_HTTP_BRIDGE_WASM"),
     ] {
-        let wasm = build_adapter(&root, features, &root.join(dir));
-        println!("cargo:rustc-env={var}={}", wasm.display());
+        let built = build_guest(&root, package, features, &target_dir)
+            .join(format!("wasm32-wasip2/release/{name}.wasm"));
+        // Each build overwrites the last one's output: keep a copy.
+        let kept = target_dir.join(format!("{package}-{}.wasm", features_name(features)));
+        std::fs::copy(&built, &kept).expect("copy the guest build");
+        println!("cargo:rustc-env={var}={}", kept.display());
     }
 }
 
-fn build_adapter(root: &Path, features: &str, target_dir: &Path) -> PathBuf {
+fn features_name(features: &str) -> &str {
+    if features.is_empty() {
+        "default"
+    } else {
+        features
+    }
+}
+
+/// Builds `package` with `features` for wasm32-wasip2; returns `target_dir`.
+fn build_guest(root: &Path, package: &str, features: &str, target_dir: &Path) -> PathBuf {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args(["build", "--release", "--locked", "-p", "vfs-adapter"])
+        .args(["build", "--release", "--locked", "-p", package])
         .args(["--features", features])
         .args(["--target", "wasm32-wasip2", "--target-dir"])
         .arg(target_dir);
@@ -57,12 +92,12 @@ fn build_adapter(root: &Path, features: &str, target_dir: &Path) -> PathBuf {
     // for trap backtraces). 3.4 MB becomes about 0.3 MB.
     cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false")
         .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
-    let status = cmd.status().expect("run cargo for the guest adapter");
+    let status = cmd.status().expect("run cargo for the guest components");
     if !status.success() {
         panic!(
-            "building the guest adapter for wasm32-wasip2 failed; is the target \
+            "building {package} for wasm32-wasip2 failed; is the target \
              installed? (`rustup target add wasm32-wasip2`)"
         );
     }
-    target_dir.join("wasm32-wasip2/release/vfs_adapter_unbundled.wasm")
+    target_dir.to_path_buf()
 }

@@ -4,7 +4,7 @@
 use crate::EXIT_USAGE;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use larder_compose::{adapter, compose, default_preopens, Bundle};
+use larder_compose::{adapter, compose, default_preopens, Build, Bundle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vfs_host::Mount;
@@ -34,9 +34,13 @@ pub struct AdapterArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// The build that also passes wasi:sockets through, for apps that use
-    /// sockets (`larder compose` picks it by itself).
-    #[arg(long)]
+    /// sockets (`larder compose` picks builds by itself).
+    #[arg(long, conflicts_with = "http")]
     sockets: bool,
+    /// The build that also passes wasi:sockets and wasi:http through, for
+    /// HTTP clients. Apps exporting an HTTP handler need `larder compose`.
+    #[arg(long)]
+    http: bool,
 }
 
 pub fn main(args: ComposeArgs) -> ExitCode {
@@ -50,7 +54,13 @@ pub fn adapter_main(args: AdapterArgs) -> ExitCode {
                 preopens: default_preopens(),
                 ..Bundle::default()
             },
-            args.sockets,
+            if args.http {
+                Build::Edge
+            } else if args.sockets {
+                Build::Sockets
+            } else {
+                Build::Files
+            },
         )
         .and_then(|bytes| write_atomically(&args.output, &bytes)),
     )

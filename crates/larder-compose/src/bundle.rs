@@ -22,6 +22,7 @@ const WIT: &[(&str, &str)] = &[
     ("random.wit", include_str!("../../../wit/deps/random.wit")),
     ("sockets.wit", include_str!("../../../wit/deps/sockets.wit")),
     ("cli.wit", include_str!("../../../wit/deps/cli.wit")),
+    ("http.wit", include_str!("../../../wit/deps/http.wit")),
     ("larder.wit", include_str!("../../../wit/larder.wit")),
 ];
 

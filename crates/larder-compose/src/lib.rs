@@ -17,6 +17,50 @@ pub const ADAPTER: &[u8] = include_bytes!(env!("LARDER_ADAPTER_WASM"));
 /// The same adapter passing `wasi:sockets` through too, for apps that use
 /// sockets (their streams and pollables must be the adapter's).
 pub const ADAPTER_NET: &[u8] = include_bytes!(env!("LARDER_ADAPTER_NET_WASM"));
+/// The build for edge apps: sockets and `wasi:http` (client types and
+/// outgoing-handler) pass through, and incoming requests are bridged.
+pub const ADAPTER_EDGE: &[u8] = include_bytes!(env!("LARDER_ADAPTER_EDGE_WASM"));
+/// The component placed after an app exporting `wasi:http/incoming-handler`
+/// (crates/http-bridge): it hands the host's request to the adapter and
+/// calls the app's handler with the adapter's wrappers.
+pub const HTTP_BRIDGE: &[u8] = include_bytes!(env!("LARDER_HTTP_BRIDGE_WASM"));
+
+/// Which build of the adapter: each passes through only what its apps use,
+/// so an app does not import interfaces its runtime may not offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Build {
+    /// Files, stdio and clocks.
+    Files,
+    /// Also `wasi:sockets`.
+    Sockets,
+    /// Also `wasi:sockets` and `wasi:http`.
+    Edge,
+}
+
+impl Build {
+    fn bytes(self) -> &'static [u8] {
+        match self {
+            Build::Files => ADAPTER,
+            Build::Sockets => ADAPTER_NET,
+            Build::Edge => ADAPTER_EDGE,
+        }
+    }
+
+    /// The build an app with these imports and exports needs.
+    fn for_app(imports: &[String], exports: &[String]) -> Build {
+        let http = imports.iter().any(|i| i.starts_with("wasi:http/"))
+            || exports.iter().any(|e| e.starts_with(HANDLER));
+        if http {
+            Build::Edge
+        } else if imports.iter().any(|i| i.starts_with("wasi:sockets/")) {
+            Build::Sockets
+        } else {
+            Build::Files
+        }
+    }
+}
+
+const HANDLER: &str = "wasi:http/incoming-handler@";
 
 /// The preopens an app gets when none are named: the whole tree as `/`.
 pub fn default_preopens() -> Vec<(String, String)> {
@@ -50,23 +94,31 @@ fn exports_of(graph: &CompositionGraph, node: NodeId) -> Vec<String> {
     graph.types()[world].exports.keys().cloned().collect()
 }
 
-/// The adapter with `bundle` plugged in: a component with no Larder
-/// imports, ready for `wac plug`. With `sockets`, the build that passes
-/// `wasi:sockets` through, for apps that use sockets.
-pub fn adapter(bundle: &Bundle, sockets: bool) -> Result<Vec<u8>> {
+/// The adapter (`build` of it) with `bundle` plugged in: a component with
+/// no Larder imports, ready for `wac plug`.
+pub fn adapter(bundle: &Bundle, build: Build) -> Result<Vec<u8>> {
     let mut graph = CompositionGraph::new();
-    let build = if sockets { ADAPTER_NET } else { ADAPTER };
-    let a = instantiate_adapter(&mut graph, build, bundle)?;
+    let a = instantiate_adapter(&mut graph, build.bytes(), bundle)?;
     for name in exports_of(&graph, a) {
+        // The bridge's half of the handler is for `larder compose` only.
+        if name == BRIDGE_TAKE || name == BRIDGE_STASH {
+            continue;
+        }
         let e = graph.alias_instance_export(a, &name)?;
         graph.export(e, &name)?;
     }
     Ok(graph.encode(EncodeOptions::default())?)
 }
 
-/// Interfaces whose resources the adapter would have to share with the host
-/// but cannot yet (they hand out host `wasi:io` streams).
-const UNROUTABLE: &[&str] = &["wasi:http/"];
+/// The adapter's exports the bridge calls (see `http-bridge` in
+/// wit/larder.wit), and the bridge's imports they and the app fill.
+const BRIDGE_TAKE: &str = "larder:vfs/http-bridge@0.1.0";
+const BRIDGE_STASH: &str = "stash-incoming";
+const ADAPTER_HTTP_TYPES: &str = "wasi:http/types@0.2.12";
+const BRIDGE_IMPORT_TYPES: &str = "larder:vfs/app-http-types@0.1.0";
+const BRIDGE_IMPORT_HANDLER: &str = "larder:vfs/app-http-handler@0.1.0";
+const BRIDGE_IMPORT_TAKE: &str = "larder:vfs/app-http-bridge@0.1.0";
+const BRIDGE_HANDLER: &str = "wasi:http/incoming-handler@0.2.12";
 
 /// `app` with its filesystem (and the interfaces sharing its resources)
 /// served by the adapter holding `bundle`.
@@ -90,18 +142,8 @@ pub fn compose(app: &[u8], app_name: &str, bundle: &Bundle) -> Result<Vec<u8>> {
     if !imports.iter().any(|i| i.starts_with("wasi:filesystem/")) {
         bail!("{app_name} does not import wasi:filesystem; there is nothing for Larder to serve");
     }
-    if let Some(i) = imports
-        .iter()
-        .find(|i| UNROUTABLE.iter().any(|u| i.starts_with(u)))
-    {
-        bail!(
-            "{app_name} imports {i}, whose streams Larder's adapter cannot route yet; \
-             compose apps that use the filesystem without HTTP"
-        );
-    }
-    let uses_sockets = imports.iter().any(|i| i.starts_with("wasi:sockets/"));
-    let build = if uses_sockets { ADAPTER_NET } else { ADAPTER };
-    let adapter = instantiate_adapter(&mut graph, build, bundle)?;
+    let build = Build::for_app(&imports, &app_exports);
+    let adapter = instantiate_adapter(&mut graph, build.bytes(), bundle)?;
     let provided = exports_of(&graph, adapter);
     let app = graph.instantiate(app_pkg);
     // Every version of an interface the app imports (toolchains mix 0.2.x
@@ -117,7 +159,39 @@ pub fn compose(app: &[u8], app_name: &str, bundle: &Bundle) -> Result<Vec<u8>> {
     }
     for name in app_exports {
         let e = graph.alias_instance_export(app, &name)?;
-        graph.export(e, &name)?;
+        if name.starts_with(HANDLER) {
+            // The host calls the bridge, which calls the app's handler.
+            let bridge = instantiate_bridge(&mut graph, adapter, e)?;
+            let h = graph.alias_instance_export(bridge, BRIDGE_HANDLER)?;
+            graph.export(h, BRIDGE_HANDLER)?;
+        } else {
+            graph.export(e, &name)?;
+        }
     }
     Ok(graph.encode(EncodeOptions::default())?)
+}
+
+/// The HTTP bridge, wired to the adapter (edge build) and to the app's
+/// `handler` export; it imports the host's `wasi:http/types` itself.
+fn instantiate_bridge(
+    graph: &mut CompositionGraph,
+    adapter: NodeId,
+    handler: NodeId,
+) -> Result<NodeId> {
+    let pkg = register(graph, "larder:http-bridge", HTTP_BRIDGE.to_vec())?;
+    let bridge = graph.instantiate(pkg);
+    for (import, export) in [
+        (BRIDGE_IMPORT_TYPES, ADAPTER_HTTP_TYPES),
+        (BRIDGE_IMPORT_TAKE, BRIDGE_TAKE),
+        (BRIDGE_STASH, BRIDGE_STASH),
+    ] {
+        let e = graph.alias_instance_export(adapter, export)?;
+        graph
+            .set_instantiation_argument(bridge, import, e)
+            .with_context(|| format!("plugging the adapter's {export} into the HTTP bridge"))?;
+    }
+    graph
+        .set_instantiation_argument(bridge, BRIDGE_IMPORT_HANDLER, handler)
+        .context("plugging the app's HTTP handler into the bridge")?;
+    Ok(bridge)
 }

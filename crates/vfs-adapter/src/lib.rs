@@ -7,6 +7,8 @@
 //! interface); everything that is not a file is passed through to the host.
 
 mod fs;
+#[cfg(feature = "http")]
+mod http;
 mod io;
 #[cfg(feature = "net")]
 mod net;
@@ -22,10 +24,18 @@ wit_bindgen::generate!({
 
 // The build for apps that use sockets: the same adapter plus wasi:sockets
 // passed through (a separate build, so other apps do not import sockets).
-#[cfg(feature = "net")]
+#[cfg(all(feature = "net", not(feature = "http")))]
 wit_bindgen::generate!({
     path: "../../wit",
     world: "larder:vfs/adapter-net",
+    generate_all,
+});
+
+// The build for edge apps: sockets and wasi:http (client and handler).
+#[cfg(feature = "http")]
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "larder:vfs/adapter-edge",
     generate_all,
 });
 

@@ -13,9 +13,15 @@ fn main() {
     let count: usize = count.parse().expect("COUNT is a number");
     let me = std::env::var("LARDER_INSTANCE").unwrap_or_else(|_| "0".into());
     std::fs::create_dir_all(dir).expect("create DIR");
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(file).expect("open FILE");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("open FILE");
     // For tests: trap part way (a Rust panic aborts the instance).
-    let trap_at: Option<usize> = std::env::var("APPEND_TRAP_AT").ok().and_then(|v| v.parse().ok());
+    let trap_at: Option<usize> = std::env::var("APPEND_TRAP_AT")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for i in 0..count {
         if trap_at == Some(i) {
             panic!("instance {me} trapping at record {i} as asked");

@@ -30,8 +30,21 @@ fn offsets() -> Vec<u64> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = args.first().cloned().unwrap_or_else(|| "/bench".into());
-    let all = ["seq-write", "seq-read", "rand-read", "rand-write", "create", "stat", "read-small", "unlink"];
-    let wanted: Vec<&str> = if args.len() > 1 { args[1..].iter().map(String::as_str).collect() } else { all.to_vec() };
+    let all = [
+        "seq-write",
+        "seq-read",
+        "rand-read",
+        "rand-write",
+        "create",
+        "stat",
+        "read-small",
+        "unlink",
+    ];
+    let wanted: Vec<&str> = if args.len() > 1 {
+        args[1..].iter().map(String::as_str).collect()
+    } else {
+        all.to_vec()
+    };
     fs::create_dir_all(&dir).expect("bench dir");
     let big = format!("{dir}/big");
     let names: Vec<String> = (0..SMALL).map(|i| format!("{dir}/small-{i:04}")).collect();
@@ -62,7 +75,11 @@ fn main() {
                 BIG
             }
             "rand-read" | "rand-write" => {
-                let mut f = OpenOptions::new().read(true).write(true).open(&big).expect("open big");
+                let mut f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&big)
+                    .expect("open big");
                 let mut buf = vec![7u8; 4096];
                 for o in offsets() {
                     f.seek(SeekFrom::Start(o)).expect("seek");

@@ -16,8 +16,16 @@ fn main() {
     assert_eq!(names.len(), expected, "batches missing");
     let (mut rows, mut sum) = (0u64, 0u64);
     for n in &names {
-        for line in std::fs::read_to_string(format!("/data/incoming/{n}")).expect("read").lines() {
-            sum += line.rsplit(',').next().unwrap().parse::<u64>().expect("value");
+        for line in std::fs::read_to_string(format!("/data/incoming/{n}"))
+            .expect("read")
+            .lines()
+        {
+            sum += line
+                .rsplit(',')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .expect("value");
             rows += 1;
         }
     }
