@@ -7,35 +7,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The top-level import names of a component.
-fn imports(component: &Path) -> Vec<String> {
-    let bytes = std::fs::read(component).unwrap();
-    let mut names = Vec::new();
-    let mut depth = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
-        match payload.unwrap() {
-            wasmparser::Payload::ModuleSection { .. }
-            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
-            wasmparser::Payload::End(_) => depth -= 1,
-            wasmparser::Payload::ComponentImportSection(s) if depth == 0 => {
-                for i in s {
-                    names.push(i.unwrap().name.name.to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    names
-}
-
-fn assert_no_host_filesystem(component: &Path) {
-    let fs: Vec<String> = imports(component)
-        .into_iter()
-        .filter(|i| i.starts_with("wasi:filesystem/"))
-        .collect();
-    assert!(fs.is_empty(), "composed app still imports {fs:?}");
-}
-
 fn compose(dir: &Path, app: &Path, extra: &[&str]) -> PathBuf {
     let out = dir.join("out.wasm");
     let mut args = vec![

@@ -28,11 +28,14 @@ wasip2::http::proxy::export!(Service);
 impl Guest for Service {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
-        let name = path.strip_prefix("/files").unwrap_or("-");
-        let name = name.strip_prefix('/').unwrap_or(name);
-        if !(name.is_empty() || valid_name(name)) || path.contains('?') {
-            return text(out, 400, &format!("bad path {path}\n"));
-        }
+        let name = match path.strip_prefix("/files") {
+            Some("" | "/") => "",
+            Some(rest) => match rest.strip_prefix('/') {
+                Some(name) if valid_name(name) => name,
+                _ => return text(out, 400, &format!("bad file name in {path}\n")),
+            },
+            None => return text(out, 400, &format!("no such route: {path}\n")),
+        };
         match (request.method(), name) {
             (Method::Get, "") => list(out),
             (Method::Get, name) => download(out, name),
@@ -46,9 +49,12 @@ impl Guest for Service {
     }
 }
 
-/// One path component, no dot files (so no `..`).
+/// One path component, no dot files (so no `..`), no query.
 fn valid_name(name: &str) -> bool {
-    !name.starts_with('.') && !name.contains('/') && name.len() <= 255
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '?'])
+        && name.len() <= 255
 }
 
 fn file(name: &str) -> String {

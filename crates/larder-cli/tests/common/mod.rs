@@ -167,3 +167,46 @@ pub fn assert_conformant(route: &str, ours: &str, theirs: &str) {
         diffs.join("\n")
     );
 }
+
+/// The top-level import names of a component.
+pub fn imports(component: &Path) -> Vec<String> {
+    top_level_names(component, false)
+}
+
+/// The top-level export names of a component.
+pub fn exports(component: &Path) -> Vec<String> {
+    top_level_names(component, true)
+}
+
+fn top_level_names(component: &Path, exports: bool) -> Vec<String> {
+    let bytes = std::fs::read(component).unwrap();
+    let mut names = Vec::new();
+    let mut depth = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        match payload.unwrap() {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ComponentImportSection(s) if depth == 0 && !exports => {
+                for i in s {
+                    names.push(i.unwrap().name.name.to_string());
+                }
+            }
+            wasmparser::Payload::ComponentExportSection(s) if depth == 0 && exports => {
+                for e in s {
+                    names.push(e.unwrap().name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+pub fn assert_no_host_filesystem(component: &Path) {
+    let fs: Vec<String> = imports(component)
+        .into_iter()
+        .filter(|i| i.starts_with("wasi:filesystem/"))
+        .collect();
+    assert!(fs.is_empty(), "composed app still imports {fs:?}");
+}

@@ -1,0 +1,318 @@
+//! Edge apps end to end: an HTTP handler composed by `larder compose` and
+//! served by the real `wasmtime serve`, and an HTTP client run by the real
+//! `wasmtime run -S http`, both keeping their files in Larder.
+
+mod common;
+
+use common::*;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The service's files: the example's welcome.txt and a 4 MiB file.
+fn files_dir(dir: &Path) -> PathBuf {
+    let files = dir.join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::copy(
+        repo().join("examples/edge-http/files/welcome.txt"),
+        files.join("welcome.txt"),
+    )
+    .unwrap();
+    std::fs::write(files.join("big.bin"), pattern(4 << 20, 3)).unwrap();
+    files
+}
+
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
+        .collect()
+}
+
+/// `NAME SIZE` lines, sorted: what `GET /files` answers for `dir`.
+fn listing(dir: &Path) -> String {
+    let mut lines: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            format!("{name} {}\n", e.metadata().unwrap().len())
+        })
+        .collect();
+    lines.sort();
+    lines.concat()
+}
+
+fn compose_service(dir: &Path, files: &Path) -> PathBuf {
+    let out = dir.join("edge.wasm");
+    let mount = format!("/srv/files={}", files.display());
+    let app = guest("edge_http");
+    let r = larder(&[
+        "compose",
+        app.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--mount",
+        &mount,
+    ]);
+    assert!(r.status.success(), "larder compose: {}", text(&r.stderr));
+    assert_no_host_filesystem(&out);
+    // The host calls the bridge's handler, the only export.
+    assert_eq!(exports(&out), ["wasi:http/incoming-handler@0.2.12"]);
+    out
+}
+
+/// A `wasmtime serve` child on a free loopback port, killed on drop.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(component: &Path, log: &Path, flags: &[&str]) -> Served {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new("wasmtime")
+        .args(["serve", "-S", "cli", "--addr", &addr])
+        .args(flags)
+        .arg(component)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("run wasmtime serve");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while TcpStream::connect(&addr).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("wasmtime serve exited ({status}):\n{log}");
+        }
+        assert!(Instant::now() < deadline, "wasmtime serve never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Served {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(120))
+        .build()
+}
+
+/// One request: status and body (error statuses too).
+fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+    let request = agent.request(method, url);
+    let result = match body {
+        Some(b) => request.send_bytes(b),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = response.status();
+    let mut bytes = Vec::new();
+    response.into_reader().read_to_end(&mut bytes).unwrap();
+    (status, bytes)
+}
+
+fn call_text(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> (u16, String) {
+    let (status, bytes) = call(agent, method, url, body);
+    (status, text(&bytes))
+}
+
+/// wasmtime serve sends requests one at a time to an instance it keeps
+/// (`--max-instance-reuse-count`): they share its filesystem, which starts
+/// from the bundle; uploads, overwrites and deletes stay inside it.
+#[test]
+fn http_handler_serves_and_stores_files_under_wasmtime_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = files_dir(dir.path());
+    let bundled = listing(&files);
+    let app = compose_service(dir.path(), &files);
+    let s = serve(
+        &app,
+        &dir.path().join("serve.log"),
+        &[
+            "--max-instance-reuse-count",
+            "1000",
+            "--idle-instance-timeout",
+            "600s",
+        ],
+    );
+    let a = agent();
+    let url = |p: &str| format!("{}{p}", s.base);
+
+    assert_eq!(call_text(&a, "GET", &url("/files"), None), (200, bundled.clone()));
+    let (status, big) = call(&a, "GET", &url("/files/big.bin"), None);
+    assert_eq!(status, 200);
+    assert!(big == pattern(4 << 20, 3), "big.bin came back different");
+
+    // A 16 MiB upload streams into a file and back out.
+    let upload = pattern(16 << 20, 9);
+    assert_eq!(
+        call_text(&a, "PUT", &url("/files/upload.bin"), Some(&upload)),
+        (201, "stored upload.bin 16777216\n".into())
+    );
+    let (status, got) = call(&a, "GET", &url("/files/upload.bin"), None);
+    assert_eq!(status, 200);
+    assert!(got == upload, "the upload came back different");
+    let (_, list) = call_text(&a, "GET", &url("/files"), None);
+    let mut expect: Vec<&str> = bundled.lines().chain(["upload.bin 16777216"]).collect();
+    expect.sort();
+    assert_eq!(list, format!("{}\n", expect.join("\n")));
+
+    // Overwrite, delete, and the errors a client can cause.
+    assert_eq!(
+        call_text(&a, "PUT", &url("/files/upload.bin"), Some(b"short")),
+        (201, "stored upload.bin 5\n".into())
+    );
+    assert_eq!(call(&a, "GET", &url("/files/upload.bin"), None), (200, b"short".to_vec()));
+    assert_eq!(call(&a, "DELETE", &url("/files/welcome.txt"), None).0, 204);
+    let (status, body) = call_text(&a, "GET", &url("/files/welcome.txt"), None);
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(call(&a, "DELETE", &url("/files/welcome.txt"), None).0, 404);
+    assert_eq!(call(&a, "GET", &url("/files/.hidden"), None).0, 400);
+    assert_eq!(call(&a, "GET", &url("/etc/passwd"), None).0, 400);
+    assert_eq!(call(&a, "POST", &url("/files/x"), Some(b"x")).0, 405);
+
+    // Concurrent requests go to more instances, each with the bundle.
+    let big = Arc::new(pattern(4 << 20, 3));
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let (a, u, big) = (a.clone(), url("/files/big.bin"), big.clone());
+            std::thread::spawn(move || {
+                let (status, got) = call(&a, "GET", &u, None);
+                status == 200 && got == *big
+            })
+        })
+        .collect();
+    for t in threads {
+        assert!(t.join().unwrap(), "a concurrent download failed");
+    }
+
+    // The host directory was only read, at compose time.
+    assert_eq!(listing(&files), bundled);
+}
+
+/// wasmtime's default for WASIp2 handlers is one instance per request, so
+/// each request sees the bundle as composed: nothing written survives it.
+#[test]
+fn each_request_starts_from_the_bundle_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = files_dir(dir.path());
+    let app = compose_service(dir.path(), &files);
+    let s = serve(&app, &dir.path().join("serve.log"), &[]);
+    let a = agent();
+    let url = |p: &str| format!("{}{p}", s.base);
+    assert_eq!(
+        call_text(&a, "PUT", &url("/files/note.txt"), Some(b"hi")),
+        (201, "stored note.txt 2\n".into())
+    );
+    assert_eq!(call(&a, "GET", &url("/files/note.txt"), None).0, 404);
+    assert_eq!(call(&a, "DELETE", &url("/files/welcome.txt"), None).0, 204);
+    assert_eq!(
+        call_text(&a, "GET", &url("/files"), None),
+        (200, listing(&files))
+    );
+}
+
+/// A local HTTP server answering `GET /blob` with `body`.
+fn blob_server(body: Vec<u8>) -> (String, Arc<tiny_http::Server>) {
+    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let addr = server.server_addr().to_ip().unwrap().to_string();
+    let s = server.clone();
+    std::thread::spawn(move || {
+        for request in s.incoming_requests() {
+            let response = if request.url() == "/blob" {
+                // With a content-length header, not chunked.
+                tiny_http::Response::from_data(body.clone()).with_chunked_threshold(usize::MAX)
+            } else {
+                tiny_http::Response::from_data(Vec::new()).with_status_code(404)
+            };
+            let _ = request.respond(response);
+        }
+    });
+    (addr, server)
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// An app that fetches with `wasi:http/outgoing-handler` and writes the
+/// body to a file composes by `larder compose` and by `wac plug` with
+/// `larder adapter --http`; HTTP errors reach it as HTTP error codes.
+#[test]
+fn http_client_app_fetches_into_its_files_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = pattern(2_500_000, 5);
+    let expect = format!(
+        "status 200, content-length 2500000, received 2500000, stored 2500000, fnv {:016x}",
+        fnv1a(&body)
+    );
+    let (addr, server) = blob_server(body);
+    let url = format!("http://{addr}/blob");
+    let app = guest("fetch");
+
+    let composed = dir.path().join("fetch.wasm");
+    let r = larder(&[
+        "compose",
+        app.to_str().unwrap(),
+        "-o",
+        composed.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_no_host_filesystem(&composed);
+
+    let adapter = dir.path().join("vfs_adapter_http.wasm");
+    let r = larder(&["adapter", "--http", "-o", adapter.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    // The bridge's half of the handler is not for wac plug.
+    assert!(!exports(&adapter).iter().any(|e| e.contains("bridge") || e == "stash-incoming"));
+    let plugged = dir.path().join("fetch-plugged.wasm");
+    ok(Command::new("wac")
+        .args(["plug", "--plug"])
+        .arg(&adapter)
+        .arg(&app)
+        .arg("-o")
+        .arg(&plugged));
+    assert_no_host_filesystem(&plugged);
+
+    for component in [&composed, &plugged] {
+        let out = ok(Command::new("wasmtime")
+            .args(["run", "-S", "http"])
+            .arg(component)
+            .args([&url, "/got.bin"]));
+        assert_eq!(out.trim(), expect, "{}", component.display());
+    }
+
+    // A refused connection is the host's HTTP error code, passed through.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = Command::new("wasmtime")
+        .args(["run", "-S", "http"])
+        .arg(&composed)
+        .args([&format!("http://{closed}/blob"), "/got.bin"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("ConnectionRefused"), "{}", text(&out.stderr));
+    server.unblock();
+}
