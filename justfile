@@ -37,6 +37,13 @@ demo: setup guests build
     cargo run --locked --quiet -p vfs-host --example pipeline
     @echo; echo "== larder run: 4 instances append to one file"
     cargo run --locked --quiet -p larder-cli -- run examples/guests/target/wasm32-wasip2/release/append.wasm --instances 4 -- /log /files 100
+    @echo; echo "== an HTTP handler with bundled, writable files under wasmtime serve"
+    target/release/larder compose examples/guests/target/wasm32-wasip2/release/edge_http.wasm -o target/demo/edge-http.wasm --mount /srv/files=examples/edge-http/files
+    wasmtime serve -S cli --addr 127.0.0.1:8089 --max-instance-reuse-count 100 target/demo/edge-http.wasm 2>/dev/null & \
+      trap "kill $! 2>/dev/null" EXIT; \
+      for i in $(seq 200); do curl -s -o /dev/null 127.0.0.1:8089/files && break; sleep 0.1; done; \
+      set -x; curl -s 127.0.0.1:8089/files; echo "hello from curl" | curl -s -T - 127.0.0.1:8089/files/hello.txt; \
+      curl -s 127.0.0.1:8089/files; curl -s 127.0.0.1:8089/files/hello.txt
 
 # Guest programs for the tests and examples (wasm32-wasip2 components).
 guests: setup
@@ -52,9 +59,12 @@ guests: setup
 test: setup guests
     cargo fmt --all --check
     cargo clippy --locked --workspace --all-targets -- -D warnings
-    # The guest adapter's two builds, for the target they ship to.
+    cargo fmt --all --check --manifest-path examples/guests/Cargo.toml
+    # The guest components' builds, for the target they ship to.
     cargo clippy --locked -p vfs-adapter --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p vfs-adapter --features net --target wasm32-wasip2 -- -D warnings
+    cargo clippy --locked -p vfs-adapter --features http --target wasm32-wasip2 -- -D warnings
+    cargo clippy --locked -p http-bridge --target wasm32-wasip2 -- -D warnings
     # no_std + alloc: a target that has no std at all, and the guest target.
     cargo build --locked -p fs-core --no-default-features --target wasm32v1-none
     cargo build --locked -p fs-core --no-default-features --target wasm32-wasip2
@@ -65,6 +75,12 @@ test: setup guests
 # Two components in one process sharing files (vfs-host as a library).
 example-pipeline: guests
     cargo run --locked --quiet -p vfs-host --example pipeline
+
+# The edge example: an HTTP file service with bundled files, served on
+# 127.0.0.1:8080 until Ctrl-C (try `curl -T FILE 127.0.0.1:8080/files/NAME`).
+example-edge: guests build
+    target/release/larder compose examples/guests/target/wasm32-wasip2/release/edge_http.wasm -o target/demo/edge-http.wasm --mount /srv/files=examples/edge-http/files
+    wasmtime serve -S cli --addr 127.0.0.1:8080 --max-instance-reuse-count 1000 --idle-instance-timeout 3600s target/demo/edge-http.wasm
 
 # Eight instances appending to one file and creating files in one directory.
 example-append: guests

@@ -30,7 +30,8 @@ pub struct ComposeArgs {
 #[derive(Args)]
 pub struct AdapterArgs {
     /// Where to write vfs_adapter.wasm, the component to `wac plug` into
-    /// apps (an empty filesystem, preopened as `/`).
+    /// apps (an empty filesystem preopened as `/`, unless --mount and
+    /// --preopen say otherwise).
     #[arg(short, long)]
     output: PathBuf,
     /// The build that also passes wasi:sockets through, for apps that use
@@ -38,9 +39,21 @@ pub struct AdapterArgs {
     #[arg(long, conflicts_with = "http")]
     sockets: bool,
     /// The build that also passes wasi:sockets and wasi:http through, for
-    /// HTTP clients. Apps exporting an HTTP handler need `larder compose`.
+    /// HTTP clients, and for handlers with compose/edge-http.wac.
     #[arg(long)]
     http: bool,
+    /// Write the HTTP bridge instead, the component compose/edge-http.wac
+    /// puts after an app exporting wasi:http/incoming-handler.
+    #[arg(long, conflicts_with_all = ["sockets", "http", "mount", "preopen"])]
+    http_bridge: bool,
+    /// Bundle host directory HOST as guest directory GUEST, as with
+    /// `larder compose`. Repeatable.
+    #[arg(long, value_name = "GUEST=HOST[:ro]")]
+    mount: Vec<String>,
+    /// Offer guest directory PATH to apps as preopen NAME, as with `larder
+    /// compose`. Repeatable.
+    #[arg(long, value_name = "NAME[=PATH]")]
+    preopen: Vec<String>,
 }
 
 pub fn main(args: ComposeArgs) -> ExitCode {
@@ -48,22 +61,22 @@ pub fn main(args: ComposeArgs) -> ExitCode {
 }
 
 pub fn adapter_main(args: AdapterArgs) -> ExitCode {
-    report(
-        adapter(
-            &Bundle {
-                preopens: default_preopens(),
-                ..Bundle::default()
-            },
-            if args.http {
-                Build::Edge
-            } else if args.sockets {
-                Build::Sockets
-            } else {
-                Build::Files
-            },
-        )
-        .and_then(|bytes| write_atomically(&args.output, &bytes)),
-    )
+    report(adapter_cmd(&args))
+}
+
+fn adapter_cmd(args: &AdapterArgs) -> Result<()> {
+    if args.http_bridge {
+        return write_atomically(&args.output, larder_compose::HTTP_BRIDGE);
+    }
+    let build = if args.http {
+        Build::Edge
+    } else if args.sockets {
+        Build::Sockets
+    } else {
+        Build::Files
+    };
+    let bundle = bundle_from_args(&args.mount, &args.preopen)?;
+    write_atomically(&args.output, &adapter(&bundle, build)?)
 }
 
 fn report(r: Result<()>) -> ExitCode {

@@ -158,7 +158,10 @@ fn http_handler_serves_and_stores_files_under_wasmtime_serve() {
     let a = agent();
     let url = |p: &str| format!("{}{p}", s.base);
 
-    assert_eq!(call_text(&a, "GET", &url("/files"), None), (200, bundled.clone()));
+    assert_eq!(
+        call_text(&a, "GET", &url("/files"), None),
+        (200, bundled.clone())
+    );
     let (status, big) = call(&a, "GET", &url("/files/big.bin"), None);
     assert_eq!(status, 200);
     assert!(big == pattern(4 << 20, 3), "big.bin came back different");
@@ -182,7 +185,10 @@ fn http_handler_serves_and_stores_files_under_wasmtime_serve() {
         call_text(&a, "PUT", &url("/files/upload.bin"), Some(b"short")),
         (201, "stored upload.bin 5\n".into())
     );
-    assert_eq!(call(&a, "GET", &url("/files/upload.bin"), None), (200, b"short".to_vec()));
+    assert_eq!(
+        call(&a, "GET", &url("/files/upload.bin"), None),
+        (200, b"short".to_vec())
+    );
     assert_eq!(call(&a, "DELETE", &url("/files/welcome.txt"), None).0, 204);
     let (status, body) = call_text(&a, "GET", &url("/files/welcome.txt"), None);
     assert_eq!(status, 404, "{body}");
@@ -229,6 +235,61 @@ fn each_request_starts_from_the_bundle_by_default() {
     assert_eq!(
         call_text(&a, "GET", &url("/files"), None),
         (200, listing(&files))
+    );
+}
+
+/// compose/edge-http.wac, run by the real `wac compose` with the pieces
+/// `larder adapter` writes, gives a service that works like the one
+/// `larder compose` builds.
+#[test]
+fn wac_compose_file_builds_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = files_dir(dir.path());
+    let (vfs, bridge) = (dir.path().join("vfs.wasm"), dir.path().join("bridge.wasm"));
+    let mount = format!("/srv/files={}", files.display());
+    let r = larder(&[
+        "adapter",
+        "--http",
+        "--mount",
+        &mount,
+        "-o",
+        vfs.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let r = larder(&["adapter", "--http-bridge", "-o", bridge.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let out = dir.path().join("service.wasm");
+    let dep = |name: &str, p: &Path| format!("{name}={}", p.display());
+    ok(Command::new("wac")
+        .arg("compose")
+        .arg(repo().join("compose/edge-http.wac"))
+        .args(["--dep", &dep("larder:adapter", &vfs)])
+        .args(["--dep", &dep("larder:http-bridge", &bridge)])
+        .args(["--dep", &dep("app:service", &guest("edge_http"))])
+        .arg("-o")
+        .arg(&out));
+    assert_no_host_filesystem(&out);
+    let s = serve(
+        &out,
+        &dir.path().join("serve.log"),
+        &[
+            "--max-instance-reuse-count",
+            "100",
+            "--idle-instance-timeout",
+            "600s",
+        ],
+    );
+    let a = agent();
+    let url = |p: &str| format!("{}{p}", s.base);
+    let welcome = std::fs::read(files.join("welcome.txt")).unwrap();
+    assert_eq!(
+        call(&a, "GET", &url("/files/welcome.txt"), None),
+        (200, welcome)
+    );
+    assert_eq!(call(&a, "PUT", &url("/files/n"), Some(b"note")).0, 201);
+    assert_eq!(
+        call(&a, "GET", &url("/files/n"), None),
+        (200, b"note".to_vec())
     );
 }
 
@@ -285,8 +346,6 @@ fn http_client_app_fetches_into_its_files_both_ways() {
     let adapter = dir.path().join("vfs_adapter_http.wasm");
     let r = larder(&["adapter", "--http", "-o", adapter.to_str().unwrap()]);
     assert!(r.status.success(), "{}", text(&r.stderr));
-    // The bridge's half of the handler is not for wac plug.
-    assert!(!exports(&adapter).iter().any(|e| e.contains("bridge") || e == "stash-incoming"));
     let plugged = dir.path().join("fetch-plugged.wasm");
     ok(Command::new("wac")
         .args(["plug", "--plug"])
@@ -305,7 +364,10 @@ fn http_client_app_fetches_into_its_files_both_ways() {
     }
 
     // A refused connection is the host's HTTP error code, passed through.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let out = Command::new("wasmtime")
         .args(["run", "-S", "http"])
         .arg(&composed)
@@ -313,6 +375,10 @@ fn http_client_app_fetches_into_its_files_both_ways() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("ConnectionRefused"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ConnectionRefused"),
+        "{}",
+        text(&out.stderr)
+    );
     server.unblock();
 }

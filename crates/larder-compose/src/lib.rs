@@ -100,10 +100,6 @@ pub fn adapter(bundle: &Bundle, build: Build) -> Result<Vec<u8>> {
     let mut graph = CompositionGraph::new();
     let a = instantiate_adapter(&mut graph, build.bytes(), bundle)?;
     for name in exports_of(&graph, a) {
-        // The bridge's half of the handler is for `larder compose` only.
-        if name == BRIDGE_TAKE || name == BRIDGE_STASH {
-            continue;
-        }
         let e = graph.alias_instance_export(a, &name)?;
         graph.export(e, &name)?;
     }

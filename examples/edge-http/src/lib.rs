@@ -51,10 +51,7 @@ impl Guest for Service {
 
 /// One path component, no dot files (so no `..`), no query.
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains(['/', '?'])
-        && name.len() <= 255
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '?']) && name.len() <= 255
 }
 
 fn file(name: &str) -> String {
