@@ -6,6 +6,8 @@
 //! composed with the guest adapter (`larder compose`). Then start-up cost
 //! against bundle size. Writes target/bench/results.md and results.png.
 
+mod edge;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -439,6 +441,31 @@ fn main() -> Result<()> {
             ));
         }
         md.push('\n');
+    }
+    eprintln!("HTTP handler under wasmtime serve...");
+    match edge::run(&root, repeats)? {
+        Some(rows) => {
+            md.push_str(&format!("\nexamples/edge-http under `wasmtime serve` (one reused instance, requests over loopback with ureq): files on wasmtime's host filesystem (`--dir` on tmpfs) vs composed with Larder, files bundled; medians of {repeats} rounds after a warm-up round:\n\n| workload | wasmtime host fs (tmpfs) | composed adapter | ratio |\n|---|---|---|---|\n"));
+            for r in rows {
+                let fmt = |s: f64| {
+                    if r.bytes > 0 {
+                        format!("{:.1} ms ({:.0} MiB/s)", s * 1e3, mib(r.bytes as f64 / s))
+                    } else {
+                        format!("{:.3} ms", s * 1e3)
+                    }
+                };
+                md.push_str(&format!(
+                    "| {} | {} | {} | **{:.2}×** |\n",
+                    r.workload,
+                    fmt(r.base),
+                    fmt(r.larder),
+                    r.base / r.larder
+                ));
+            }
+        }
+        None => md.push_str(
+            "\n(HTTP handler rows skipped: no wasmtime CLI; `just setup` installs it.)\n",
+        ),
     }
     print!("{md}");
     std::fs::write(out_dir.join("results.md"), &md)?;
