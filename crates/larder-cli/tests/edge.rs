@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -113,8 +114,15 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
-/// One request: status and body (error statuses too).
-fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+/// One response: status, the `x-instance` that served it, body.
+struct Reply {
+    status: u16,
+    instance: String,
+    body: Vec<u8>,
+}
+
+/// One request (error statuses are replies too).
+fn send(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> Reply {
     let request = agent.request(method, url);
     let result = match body {
         Some(b) => request.send_bytes(b),
@@ -126,19 +134,111 @@ fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> (u
         Err(e) => panic!("{method} {url}: {e}"),
     };
     let status = response.status();
-    let mut bytes = Vec::new();
-    response.into_reader().read_to_end(&mut bytes).unwrap();
-    (status, bytes)
+    let instance = response.header("x-instance").unwrap_or("").to_string();
+    let mut body = Vec::new();
+    response.into_reader().read_to_end(&mut body).unwrap();
+    Reply {
+        status,
+        instance,
+        body,
+    }
 }
 
-fn call_text(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> (u16, String) {
-    let (status, bytes) = call(agent, method, url, body);
-    (status, text(&bytes))
+fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+    let r = send(agent, method, url, body);
+    (r.status, r.body)
 }
 
-/// wasmtime serve sends requests one at a time to an instance it keeps
-/// (`--max-instance-reuse-count`): they share its filesystem, which starts
-/// from the bundle; uploads, overwrites and deletes stay inside it.
+/// wasmtime's instance model for WASIp2 handlers, as the service sees it:
+/// each instance has its own files, starting from the bundle; which
+/// instance serves a request is wasmtime's choice (a request arriving
+/// while the last one's instance is still being released gets another).
+/// Every reply names its instance, so each is checked against the files
+/// that instance should hold.
+struct InstanceModel {
+    bundle: BTreeMap<String, Vec<u8>>,
+    instances: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    /// Replies from an instance that had already served a request.
+    reused: usize,
+}
+
+impl InstanceModel {
+    fn new(dir: &Path) -> InstanceModel {
+        let bundle = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        InstanceModel {
+            bundle,
+            instances: BTreeMap::new(),
+            reused: 0,
+        }
+    }
+
+    fn files(&mut self, reply: &Reply) -> &mut BTreeMap<String, Vec<u8>> {
+        assert_eq!(reply.instance.len(), 16, "reply without x-instance");
+        if self.instances.contains_key(&reply.instance) {
+            self.reused += 1;
+        }
+        let bundle = &self.bundle;
+        self.instances
+            .entry(reply.instance.clone())
+            .or_insert_with(|| bundle.clone())
+    }
+
+    /// Sends one request and checks the reply against the model.
+    fn request(
+        &mut self,
+        agent: &ureq::Agent,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> u16 {
+        let reply = send(agent, method, &format!("{base}{path}"), body);
+        let what = format!("{method} {path} on instance {}", reply.instance);
+        let files = self.files(&reply);
+        let name = path.strip_prefix("/files/");
+        match (method, name) {
+            ("GET", None) if path == "/files" => {
+                let listing: String = files
+                    .iter()
+                    .map(|(n, d)| format!("{n} {}\n", d.len()))
+                    .collect();
+                assert_eq!((reply.status, text(&reply.body)), (200, listing), "{what}");
+            }
+            ("GET", Some(n)) => match files.get(n) {
+                Some(d) => assert!(
+                    reply.status == 200 && reply.body == *d,
+                    "{what}: {} wrong",
+                    reply.status
+                ),
+                None => assert_eq!(reply.status, 404, "{what}"),
+            },
+            ("PUT", Some(n)) => {
+                let b = body.unwrap().to_vec();
+                let expect = format!("stored {n} {}\n", b.len());
+                assert_eq!((reply.status, text(&reply.body)), (201, expect), "{what}");
+                files.insert(n.to_string(), b);
+            }
+            ("DELETE", Some(n)) => {
+                let expect = if files.remove(n).is_some() { 204 } else { 404 };
+                assert_eq!(reply.status, expect, "{what}");
+            }
+            _ => panic!("no model for {what}"),
+        }
+        reply.status
+    }
+}
+
+/// The composed service under `wasmtime serve` with instances reused:
+/// listings, downloads (a 4 MiB bundled file), 16 MiB uploads streamed in
+/// and out, overwrites and deletes, each reply checked against the files
+/// the instance that served it should hold.
 #[test]
 fn http_handler_serves_and_stores_files_under_wasmtime_serve() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,48 +256,43 @@ fn http_handler_serves_and_stores_files_under_wasmtime_serve() {
         ],
     );
     let a = agent();
-    let url = |p: &str| format!("{}{p}", s.base);
-
-    assert_eq!(
-        call_text(&a, "GET", &url("/files"), None),
-        (200, bundled.clone())
-    );
-    let (status, big) = call(&a, "GET", &url("/files/big.bin"), None);
-    assert_eq!(status, 200);
-    assert!(big == pattern(4 << 20, 3), "big.bin came back different");
-
-    // A 16 MiB upload streams into a file and back out.
+    let mut model = InstanceModel::new(&files);
     let upload = pattern(16 << 20, 9);
-    assert_eq!(
-        call_text(&a, "PUT", &url("/files/upload.bin"), Some(&upload)),
-        (201, "stored upload.bin 16777216\n".into())
+    let steps: &[(&str, &str, Option<&[u8]>)] = &[
+        ("GET", "/files", None),
+        ("GET", "/files/big.bin", None),
+        ("PUT", "/files/upload.bin", Some(&upload)),
+        ("GET", "/files/upload.bin", None),
+        ("GET", "/files", None),
+        ("PUT", "/files/upload.bin", Some(b"short")),
+        ("GET", "/files/upload.bin", None),
+        ("DELETE", "/files/welcome.txt", None),
+        ("GET", "/files/welcome.txt", None),
+        ("DELETE", "/files/welcome.txt", None),
+        ("GET", "/files", None),
+    ];
+    for _ in 0..2 {
+        for (method, path, body) in steps {
+            model.request(&a, &s.base, method, path, *body);
+            // Time for wasmtime to take the instance back, so the next
+            // request usually finds it idle.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(
+        model.reused >= steps.len(),
+        "instances were reused for only {} of {} requests",
+        model.reused,
+        2 * steps.len()
     );
-    let (status, got) = call(&a, "GET", &url("/files/upload.bin"), None);
-    assert_eq!(status, 200);
-    assert!(got == upload, "the upload came back different");
-    let (_, list) = call_text(&a, "GET", &url("/files"), None);
-    let mut expect: Vec<&str> = bundled.lines().chain(["upload.bin 16777216"]).collect();
-    expect.sort();
-    assert_eq!(list, format!("{}\n", expect.join("\n")));
 
-    // Overwrite, delete, and the errors a client can cause.
-    assert_eq!(
-        call_text(&a, "PUT", &url("/files/upload.bin"), Some(b"short")),
-        (201, "stored upload.bin 5\n".into())
-    );
-    assert_eq!(
-        call(&a, "GET", &url("/files/upload.bin"), None),
-        (200, b"short".to_vec())
-    );
-    assert_eq!(call(&a, "DELETE", &url("/files/welcome.txt"), None).0, 204);
-    let (status, body) = call_text(&a, "GET", &url("/files/welcome.txt"), None);
-    assert_eq!(status, 404, "{body}");
-    assert_eq!(call(&a, "DELETE", &url("/files/welcome.txt"), None).0, 404);
+    // What a client can get wrong.
+    let url = |p: &str| format!("{}{p}", s.base);
     assert_eq!(call(&a, "GET", &url("/files/.hidden"), None).0, 400);
     assert_eq!(call(&a, "GET", &url("/etc/passwd"), None).0, 400);
     assert_eq!(call(&a, "POST", &url("/files/x"), Some(b"x")).0, 405);
 
-    // Concurrent requests go to more instances, each with the bundle.
+    // Concurrent downloads (on more instances), all complete and correct.
     let big = Arc::new(pattern(4 << 20, 3));
     let threads: Vec<_> = (0..6)
         .map(|_| {
@@ -225,17 +320,13 @@ fn each_request_starts_from_the_bundle_by_default() {
     let app = compose_service(dir.path(), &files);
     let s = serve(&app, &dir.path().join("serve.log"), &[]);
     let a = agent();
-    let url = |p: &str| format!("{}{p}", s.base);
-    assert_eq!(
-        call_text(&a, "PUT", &url("/files/note.txt"), Some(b"hi")),
-        (201, "stored note.txt 2\n".into())
-    );
-    assert_eq!(call(&a, "GET", &url("/files/note.txt"), None).0, 404);
-    assert_eq!(call(&a, "DELETE", &url("/files/welcome.txt"), None).0, 204);
-    assert_eq!(
-        call_text(&a, "GET", &url("/files"), None),
-        (200, listing(&files))
-    );
+    let mut model = InstanceModel::new(&files);
+    model.request(&a, &s.base, "PUT", "/files/note.txt", Some(b"hi"));
+    model.request(&a, &s.base, "GET", "/files/note.txt", None);
+    model.request(&a, &s.base, "DELETE", "/files/welcome.txt", None);
+    model.request(&a, &s.base, "GET", "/files", None);
+    assert_eq!(model.instances.len(), 4, "one instance per request");
+    assert_eq!(model.reused, 0);
 }
 
 /// compose/edge-http.wac, run by the real `wac compose` with the pieces
@@ -280,17 +371,15 @@ fn wac_compose_file_builds_the_service() {
         ],
     );
     let a = agent();
-    let url = |p: &str| format!("{}{p}", s.base);
-    let welcome = std::fs::read(files.join("welcome.txt")).unwrap();
-    assert_eq!(
-        call(&a, "GET", &url("/files/welcome.txt"), None),
-        (200, welcome)
-    );
-    assert_eq!(call(&a, "PUT", &url("/files/n"), Some(b"note")).0, 201);
-    assert_eq!(
-        call(&a, "GET", &url("/files/n"), None),
-        (200, b"note".to_vec())
-    );
+    let mut model = InstanceModel::new(&files);
+    for (method, path, body) in [
+        ("GET", "/files/welcome.txt", None),
+        ("PUT", "/files/n", Some(&b"note"[..])),
+        ("GET", "/files/n", None),
+        ("GET", "/files", None),
+    ] {
+        model.request(&a, &s.base, method, path, body);
+    }
 }
 
 /// A local HTTP server answering `GET /blob` with `body`.

@@ -12,6 +12,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::sync::OnceLock;
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -146,6 +147,15 @@ fn text(out: ResponseOutparam, status: u16, body: &str) {
     respond(out, status, headers, |w| w.write_all(body.as_bytes()));
 }
 
+/// Names this instance in every response (`x-instance`), so clients can
+/// see wasmtime's instance model: requests served by one instance share
+/// its files, other instances start from the bundle.
+fn instance_id() -> String {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| format!("{:016x}", wasip2::random::random::get_random_u64()))
+        .clone()
+}
+
 /// Sends the status and headers, then the body `write` produces.
 fn respond(
     out: ResponseOutparam,
@@ -153,6 +163,7 @@ fn respond(
     headers: Fields,
     write: impl FnOnce(&mut wasip2::io::streams::OutputStream) -> io::Result<()>,
 ) {
+    let _ = headers.set("x-instance", &[instance_id().into_bytes()]);
     let response = OutgoingResponse::new(headers);
     let _ = response.set_status_code(status);
     let body = response.body().expect("a new response has a body");
