@@ -41,6 +41,11 @@ impl core::fmt::Debug for Descriptor {
 impl Drop for Descriptor {
     fn drop(&mut self) {
         self.shared.close_handle();
+        if self.flags.contains(DescriptorFlags::WRITE) {
+            if let Some((hook, fs)) = self.shared.sync_hook() {
+                hook.closed(&fs, self.inode.ino);
+            }
+        }
     }
 }
 
@@ -193,7 +198,7 @@ impl Descriptor {
         let at = offset(file.size());
         let n = file.write(&self.shared, at, data)?;
         if n > 0 {
-            state.meta.modified(self.shared.now());
+            state.meta.modified(self.shared.now(), &self.shared);
         }
         Ok(n)
     }
@@ -233,11 +238,18 @@ impl Descriptor {
     /// Data is in memory and visible to every reader as soon as a write
     /// returns; a persistence layer hooks durability in here.
     pub fn sync_data(&self) -> Result<()> {
-        Ok(())
+        self.sync_inner(true)
     }
 
     pub fn sync(&self) -> Result<()> {
-        Ok(())
+        self.sync_inner(false)
+    }
+
+    fn sync_inner(&self, data_only: bool) -> Result<()> {
+        match self.shared.sync_hook() {
+            Some((hook, fs)) => hook.sync(&fs, self.inode.ino, data_only),
+            None => Ok(()),
+        }
     }
 
     pub fn get_flags(&self) -> DescriptorFlags {
@@ -344,6 +356,7 @@ pub(crate) fn stat(shared: &Shared, inode: &Inode) -> Stat {
         atime: m.atime,
         mtime: m.mtime,
         ctime: m.ctime,
+        change: m.change,
     }
 }
 
@@ -381,7 +394,7 @@ pub(crate) fn set_size(shared: &Shared, inode: &Inode, size: u64) -> Result<()> 
     let file = state.file_mut().ok_or(ErrorCode::IsDirectory)?;
     file.set_size(shared, size)?;
     // Linux moves mtime/ctime on every truncate, even to the same size.
-    state.meta.modified(shared.now());
+    state.meta.modified(shared.now(), shared);
     Ok(())
 }
 
@@ -414,7 +427,7 @@ pub(crate) fn set_times(
     let mut state = inode.state.write();
     state.meta.atime = pick(atime, state.meta.atime);
     state.meta.mtime = pick(mtime, state.meta.mtime);
-    state.meta.ctime = now;
+    state.meta.changed(now, shared);
     Ok(())
 }
 

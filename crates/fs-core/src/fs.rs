@@ -4,10 +4,10 @@
 use crate::descriptor::Descriptor;
 use crate::error::{ErrorCode, Result};
 use crate::inode::{Body, Dir, Inode};
-use crate::sync::Mutex;
+use crate::sync::{Mutex, RwLock};
 use crate::time::{Clock, Timestamp};
 use crate::types::{DescriptorFlags, PathFlags};
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// When reads update the access time.
@@ -65,6 +65,18 @@ impl Default for FsConfig {
     }
 }
 
+/// What makes changes durable beyond memory (a mirror to a directory or an
+/// object store), called by fsync and by the close of a descriptor opened
+/// for writing. Called with no lock of the filesystem held.
+pub trait SyncHook: Send + Sync {
+    /// `sync` / `sync-data` on inode `ino`: return once its data (and, unless
+    /// `data_only`, its metadata) is durable; the error is what fsync gives.
+    fn sync(&self, fs: &Fs, ino: u64, data_only: bool) -> Result<()>;
+    /// A descriptor opened for writing on `ino` was dropped. Nothing can be
+    /// reported from here; a failure must stay queued for the next sync.
+    fn closed(&self, fs: &Fs, ino: u64);
+}
+
 /// State every inode and descriptor of one filesystem shares.
 pub(crate) struct Shared {
     pub config: FsConfig,
@@ -72,12 +84,16 @@ pub(crate) struct Shared {
     pub dev: u64,
     pub clock: Arc<dyn Clock>,
     next_ino: AtomicU64,
+    change_seq: AtomicU64,
     used_bytes: AtomicU64,
     used_inodes: AtomicU64,
     open_handles: AtomicU64,
     /// Serialises renames between different directories, so the ancestry
     /// check and the move happen as one step (as Linux's s_vfs_rename_mutex).
     pub rename_lock: Mutex<()>,
+    sync_hook: RwLock<Option<Arc<dyn SyncHook>>>,
+    /// The root, for handing the hook an [`Fs`] (weak: the root owns us).
+    root: Mutex<Weak<Inode>>,
 }
 
 static NEXT_DEV: AtomicU64 = AtomicU64::new(1);
@@ -88,6 +104,20 @@ impl Shared {
     }
     pub fn next_ino(&self) -> u64 {
         self.next_ino.fetch_add(1, Ordering::Relaxed)
+    }
+    pub fn sync_hook(self: &Arc<Self>) -> Option<(Arc<dyn SyncHook>, Fs)> {
+        let hook = self.sync_hook.read().clone()?;
+        let root = self.root.lock().upgrade()?;
+        Some((
+            hook,
+            Fs {
+                shared: self.clone(),
+                root,
+            },
+        ))
+    }
+    pub fn next_change(&self) -> u64 {
+        self.change_seq.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     fn reserve(counter: &AtomicU64, n: u64, limit: u64) -> Result<()> {
@@ -152,12 +182,16 @@ impl Fs {
             dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
             clock,
             next_ino: AtomicU64::new(1),
+            change_seq: AtomicU64::new(0),
             used_bytes: AtomicU64::new(0),
             used_inodes: AtomicU64::new(0),
             open_handles: AtomicU64::new(0),
             rename_lock: Mutex::new(()),
+            sync_hook: RwLock::new(None),
+            root: Mutex::new(Weak::new()),
         });
         let root = Inode::new(&shared, Body::Dir(Dir::default()), 0o755)?;
+        *shared.root.lock() = Arc::downgrade(&root);
         Ok(Fs { shared, root })
     }
 
@@ -166,6 +200,17 @@ impl Fs {
     pub fn in_memory() -> Fs {
         Fs::new(FsConfig::default(), Arc::new(crate::time::SystemClock))
             .expect("default configuration is valid")
+    }
+
+    /// Installs what fsync and closes report to (replacing any before).
+    pub fn set_sync_hook(&self, hook: Arc<dyn SyncHook>) {
+        *self.shared.sync_hook.write() = Some(hook);
+    }
+
+    /// The change sequence so far: every change to any inode moves it (see
+    /// [`crate::Stat::change`]), so an unchanged value means nothing changed.
+    pub fn change_seq(&self) -> u64 {
+        self.shared.change_seq.load(Ordering::Acquire)
     }
 
     pub fn config(&self) -> &FsConfig {

@@ -505,6 +505,7 @@ fn parse_node<'a>(
         atime,
         mtime,
         ctime,
+        change: 0,
     };
     let body = match kind {
         KIND_FILE => {
@@ -737,6 +738,7 @@ fn build(
         let keep = if n == 0 { state.meta.nlink } else { 0 };
         state.meta = Meta {
             nlink: keep + nlink[n],
+            change: state.meta.change,
             ..node.meta
         };
         if read_only {

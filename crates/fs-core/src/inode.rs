@@ -42,6 +42,9 @@ pub(crate) struct Meta {
     pub atime: Timestamp,
     pub mtime: Timestamp,
     pub ctime: Timestamp,
+    /// The filesystem's change sequence at this inode's last change (see
+    /// [`crate::Stat::change`]).
+    pub change: u64,
 }
 
 pub(crate) enum Body {
@@ -65,12 +68,18 @@ impl Meta {
             atime: now,
             mtime: now,
             ctime: now,
+            change: 0,
         }
     }
     /// Data changed: mtime and ctime move.
-    pub fn modified(&mut self, now: Timestamp) {
+    pub fn modified(&mut self, now: Timestamp, shared: &Shared) {
         self.mtime = now;
+        self.changed(now, shared);
+    }
+    /// Status changed: ctime moves, and the change sequence.
+    pub fn changed(&mut self, now: Timestamp, shared: &Shared) {
         self.ctime = now;
+        self.change = shared.next_change();
     }
 }
 
@@ -85,6 +94,7 @@ impl Inode {
             Body::Symlink(_) => DescriptorType::SymbolicLink,
         };
         let mut meta = Meta::new(mode, now);
+        meta.change = shared.next_change();
         if kind == DescriptorType::Directory {
             meta.nlink = 2;
         }

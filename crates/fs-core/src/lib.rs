@@ -55,7 +55,7 @@ mod types;
 
 pub use descriptor::{Descriptor, DirStream};
 pub use error::{ErrorCode, Result};
-pub use fs::{AtimePolicy, Fs, FsConfig, Usage};
+pub use fs::{AtimePolicy, Fs, FsConfig, SyncHook, Usage};
 #[cfg(feature = "std")]
 pub use time::SystemClock;
 pub use time::{Clock, ManualClock, NewTimestamp, Timestamp};

@@ -152,7 +152,7 @@ impl Descriptor {
                 .expect("checked above")
                 .entries
                 .insert(String::from(name), inode.clone());
-            state.meta.modified(self.shared.now());
+            state.meta.modified(self.shared.now(), &self.shared);
             return Ok((inode, true));
         }
     }
@@ -185,7 +185,7 @@ impl Descriptor {
             .entries
             .insert(String::from(name), child);
         state.meta.nlink += 1;
-        state.meta.modified(self.shared.now());
+        state.meta.modified(self.shared.now(), &self.shared);
         Ok(())
     }
 
@@ -212,9 +212,9 @@ impl Descriptor {
         {
             let mut c = child.state.write();
             c.meta.nlink -= 1;
-            c.meta.ctime = now;
+            c.meta.changed(now, &self.shared);
         }
-        state.meta.modified(now);
+        state.meta.modified(now, &self.shared);
         Ok(())
     }
 
@@ -242,9 +242,9 @@ impl Descriptor {
         d.entries.remove(name);
         let now = self.shared.now();
         c.meta.nlink = 0;
-        c.meta.ctime = now;
+        c.meta.changed(now, &self.shared);
         state.meta.nlink -= 1;
-        state.meta.modified(now);
+        state.meta.modified(now, &self.shared);
         Ok(())
     }
 
@@ -277,7 +277,7 @@ impl Descriptor {
             .expect("checked")
             .entries
             .insert(String::from(name), link);
-        state.meta.modified(self.shared.now());
+        state.meta.modified(self.shared.now(), &self.shared);
         Ok(())
     }
 
@@ -339,14 +339,14 @@ impl Descriptor {
                 return Err(ErrorCode::TooManyLinks);
             }
             s.meta.nlink += 1;
-            s.meta.ctime = now;
+            s.meta.changed(now, &self.shared);
         }
         state
             .dir_mut()
             .expect("checked")
             .entries
             .insert(String::from(name), src);
-        state.meta.modified(now);
+        state.meta.modified(now, &self.shared);
         Ok(())
     }
 
@@ -381,6 +381,29 @@ impl Descriptor {
         self.require_mutate()?;
         let inode = self.resolve_inode(flags, path)?;
         descriptor::set_times(&self.shared, &inode, atime, mtime)
+    }
+
+    /// Sets permission bits and owner, as `fchmodat` + `fchownat` (WASI has
+    /// neither; importers and mirrors restore what they recorded). Modes
+    /// are stored and reported, never enforced.
+    pub fn set_mode_at(
+        &self,
+        flags: PathFlags,
+        path: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        self.require_mutate()?;
+        let inode = self.resolve_inode(flags, path)?;
+        inode.check_writable()?;
+        let now = self.shared.now();
+        let mut state = inode.state.write();
+        state.meta.mode = mode & 0o7777;
+        state.meta.uid = uid;
+        state.meta.gid = gid;
+        state.meta.changed(now, &self.shared);
+        Ok(())
     }
 
     pub fn rename_at(&self, old_path: &str, new_dir: &Descriptor, new_path: &str) -> Result<()> {
@@ -502,7 +525,7 @@ impl Descriptor {
         let now = self.shared.now();
         let moves_dir = src.is_dir() && ns.is_some();
         os.dir_mut().expect("checked").entries.remove(old_name);
-        os.meta.modified(now);
+        os.meta.modified(now, &self.shared);
         if moves_dir {
             os.meta.nlink -= 1;
         }
@@ -515,7 +538,7 @@ impl Descriptor {
             .expect("checked")
             .entries
             .insert(String::from(new_name), src.clone());
-        nstate.meta.modified(now);
+        nstate.meta.modified(now, &self.shared);
         if let Some(dst) = &dst {
             let mut d = dst.state.write();
             if dst.is_dir() {
@@ -524,9 +547,9 @@ impl Descriptor {
             } else {
                 d.meta.nlink -= 1;
             }
-            d.meta.ctime = now;
+            d.meta.changed(now, &self.shared);
         }
-        src.state.write().meta.ctime = now;
+        src.state.write().meta.changed(now, &self.shared);
         if moves_dir {
             nstate.meta.nlink += 1;
             src.set_parent(ndir);

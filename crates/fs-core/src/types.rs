@@ -69,6 +69,10 @@ pub struct Stat {
     pub atime: Timestamp,
     pub mtime: Timestamp,
     pub ctime: Timestamp,
+    /// Moves on every change to the object's data or metadata (when ctime
+    /// does), to a value no earlier change had: unlike ctime, two changes
+    /// never share it. For mirrors that must notice every change.
+    pub change: u64,
 }
 
 /// `directory-entry`.
