@@ -357,6 +357,7 @@ pub(crate) fn stat(shared: &Shared, inode: &Inode) -> Stat {
         mtime: m.mtime,
         ctime: m.ctime,
         change: m.change,
+        data_change: m.data_change,
     }
 }
 

@@ -506,6 +506,7 @@ fn parse_node<'a>(
         mtime,
         ctime,
         change: 0,
+        data_change: 0,
     };
     let body = match kind {
         KIND_FILE => {
@@ -739,6 +740,7 @@ fn build(
         state.meta = Meta {
             nlink: keep + nlink[n],
             change: state.meta.change,
+            data_change: state.meta.data_change,
             ..node.meta
         };
         if read_only {

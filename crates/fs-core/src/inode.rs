@@ -45,6 +45,8 @@ pub(crate) struct Meta {
     /// The filesystem's change sequence at this inode's last change (see
     /// [`crate::Stat::change`]).
     pub change: u64,
+    /// The change sequence at the last change to the data (or entries).
+    pub data_change: u64,
 }
 
 pub(crate) enum Body {
@@ -69,12 +71,14 @@ impl Meta {
             mtime: now,
             ctime: now,
             change: 0,
+            data_change: 0,
         }
     }
     /// Data changed: mtime and ctime move.
     pub fn modified(&mut self, now: Timestamp, shared: &Shared) {
         self.mtime = now;
         self.changed(now, shared);
+        self.data_change = self.change;
     }
     /// Status changed: ctime moves, and the change sequence.
     pub fn changed(&mut self, now: Timestamp, shared: &Shared) {
@@ -95,6 +99,7 @@ impl Inode {
         };
         let mut meta = Meta::new(mode, now);
         meta.change = shared.next_change();
+        meta.data_change = meta.change;
         if kind == DescriptorType::Directory {
             meta.nlink = 2;
         }

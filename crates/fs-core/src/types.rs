@@ -73,6 +73,10 @@ pub struct Stat {
     /// does), to a value no earlier change had: unlike ctime, two changes
     /// never share it. For mirrors that must notice every change.
     pub change: u64,
+    /// The value `change` had at the last change to the data (for a
+    /// directory, its entries): renames, links and metadata leave it, so
+    /// equal values mean equal contents.
+    pub data_change: u64,
 }
 
 /// `directory-entry`.

@@ -45,8 +45,16 @@ fn every_change_moves_the_sequence_even_when_ctime_does_not() {
     step("link", f.stat().change);
     root.rename_at("b", &root, "c").unwrap();
     step("rename", f.stat().change);
+    let data = f.stat().data_change;
     root.unlink_file_at("c").unwrap();
     step("unlink", f.stat().change);
+    assert_eq!(
+        f.stat().data_change,
+        data,
+        "links and times leave the data version"
+    );
+    f.write(b"y", 0).unwrap();
+    assert_eq!(f.stat().data_change, f.stat().change, "a write moves it");
     let before = root.stat().change;
     root.create_directory_at("d").unwrap();
     assert!(root.stat().change > before, "mkdir moves the parent");

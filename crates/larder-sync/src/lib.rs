@@ -1,0 +1,20 @@
+//! Larder's sync engine: mirrors a filesystem (fs-core) to an object
+//! store, 1:1 by path, so other tools read the store as plain files; and
+//! rebuilds a filesystem from a store at start-up.
+//!
+//! - [`store::ObjectStore`]: the small interface stores implement;
+//!   [`local::LocalDir`] (a host directory, the same layout) and
+//!   [`mem::MemStore`] (in memory, with fault injection) are here.
+//! - [`mirror::Mirror`]: the engine; [`mirror::MirrorHook`] makes fsync
+//!   and close go through it.
+
+pub mod local;
+pub mod mem;
+pub mod meta;
+pub mod mirror;
+pub mod store;
+
+pub use local::LocalDir;
+pub use mem::MemStore;
+pub use mirror::{Mirror, MirrorHook, Report, Retry, Status, SyncError};
+pub use store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, StoreError};

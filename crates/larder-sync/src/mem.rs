@@ -1,0 +1,209 @@
+//! An object store in memory, with fault injection: what the mirror's
+//! tests run against beside the real stores.
+
+use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Result, StoreError};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+struct Object {
+    body: Arc<Vec<u8>>,
+    meta: Metadata,
+    etag: String,
+}
+
+/// Counters of what the store was asked to do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub puts: u64,
+    pub put_bytes: u64,
+    pub copies: u64,
+    pub deletes: u64,
+    pub gets: u64,
+    pub get_bytes: u64,
+}
+
+#[derive(Default)]
+pub struct MemStore {
+    objects: Mutex<BTreeMap<String, Object>>,
+    next_etag: AtomicU64,
+    traffic: Mutex<Traffic>,
+    /// Fail this many requests (as transient) before serving again.
+    fail_next: AtomicU64,
+    /// Fail every request (as transient) while set: the server is down.
+    down: AtomicBool,
+    /// Behave like a store without conditional writes.
+    no_conditions: AtomicBool,
+}
+
+impl MemStore {
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    /// The next `n` requests fail with a transient error.
+    pub fn fail_next(&self, n: u64) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Every request fails (transient) until `set_down(false)`.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    pub fn set_conditions(&self, enforced: bool) {
+        self.no_conditions.store(!enforced, Ordering::SeqCst);
+    }
+
+    pub fn traffic(&self) -> Traffic {
+        *self.traffic.lock().unwrap()
+    }
+
+    /// Every key and body, for comparing with a reference.
+    pub fn contents(&self) -> BTreeMap<String, (Vec<u8>, Metadata)> {
+        self.objects
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, o)| (k.clone(), (o.body.to_vec(), o.meta.clone())))
+            .collect()
+    }
+
+    fn gate(&self) -> Result<()> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::new(ErrorKind::Transient, "store is down"));
+        }
+        let failed = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failed {
+            return Err(StoreError::new(ErrorKind::Transient, "injected failure"));
+        }
+        Ok(())
+    }
+
+    fn check(&self, current: Option<&Object>, cond: &Cond) -> Result<()> {
+        if self.no_conditions.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let ok = match cond {
+            Cond::None => true,
+            Cond::IfMatch(etag) => current.is_some_and(|o| &o.etag == etag),
+            Cond::IfNoneMatch => current.is_none(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(StoreError::new(ErrorKind::Conflict, "precondition failed"))
+        }
+    }
+
+    fn etag(&self) -> String {
+        format!("\"m{}\"", self.next_etag.fetch_add(1, Ordering::SeqCst))
+    }
+
+    fn info(key: &str, o: &Object) -> ObjectInfo {
+        ObjectInfo {
+            key: key.to_string(),
+            size: o.body.len() as u64,
+            etag: o.etag.clone(),
+            meta: o.meta.clone(),
+        }
+    }
+}
+
+impl ObjectStore for MemStore {
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.gate()?;
+        let objects = self.objects.lock().unwrap();
+        Ok(objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, o)| MemStore::info(k, o))
+            .collect())
+    }
+
+    fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        self.gate()?;
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|o| MemStore::info(key, o)))
+    }
+
+    fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>> {
+        self.gate()?;
+        let o = self
+            .objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StoreError::new(ErrorKind::NotFound, key))?;
+        let len = o.body.len() as u64;
+        let r = range.unwrap_or(0..len);
+        let (start, end) = (r.start.min(len) as usize, r.end.min(len) as usize);
+        let bytes = o.body[start..end.max(start)].to_vec();
+        let mut t = self.traffic.lock().unwrap();
+        t.gets += 1;
+        t.get_bytes += bytes.len() as u64;
+        Ok(bytes)
+    }
+
+    fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String> {
+        self.gate()?;
+        let mut objects = self.objects.lock().unwrap();
+        self.check(objects.get(key), cond)?;
+        let etag = self.etag();
+        objects.insert(
+            key.to_string(),
+            Object {
+                body: Arc::new(body.to_vec()),
+                meta: meta.clone(),
+                etag: etag.clone(),
+            },
+        );
+        let mut t = self.traffic.lock().unwrap();
+        t.puts += 1;
+        t.put_bytes += body.len() as u64;
+        Ok(etag)
+    }
+
+    fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
+        self.gate()?;
+        let mut objects = self.objects.lock().unwrap();
+        let body = objects
+            .get(from)
+            .ok_or_else(|| StoreError::new(ErrorKind::NotFound, from))?
+            .body
+            .clone();
+        self.check(objects.get(to), cond)?;
+        let etag = self.etag();
+        objects.insert(
+            to.to_string(),
+            Object {
+                body,
+                meta: meta.clone(),
+                etag: etag.clone(),
+            },
+        );
+        self.traffic.lock().unwrap().copies += 1;
+        Ok(etag)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.gate()?;
+        self.objects.lock().unwrap().remove(key);
+        self.traffic.lock().unwrap().deletes += 1;
+        Ok(())
+    }
+
+    fn enforces_conditions(&self) -> bool {
+        !self.no_conditions.load(Ordering::SeqCst)
+    }
+}

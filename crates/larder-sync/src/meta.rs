@@ -1,0 +1,56 @@
+//! Object metadata in s3fs's convention, so s3fs, rclone and the AWS CLI
+//! read the mirror's modes and times: `mode` (decimal, with the file-type
+//! bits), `mtime` (whole seconds), `uid`, `gid`; plus Larder's own
+//! `larder-mtime-ns` for the nanoseconds s3fs has no field for.
+
+use crate::store::Metadata;
+
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFLNK: u32 = 0o120000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attrs {
+    /// With the file-type bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_secs: u64,
+    pub mtime_nanos: u32,
+}
+
+pub fn encode(mode: u32, uid: u32, gid: u32, mtime_secs: u64, mtime_nanos: u32) -> Metadata {
+    let mut m = Metadata::new();
+    m.insert("mode".into(), mode.to_string());
+    m.insert("uid".into(), uid.to_string());
+    m.insert("gid".into(), gid.to_string());
+    m.insert("mtime".into(), mtime_secs.to_string());
+    m.insert("larder-mtime-ns".into(), mtime_nanos.to_string());
+    m
+}
+
+/// What `meta` says, with defaults for what other tools leave out: a
+/// regular file 0644 (a `dir/` key is a directory whatever its mode says),
+/// owner 0, mtime 0.
+pub fn decode(meta: &Metadata) -> Attrs {
+    let num = |k: &str| meta.get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    // s3fs sometimes writes mtime with a fraction; keep the whole seconds.
+    let secs = meta
+        .get("mtime")
+        .and_then(|v| v.split('.').next()?.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let mut mode = num("mode").map_or(S_IFREG | 0o644, |m| m as u32);
+    if mode & S_IFMT == 0 {
+        mode |= S_IFREG;
+    }
+    Attrs {
+        mode,
+        uid: num("uid").unwrap_or(0) as u32,
+        gid: num("gid").unwrap_or(0) as u32,
+        mtime_secs: secs,
+        mtime_nanos: num("larder-mtime-ns")
+            .filter(|&n| n < 1_000_000_000)
+            .unwrap_or(0) as u32,
+    }
+}

@@ -1,0 +1,696 @@
+//! The mirror: keeps an object store equal to a Larder filesystem, path for
+//! path, and rebuilds a filesystem from a store.
+//!
+//! A sync compares the tree with what the last sync left in the store
+//! (path -> inode, change sequence, kind, ETag) and sends only the
+//! difference: new and changed objects first, parents before children
+//! (a file whose inode and change sequence match an object already stored
+//! elsewhere is a rename or a link: a server-side copy), then deletions,
+//! children before parents. A crash in between leaves both the old and the
+//! new name of a renamed file, never neither. Whatever fails stays in the
+//! difference, so the next sync sends it again: nothing is dropped.
+
+use crate::meta::{self, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, StoreError};
+use fs_core::{
+    DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
+    PathFlags as PF, Stat, SyncHook, Timestamp,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// How hard to try before a store error is reported.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 6,
+            first_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
+
+#[derive(Clone, Debug)]
+struct Synced {
+    ino: u64,
+    change: u64,
+    data_change: u64,
+    kind: Kind,
+    etag: String,
+}
+
+struct Node {
+    kind: Kind,
+    stat: Stat,
+}
+
+#[derive(Default)]
+struct State {
+    /// What the store holds, as of the last successful operation on each.
+    synced: BTreeMap<String, Synced>,
+    /// The filesystem's change sequence when the last full sync began.
+    seen_seq: u64,
+    /// Whether the last sync finished; if not, there is work left.
+    clean: bool,
+    conflicts: Vec<String>,
+    last_error: Option<String>,
+}
+
+/// What one sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub uploaded: usize,
+    pub copied: usize,
+    pub deleted: usize,
+    pub bytes_uploaded: u64,
+    /// `path -> where the local version was kept`, for each object another
+    /// writer had changed.
+    pub conflicts: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum SyncError {
+    /// The store failed (after retries, for transient errors).
+    Store(StoreError),
+    /// Reading the filesystem failed.
+    Fs(ErrorCode),
+}
+
+impl fmt::Display for SyncError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncError::Store(e) => write!(f, "store: {e}"),
+            SyncError::Fs(e) => write!(f, "filesystem: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SyncError {}
+
+impl From<StoreError> for SyncError {
+    fn from(e: StoreError) -> Self {
+        SyncError::Store(e)
+    }
+}
+
+impl From<ErrorCode> for SyncError {
+    fn from(e: ErrorCode) -> Self {
+        SyncError::Fs(e)
+    }
+}
+
+/// What `status` tells about the mirror.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub clean: bool,
+    pub conflicts: Vec<String>,
+    pub last_error: Option<String>,
+}
+
+pub struct Mirror {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    /// Guest paths (relative) whose subtrees are not mirrored.
+    exclude: Vec<String>,
+    retry: Retry,
+    state: Mutex<State>,
+}
+
+fn kind_of(t: DescriptorType) -> Kind {
+    match t {
+        DescriptorType::RegularFile => Kind::File,
+        DescriptorType::Directory => Kind::Dir,
+        DescriptorType::SymbolicLink => Kind::Symlink,
+    }
+}
+
+/// A key (past the prefix) that names a path: components neither empty
+/// nor `.`/`..`, at most 255 bytes each, no NUL.
+fn valid_path(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= 255 && !c.contains('\0'))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Mirror {
+    /// A mirror of an empty filesystem into `store` under `prefix` (empty,
+    /// or ending in `/`). Use [`Mirror::restore`] to start from what the
+    /// store holds.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Mirror {
+        let mut prefix = prefix.trim_start_matches('/').to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Mirror {
+            store,
+            prefix,
+            exclude: Vec::new(),
+            retry: Retry::default(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: Retry) -> Mirror {
+        self.retry = retry;
+        self
+    }
+
+    /// Leaves the subtree at guest path `path` out (read-only mounts).
+    pub fn exclude(mut self, path: &str) -> Mirror {
+        self.exclude.push(path.trim_matches('/').to_string());
+        self
+    }
+
+    fn key(&self, path: &str, kind: Kind) -> String {
+        match kind {
+            Kind::Dir => format!("{}{path}/", self.prefix),
+            _ => format!("{}{path}", self.prefix),
+        }
+    }
+
+    fn excluded(&self, path: &str) -> bool {
+        self.exclude
+            .iter()
+            .any(|e| e.is_empty() || path == e || path.starts_with(&format!("{e}/")))
+    }
+
+    /// Runs `op`, retrying transient failures with exponential backoff.
+    fn retried<T>(
+        &self,
+        what: &str,
+        mut op: impl FnMut() -> crate::store::Result<T>,
+    ) -> crate::store::Result<T> {
+        let mut delay = self.retry.first_delay;
+        let mut attempt = 1;
+        loop {
+            match op() {
+                Err(e) if e.kind == ErrorKind::Transient && attempt < self.retry.attempts => {
+                    tracing::warn!(%what, attempt, error = %e, "store request failed; retrying");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(self.retry.max_delay);
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Every mirrored object of the tree, by path.
+    fn scan(&self, fs: &Fs) -> Result<BTreeMap<String, Node>, ErrorCode> {
+        let root = fs.root(DF::READ)?;
+        let mut out = BTreeMap::new();
+        let mut dirs = vec![String::new()];
+        while let Some(dir) = dirs.pop() {
+            let d = if dir.is_empty() {
+                root.try_clone()?
+            } else {
+                match root.open_at(PF::empty(), &dir, OF::DIRECTORY, DF::READ) {
+                    Ok(d) => d,
+                    // Changed under us: the next sync sees what it became.
+                    Err(ErrorCode::NoEntry | ErrorCode::NotDirectory) => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            for entry in d.read_directory()? {
+                let entry = entry?;
+                let path = if dir.is_empty() {
+                    entry.name.clone()
+                } else {
+                    format!("{dir}/{}", entry.name)
+                };
+                if self.excluded(&path) {
+                    continue;
+                }
+                let stat = match root.stat_at(PF::empty(), &path) {
+                    Ok(s) => s,
+                    Err(ErrorCode::NoEntry) => continue,
+                    Err(e) => return Err(e),
+                };
+                let kind = kind_of(stat.kind);
+                if kind == Kind::Dir {
+                    dirs.push(path.clone());
+                }
+                out.insert(path, Node { kind, stat });
+            }
+        }
+        Ok(out)
+    }
+
+    fn metadata(kind: Kind, s: &Stat) -> Metadata {
+        let type_bits = match kind {
+            Kind::File => S_IFREG,
+            Kind::Dir => S_IFDIR,
+            Kind::Symlink => S_IFLNK,
+        };
+        let mode = if kind == Kind::Symlink {
+            0o777
+        } else {
+            s.mode & 0o7777
+        };
+        meta::encode(
+            type_bits | mode,
+            s.uid,
+            s.gid,
+            s.mtime.seconds,
+            s.mtime.nanoseconds,
+        )
+    }
+
+    /// The object's body: file contents, symlink target, nothing for a dir.
+    fn body(fs: &Fs, path: &str, kind: Kind) -> Result<Vec<u8>, ErrorCode> {
+        let root = fs.root(DF::READ)?;
+        match kind {
+            Kind::Dir => Ok(Vec::new()),
+            Kind::Symlink => Ok(root.readlink_at(path)?.into_bytes()),
+            Kind::File => {
+                let f = root.open_at(PF::empty(), path, OF::empty(), DF::READ)?;
+                let mut out = Vec::with_capacity(f.stat().size as usize);
+                let mut buf = vec![0; 1 << 20];
+                loop {
+                    let n = f.read(&mut buf, out.len() as u64)?;
+                    if n == 0 {
+                        return Ok(out);
+                    }
+                    out.extend_from_slice(&buf[..n]);
+                }
+            }
+        }
+    }
+
+    /// Whether `cond` holds in the store, for stores that do not check
+    /// conditions themselves.
+    fn check_cond(&self, key: &str, cond: &Cond) -> crate::store::Result<()> {
+        if self.store.enforces_conditions() || *cond == Cond::None {
+            return Ok(());
+        }
+        let current = self.retried(key, || self.store.head(key))?;
+        let ok = match cond {
+            Cond::IfMatch(etag) => current.is_some_and(|c| &c.etag == etag),
+            Cond::IfNoneMatch => current.is_none(),
+            Cond::None => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(StoreError::new(
+                ErrorKind::Conflict,
+                format!("{key}: changed by another writer"),
+            ))
+        }
+    }
+
+    /// Makes the store hold the tree as it is now; returns once everything
+    /// is durable in the store (or with the error that stopped it, the rest
+    /// left for the next sync).
+    pub fn sync(&self, fs: &Fs) -> Result<Report, SyncError> {
+        let mut st = self.state.lock().unwrap();
+        let seq = fs.change_seq();
+        if st.clean && seq == st.seen_seq {
+            return Ok(Report::default());
+        }
+        st.clean = false;
+        let result = self.sync_locked(&mut st, fs);
+        match &result {
+            Ok(report) => {
+                st.seen_seq = seq;
+                st.clean = true;
+                st.last_error = None;
+                st.conflicts.extend(report.conflicts.iter().cloned());
+                if report.uploaded + report.copied + report.deleted > 0 {
+                    tracing::debug!(?report, "synced");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sync failed; changes stay queued");
+                st.last_error = Some(e.to_string());
+            }
+        }
+        result
+    }
+
+    fn sync_locked(&self, st: &mut State, fs: &Fs) -> Result<Report, SyncError> {
+        let current = self.scan(fs)?;
+        let mut report = Report::default();
+
+        // Objects whose kind changed go first: in a directory store a file
+        // and a directory cannot share a name.
+        let changed_kind: Vec<String> = st
+            .synced
+            .iter()
+            .filter(|(p, s)| current.get(*p).is_some_and(|n| n.kind != s.kind))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in changed_kind {
+            self.delete_one(st, &path, &mut report)?;
+        }
+
+        // Where each stored inode's objects are, for renames and links.
+        // (Same inode, same data version: same bytes, whatever the name.)
+        let mut by_ino: HashMap<(u64, u64), String> = HashMap::new();
+        for (p, s) in &st.synced {
+            if s.kind == Kind::File {
+                by_ino
+                    .entry((s.ino, s.data_change))
+                    .or_insert_with(|| p.clone());
+            }
+        }
+
+        let up_to_date = |st: &State, path: &str, node: &Node| {
+            st.synced.get(path).is_some_and(|s| {
+                s.ino == node.stat.ino && s.change == node.stat.change && s.kind == node.kind
+            })
+        };
+        // Paths written by this sync: a copy must not read one of them (it
+        // may already hold the new object); such files are uploaded.
+        let written: std::collections::HashSet<&str> = current
+            .iter()
+            .filter(|(p, n)| !up_to_date(st, p, n))
+            .map(|(p, _)| p.as_str())
+            .collect();
+        for (path, node) in &current {
+            if up_to_date(st, path, node) {
+                continue;
+            }
+            let prev = st.synced.get(path);
+            let key = self.key(path, node.kind);
+            let cond = match prev {
+                Some(s) => Cond::IfMatch(s.etag.clone()),
+                None => Cond::IfNoneMatch,
+            };
+            let meta = Mirror::metadata(node.kind, &node.stat);
+            let source = (node.kind == Kind::File)
+                .then(|| by_ino.get(&(node.stat.ino, node.stat.data_change)))
+                .flatten()
+                .filter(|p| *p != path && !written.contains(p.as_str()))
+                .cloned();
+            let result = match &source {
+                Some(from) => {
+                    let from_key = self.key(from, Kind::File);
+                    self.check_cond(&key, &cond).and_then(|()| {
+                        self.retried(&key, || self.store.copy(&from_key, &key, &meta, &cond))
+                    })
+                }
+                None => {
+                    let body = match Mirror::body(fs, path, node.kind) {
+                        Ok(b) => b,
+                        // Gone since the scan: the next sync deletes it.
+                        Err(ErrorCode::NoEntry) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    report.bytes_uploaded += body.len() as u64;
+                    self.check_cond(&key, &cond).and_then(|()| {
+                        self.retried(&key, || self.store.put(&key, &body, &meta, &cond))
+                    })
+                }
+            };
+            let etag = match result {
+                Ok(etag) => {
+                    if source.is_some() {
+                        report.copied += 1;
+                    } else {
+                        report.uploaded += 1;
+                    }
+                    etag
+                }
+                Err(e) if e.kind == ErrorKind::Conflict && node.kind == Kind::Dir => {
+                    // Directory markers carry only metadata: ours wins.
+                    self.retried(&key, || self.store.put(&key, &[], &meta, &Cond::None))?
+                }
+                Err(e) if e.kind == ErrorKind::Conflict => {
+                    self.keep_conflict(fs, path, node, &meta, &mut report)?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            st.synced.insert(
+                path.clone(),
+                Synced {
+                    ino: node.stat.ino,
+                    change: node.stat.change,
+                    data_change: node.stat.data_change,
+                    kind: node.kind,
+                    etag,
+                },
+            );
+        }
+
+        // Deletions, children before their directories.
+        let gone: Vec<String> = st
+            .synced
+            .keys()
+            .rev()
+            .filter(|p| !current.contains_key(*p) && !self.excluded(p))
+            .cloned()
+            .collect();
+        for path in gone {
+            self.delete_one(st, &path, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// Another writer changed `path` in the store: keep both. Ours goes to
+    /// `PATH.larder-conflict-SECS`; `path` keeps theirs. Returns their ETag.
+    fn keep_conflict(
+        &self,
+        fs: &Fs,
+        path: &str,
+        node: &Node,
+        meta: &Metadata,
+        report: &mut Report,
+    ) -> Result<String, SyncError> {
+        let body = Mirror::body(fs, path, node.kind)?;
+        let mut n = 0;
+        let kept = loop {
+            let suffix = if n == 0 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
+            let candidate = format!("{path}.larder-conflict-{}{suffix}", now_secs());
+            let key = self.key(&candidate, node.kind);
+            match self.retried(&key, || {
+                self.store.put(&key, &body, meta, &Cond::IfNoneMatch)
+            }) {
+                Ok(_) => break candidate,
+                Err(e) if e.kind == ErrorKind::Conflict && n < 100 => n += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        tracing::warn!(%path, %kept, "another writer changed this file in the store; kept ours beside it");
+        report.conflicts.push(format!("{path} -> {kept}"));
+        let key = self.key(path, node.kind);
+        let theirs = self.retried(&key, || self.store.head(&key))?;
+        Ok(theirs.map(|t| t.etag).unwrap_or_default())
+    }
+
+    /// Deletes `path`'s object unless another writer changed it since.
+    fn delete_one(&self, st: &mut State, path: &str, report: &mut Report) -> Result<(), SyncError> {
+        let Some(s) = st.synced.get(path).cloned() else {
+            return Ok(());
+        };
+        let key = self.key(path, s.kind);
+        let current: Option<ObjectInfo> = self.retried(&key, || self.store.head(&key))?;
+        match current {
+            Some(c) if c.etag != s.etag && s.kind != Kind::Dir => {
+                tracing::warn!(%path, "not deleting: another writer changed it in the store");
+                report
+                    .conflicts
+                    .push(format!("{path} (deleted here, changed there: kept)"));
+            }
+            Some(_) => {
+                self.retried(&key, || self.store.delete(&key))?;
+                report.deleted += 1;
+            }
+            None => {}
+        }
+        st.synced.remove(path);
+        Ok(())
+    }
+
+    /// Conflicts so far, the last error, and whether all is in the store.
+    pub fn status(&self) -> Status {
+        let st = self.state.lock().unwrap();
+        Status {
+            clean: st.clean,
+            conflicts: st.conflicts.clone(),
+            last_error: st.last_error.clone(),
+        }
+    }
+
+    /// Rebuilds the store's tree in `fs` (normally empty) and returns the
+    /// mirror that continues from it. Objects other tools wrote appear as
+    /// files (directories implied by their keys are created); keys that
+    /// cannot be paths are skipped with a warning.
+    pub fn restore(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        fs: &Fs,
+    ) -> Result<Mirror, SyncError> {
+        let mirror = Mirror::new(store, prefix);
+        mirror.restore_into(fs)?;
+        Ok(mirror)
+    }
+
+    fn restore_into(&self, fs: &Fs) -> Result<(), SyncError> {
+        let objects = self.retried(&self.prefix, || self.store.list(&self.prefix))?;
+        let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY)?;
+        let mut etags: BTreeMap<String, (Kind, String)> = BTreeMap::new();
+        let mut attrs: Vec<(String, meta::Attrs)> = Vec::new();
+        for o in &objects {
+            let rel = &o.key[self.prefix.len()..];
+            let a = meta::decode(&o.meta);
+            let (path, kind) = match rel.strip_suffix('/') {
+                Some(p) => (p, Kind::Dir),
+                None if a.mode & S_IFMT == S_IFDIR => (rel, Kind::Dir),
+                None if a.mode & S_IFMT == S_IFLNK => (rel, Kind::Symlink),
+                None => (rel, Kind::File),
+            };
+            if !valid_path(path) {
+                if !path.is_empty() {
+                    tracing::warn!(key = %o.key, "skipped: the key is not a usable path");
+                }
+                continue;
+            }
+            if let Err(e) = self.restore_one(&root, o, path, kind) {
+                tracing::warn!(key = %o.key, error = %e, "skipped: cannot restore this object");
+                continue;
+            }
+            etags.insert(path.to_string(), (kind, o.etag.clone()));
+            attrs.push((path.to_string(), a));
+        }
+        // Modes and times last, deepest first, so creating children does
+        // not move a directory's mtime afterwards.
+        for (path, a) in attrs.iter().rev() {
+            let kind = etags[path].0;
+            if kind != Kind::Symlink {
+                root.set_mode_at(PF::empty(), path, a.mode & 0o7777, a.uid, a.gid)?;
+            }
+            let t = Timestamp::new(a.mtime_secs, a.mtime_nanos)?;
+            root.set_times_at(
+                PF::empty(),
+                path,
+                NewTimestamp::Timestamp(t),
+                NewTimestamp::Timestamp(t),
+            )?;
+        }
+        let current = self.scan(fs)?;
+        let mut st = self.state.lock().unwrap();
+        for (path, node) in current {
+            if let Some((kind, etag)) = etags.get(&path) {
+                if *kind == node.kind {
+                    st.synced.insert(
+                        path,
+                        Synced {
+                            ino: node.stat.ino,
+                            change: node.stat.change,
+                            data_change: node.stat.data_change,
+                            kind: node.kind,
+                            etag: etag.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        // Directories only implied by keys get their markers at the first
+        // sync, which is therefore not clean yet.
+        st.seen_seq = fs.change_seq();
+        st.clean = false;
+        Ok(())
+    }
+
+    fn restore_one(
+        &self,
+        root: &fs_core::Descriptor,
+        o: &ObjectInfo,
+        path: &str,
+        kind: Kind,
+    ) -> Result<(), SyncError> {
+        // Parents first (other tools write keys without directory markers).
+        let mut parent = String::new();
+        let mut parts: Vec<&str> = path.split('/').collect();
+        parts.pop();
+        for p in parts {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(p);
+            match root.create_directory_at(&parent) {
+                Ok(()) | Err(ErrorCode::Exist) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match kind {
+            Kind::Dir => match root.create_directory_at(path) {
+                Ok(()) | Err(ErrorCode::Exist) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Kind::Symlink => {
+                let target = self.retried(&o.key, || self.store.get(&o.key, None))?;
+                let target = String::from_utf8(target)
+                    .map_err(|_| SyncError::Fs(ErrorCode::IllegalByteSequence))?;
+                root.symlink_at(&target, path)?;
+                Ok(())
+            }
+            Kind::File => {
+                let body = self.retried(&o.key, || self.store.get(&o.key, None))?;
+                let f = root.open_at(
+                    PF::empty(),
+                    path,
+                    OF::CREATE | OF::TRUNCATE,
+                    DF::READ | DF::WRITE,
+                )?;
+                let mut done = 0;
+                while done < body.len() {
+                    done += f.write(&body[done..], done as u64)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Plugs a mirror into a filesystem: fsync returns once the store has it
+/// (or `io` with the reason logged), and closing a file written through a
+/// descriptor syncs too (when `on_close`).
+pub struct MirrorHook {
+    pub mirror: Arc<Mirror>,
+    pub on_close: bool,
+}
+
+impl SyncHook for MirrorHook {
+    fn sync(&self, fs: &Fs, _ino: u64, _data_only: bool) -> fs_core::Result<()> {
+        self.mirror.sync(fs).map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "fsync: not durable in the store");
+            ErrorCode::Io
+        })
+    }
+
+    fn closed(&self, fs: &Fs, _ino: u64) {
+        if self.on_close {
+            // Errors are logged by `sync` and the changes stay queued.
+            let _ = self.mirror.sync(fs);
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The object-store interface the mirror writes through, small enough for
+//! S3, a local directory and an in-memory store with faults to implement.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+
+/// User metadata of an object, keys without the `x-amz-meta-` prefix.
+pub type Metadata = BTreeMap<String, String>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    /// Changes whenever the object does; what conditional writes compare.
+    pub etag: String,
+    pub meta: Metadata,
+}
+
+/// A precondition on a write or delete, so another writer's version is
+/// never replaced unseen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cond {
+    None,
+    /// Only if the object exists with this ETag (`If-Match`).
+    IfMatch(String),
+    /// Only if no object exists at the key (`If-None-Match: *`).
+    IfNoneMatch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    /// A precondition failed: someone else wrote the object.
+    Conflict,
+    /// Worth retrying: timeouts, 5xx, throttling, dropped connections.
+    Transient,
+    /// Not worth retrying: bad credentials, a missing bucket, bad input.
+    Permanent,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> StoreError {
+        StoreError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Flat keys, `/` as separator by convention, as in S3.
+pub trait ObjectStore: Send + Sync {
+    /// Every object whose key starts with `prefix`, in key order.
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
+    /// The object's bytes, or those in `range` (clamped to its size).
+    fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>>;
+    /// Writes the whole object atomically (readers see old or new, never a
+    /// mix) and durably; returns the new ETag.
+    fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String>;
+    /// Server-side copy of `from` to `to` with `meta`; returns the new ETag.
+    fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String>;
+    /// Deleting what is not there succeeds.
+    fn delete(&self, key: &str) -> Result<()>;
+    /// Whether `put`/`copy` enforce [`Cond`] themselves; the mirror checks
+    /// ETags with `head` first when they do not.
+    fn enforces_conditions(&self) -> bool;
+}
