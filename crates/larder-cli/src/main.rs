@@ -3,6 +3,7 @@
 mod compose;
 mod progress;
 mod run;
+mod store;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +32,13 @@ enum Command {
     Compose(compose::ComposeArgs),
     /// Write the guest adapter for use with `wac plug`.
     Adapter(compose::AdapterArgs),
+    /// List what a store holds (`--store DIR`), as `larder run --store`
+    /// would see it.
+    Ls(store::LsArgs),
+    /// Print a file from a store.
+    Cat(store::CatArgs),
+    /// Copy a store's tree (or part) to a host directory.
+    Export(store::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +51,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Compose(args) => compose::main(args),
         Command::Adapter(args) => compose::adapter_main(args),
+        Command::Ls(args) => store::ls(args),
+        Command::Cat(args) => store::cat(args),
+        Command::Export(args) => store::export(args),
     }
 }

@@ -4,7 +4,7 @@ use crate::EXIT_USAGE;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use vfs_host::{Mount, Vfs, VfsBuilder, VfsState};
+use vfs_host::{Mount, SyncMode, Vfs, VfsBuilder, VfsState};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command as WasiCommand;
@@ -25,6 +25,15 @@ pub struct RunArgs {
     /// Set an environment variable for the app.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
+    /// Keep the filesystem in a store: a directory (or file:///path).
+    /// Restored at start, mirrored on fsync, on close (see --sync-mode) and
+    /// at exit.
+    #[arg(long, value_name = "DIR")]
+    store: Option<String>,
+    /// When changes go to the store besides fsync and exit: `close` (a
+    /// written file is closed), `fsync` (only then), `periodic=SECS`.
+    #[arg(long, value_name = "MODE", default_value = "close", value_parser = parse_sync_mode)]
+    sync_mode: SyncMode,
     /// Run this many instances at once, on one shared filesystem.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     instances: u32,
@@ -42,6 +51,21 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
         ));
     }
     Ok(m)
+}
+
+fn parse_sync_mode(s: &str) -> Result<SyncMode, String> {
+    match s {
+        "close" => Ok(SyncMode::OnClose),
+        "fsync" => Ok(SyncMode::OnFsync),
+        _ => match s.strip_prefix("periodic=").map(str::parse::<f64>) {
+            Some(Ok(secs)) if secs > 0.0 && secs.is_finite() => {
+                Ok(SyncMode::Periodic(std::time::Duration::from_secs_f64(secs)))
+            }
+            _ => Err(format!(
+                "bad --sync-mode `{s}`: expected close, fsync or periodic=SECS"
+            )),
+        },
+    }
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -101,7 +125,14 @@ pub fn main(args: RunArgs) -> ExitCode {
             args.app.display()
         ));
     }
-    let (mut builder, bar) = crate::progress::attach(VfsBuilder::new(), &args.mounts, "mounting");
+    let mut builder = VfsBuilder::new();
+    if let Some(url) = &args.store {
+        match crate::store::open(url) {
+            Ok(s) => builder = builder.store(s.store, &s.prefix, args.sync_mode),
+            Err(e) => return usage(format_args!("{e:#}")),
+        }
+    }
+    let (mut builder, bar) = crate::progress::attach(builder, &args.mounts, "mounting");
     for m in args.mounts {
         builder = builder.mount(m);
     }
@@ -145,7 +176,22 @@ pub fn main(args: RunArgs) -> ExitCode {
             .map(|h| h.join().unwrap_or(134))
             .collect()
     });
-    ExitCode::from(codes.into_iter().find(|&c| c != 0).unwrap_or(0))
+    let code = codes.into_iter().find(|&c| c != 0).unwrap_or(0);
+    // Whatever the app left unsynced goes to the store now; if it cannot,
+    // say so and fail, even when the app succeeded.
+    match vfs.sync() {
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("larder run: changes not saved to the store: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(m) = vfs.mirror() {
+        for c in m.status().conflicts {
+            eprintln!("larder run: conflict: {c}");
+        }
+    }
+    ExitCode::from(code)
 }
 
 /// Runs one instance to completion; returns its exit status.

@@ -44,6 +44,7 @@ impl LocalDir {
     pub fn open(root: impl Into<PathBuf>) -> Result<LocalDir> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(io(&root))?;
+        remove_stale_temps(&root);
         Ok(LocalDir {
             root,
             lock: Mutex::new(()),
@@ -166,6 +167,28 @@ impl LocalDir {
         File::open(path)
             .and_then(|f| f.set_modified(t))
             .map_err(io(path))
+    }
+}
+
+/// Deletes temporary files whose writer is gone (killed mid-put); those
+/// of live processes (named by PID) are left to finish.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        if let Some(rest) = name.strip_prefix(TMP_PREFIX) {
+            let pid = rest.split('-').next().unwrap_or("");
+            let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+            if !alive {
+                tracing::debug!(path = %path.display(), "removing a torn write's temporary file");
+                let _ = fs::remove_file(&path);
+            }
+        } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_stale_temps(&path);
+        }
     }
 }
 

@@ -14,7 +14,7 @@ mod types;
 mod vfs;
 
 pub use convert::FsError;
-pub use vfs::{Mount, MountError, Vfs, VfsBuilder};
+pub use vfs::{Mount, MountError, SyncMode, Vfs, VfsBuilder};
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 

@@ -2,8 +2,10 @@
 //! at start (optionally read-only), named preopens, quotas.
 
 use fs_core::{DescriptorFlags as DF, Fs, FsConfig, OpenFlags as OF, PathFlags as PF};
+use larder_sync::{Mirror, MirrorHook, ObjectStore, Report, SyncError};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// A host directory copied into the filesystem at start.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +26,8 @@ pub enum MountError {
         guest: String,
         code: fs_core::ErrorCode,
     },
+    /// Restoring from the store failed.
+    Restore(SyncError),
 }
 
 impl std::fmt::Display for MountError {
@@ -32,6 +36,7 @@ impl std::fmt::Display for MountError {
             MountError::Spec(s) => write!(f, "bad mount `{s}`: expected GUEST_DIR=HOST_DIR or GUEST_DIR=HOST_DIR:ro, with an absolute GUEST_DIR"),
             MountError::Import(e) => write!(f, "mounting {e}"),
             MountError::Fs { guest, code } => write!(f, "cannot mount at {guest}: {code}"),
+            MountError::Restore(e) => write!(f, "restoring from the store: {e}"),
         }
     }
 }
@@ -69,6 +74,25 @@ fn normalise(guest: &str) -> String {
 /// Told the size of each piece of file content copied in from a mount.
 type Progress = Box<dyn FnMut(&Mount, u64)>;
 
+/// When a store-backed filesystem sends its changes to the store (always
+/// on fsync, which returns only once they are there, and at
+/// [`Vfs::sync`], which `larder run` calls at exit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Also when a file written through a descriptor is closed.
+    OnClose,
+    /// Only on fsync (and `Vfs::sync`).
+    OnFsync,
+    /// Also every interval, from a background thread.
+    Periodic(Duration),
+}
+
+struct StoreSpec {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    mode: SyncMode,
+}
+
 /// Builds a [`Vfs`].
 #[derive(Default)]
 pub struct VfsBuilder {
@@ -76,6 +100,7 @@ pub struct VfsBuilder {
     mounts: Vec<Mount>,
     preopens: Vec<(String, String, bool)>,
     progress: Option<Progress>,
+    store: Option<StoreSpec>,
 }
 
 impl VfsBuilder {
@@ -101,6 +126,18 @@ impl VfsBuilder {
         self
     }
 
+    /// Keeps the filesystem in `store` under `prefix`: restored from it at
+    /// build (before mounts are copied in), mirrored to it per `mode`.
+    /// Read-only mounts are not mirrored.
+    pub fn store(mut self, store: Arc<dyn ObjectStore>, prefix: &str, mode: SyncMode) -> Self {
+        self.store = Some(StoreSpec {
+            store,
+            prefix: prefix.to_string(),
+            mode,
+        });
+        self
+    }
+
     /// Offers the guest directory `path` to every instance as the preopen
     /// `name`. Without any, the whole tree is offered as `/`.
     pub fn preopen(
@@ -123,6 +160,12 @@ impl VfsBuilder {
         let root = fs
             .root(DF::READ | DF::MUTATE_DIRECTORY)
             .expect("a fresh filesystem has a root");
+        let mut mirror = match &self.store {
+            Some(s) => Some(
+                Mirror::restore(s.store.clone(), &s.prefix, &fs).map_err(MountError::Restore)?,
+            ),
+            None => None,
+        };
         for m in &self.mounts {
             let fs_err = |code| MountError::Fs {
                 guest: m.guest.clone(),
@@ -153,6 +196,7 @@ impl VfsBuilder {
                 .map_err(MountError::Import)?;
             if m.read_only {
                 dir.set_read_only_recursive();
+                mirror = mirror.map(|mi| mi.exclude(&m.guest));
             }
             tracing::debug!(guest = %m.guest, host = %m.host.display(), read_only = m.read_only, "mounted");
         }
@@ -170,19 +214,67 @@ impl VfsBuilder {
                     })?;
             }
         }
-        Ok(Arc::new(Vfs { fs, preopens }))
+        let mirror = mirror.map(Arc::new);
+        if let (Some(m), Some(spec)) = (&mirror, &self.store) {
+            fs.set_sync_hook(Arc::new(MirrorHook {
+                mirror: m.clone(),
+                on_close: spec.mode == SyncMode::OnClose,
+            }));
+        }
+        let vfs = Arc::new(Vfs {
+            fs,
+            preopens,
+            mirror,
+        });
+        if let Some(StoreSpec {
+            mode: SyncMode::Periodic(every),
+            ..
+        }) = self.store
+        {
+            spawn_periodic(Arc::downgrade(&vfs), every);
+        }
+        Ok(vfs)
     }
+}
+
+/// Syncs every `every` while the filesystem lives (errors are logged by
+/// the mirror and retried next time).
+fn spawn_periodic(vfs: Weak<Vfs>, every: Duration) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(every);
+        match vfs.upgrade() {
+            Some(v) => {
+                let _ = v.sync();
+            }
+            None => return,
+        }
+    });
 }
 
 /// One filesystem shared by every instance that links it.
 pub struct Vfs {
     fs: Fs,
     preopens: Vec<(String, String, bool)>,
+    mirror: Option<Arc<Mirror>>,
 }
 
 impl Vfs {
     pub fn fs(&self) -> &Fs {
         &self.fs
+    }
+
+    /// Sends every change to the store (if there is one); returns once it
+    /// is durable there. `larder run` calls this at exit.
+    pub fn sync(&self) -> Result<Report, SyncError> {
+        match &self.mirror {
+            Some(m) => m.sync(&self.fs),
+            None => Ok(Report::default()),
+        }
+    }
+
+    /// The mirror, for its status (conflicts, the last error).
+    pub fn mirror(&self) -> Option<&Arc<Mirror>> {
+        self.mirror.as_ref()
     }
 
     /// Fresh descriptors for the configured preopens, named.

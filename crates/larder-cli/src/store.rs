@@ -1,0 +1,170 @@
+//! `--store URL` and the commands that look into a store without running
+//! an app: `larder ls`, `larder cat`, `larder export`.
+
+use crate::EXIT_USAGE;
+use anyhow::{bail, Context, Result};
+use larder_sync::meta::{self, S_IFDIR, S_IFLNK, S_IFMT};
+use larder_sync::{Cond, LocalDir, ObjectStore};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// A store and the key prefix the filesystem lives under.
+pub struct Opened {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: String,
+}
+
+/// `./dir`, `/abs/dir` or `file:///abs/dir`: a local directory (created if
+/// missing). `s3://bucket/prefix` is named but not built yet.
+pub fn open(url: &str) -> Result<Opened> {
+    if url.is_empty() {
+        bail!("--store: empty");
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        bail!(
+            "--store {url}: S3 stores are not in this build yet (bucket {:?}); use a local directory",
+            rest.split('/').next().unwrap_or("")
+        );
+    }
+    if url.contains("://") && !url.starts_with("file://") {
+        bail!("--store {url}: expected a directory, file:///path or s3://bucket/prefix");
+    }
+    let dir = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
+    if dir.exists() && !dir.is_dir() {
+        bail!("--store {url}: {} is not a directory", dir.display());
+    }
+    let store = LocalDir::open(&dir).with_context(|| format!("--store {url}"))?;
+    Ok(Opened {
+        store: Arc::new(store),
+        prefix: String::new(),
+    })
+}
+
+#[derive(clap::Args)]
+pub struct LsArgs {
+    /// The store: a directory, file:///path (s3://bucket/prefix to come).
+    #[arg(long)]
+    store: String,
+    /// Only what is under this guest path.
+    path: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct CatArgs {
+    #[arg(long)]
+    store: String,
+    /// The file's guest path.
+    path: String,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    store: String,
+    /// Where to write the tree (a directory, created if missing).
+    dest: PathBuf,
+    /// Only what is under this guest path.
+    #[arg(long)]
+    path: Option<String>,
+}
+
+fn report(r: Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("larder: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn rel(p: &Option<String>) -> String {
+    p.as_deref().unwrap_or("").trim_matches('/').to_string()
+}
+
+/// `ls -l`-like lines: type and mode, size, mtime (UTC), path.
+pub fn ls(args: LsArgs) -> ExitCode {
+    report((|| {
+        let s = open(&args.store)?;
+        let under = rel(&args.path);
+        let prefix = if under.is_empty() {
+            s.prefix.clone()
+        } else {
+            format!("{}{under}", s.prefix)
+        };
+        let mut out = std::io::stdout().lock();
+        for o in s.store.list(&prefix)? {
+            let path = &o.key[s.prefix.len()..];
+            if !under.is_empty() && !(path == under || path.starts_with(&format!("{under}/"))) {
+                continue;
+            }
+            let a = meta::decode(&o.meta);
+            let (t, mode) = if o.key.ends_with('/') {
+                ('d', S_IFDIR | (a.mode & 0o7777))
+            } else {
+                match a.mode & S_IFMT {
+                    S_IFLNK => ('l', a.mode),
+                    S_IFDIR => ('d', a.mode),
+                    _ => ('-', a.mode),
+                }
+            };
+            writeln!(
+                out,
+                "{t}{:04o} {:>12} {:>10}.{:09} /{}",
+                mode & 0o7777,
+                o.size,
+                a.mtime_secs,
+                a.mtime_nanos,
+                path.trim_end_matches('/')
+            )?;
+        }
+        Ok(())
+    })())
+}
+
+pub fn cat(args: CatArgs) -> ExitCode {
+    report((|| {
+        let s = open(&args.store)?;
+        let key = format!("{}{}", s.prefix, args.path.trim_start_matches('/'));
+        match s.store.head(&key)? {
+            Some(_) => {}
+            None if s.store.head(&format!("{key}/"))?.is_some() => {
+                bail!("{} is a directory", args.path)
+            }
+            None => bail!("{}: no such file in the store", args.path),
+        }
+        let bytes = s.store.get(&key, None)?;
+        std::io::stdout().lock().write_all(&bytes)?;
+        Ok(())
+    })())
+}
+
+/// Copies the tree to a host directory in the same layout, modes and
+/// times (the local-directory store's own format).
+pub fn export(args: ExportArgs) -> ExitCode {
+    report((|| {
+        let s = open(&args.store)?;
+        let dest = LocalDir::open(&args.dest)
+            .with_context(|| format!("cannot create {}", args.dest.display()))?;
+        let under = rel(&args.path);
+        let mut n = 0;
+        for o in s.store.list(&s.prefix)? {
+            let path = &o.key[s.prefix.len()..];
+            if !under.is_empty() && !path.starts_with(&format!("{under}/")) && path != under {
+                continue;
+            }
+            let body = if o.key.ends_with('/') {
+                Vec::new()
+            } else {
+                s.store.get(&o.key, None)?
+            };
+            dest.put(path, &body, &o.meta, &Cond::None)
+                .with_context(|| format!("writing {path}"))?;
+            n += 1;
+        }
+        eprintln!("larder: exported {n} objects to {}", args.dest.display());
+        Ok(())
+    })())
+}
