@@ -84,6 +84,13 @@ fn rel(p: &Option<String>) -> String {
     p.as_deref().unwrap_or("").trim_matches('/').to_string()
 }
 
+/// Whether store path `path` (`dir/` for directories) is `under` or below
+/// it; everything is under "".
+fn within(path: &str, under: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    under.is_empty() || path == under || path.starts_with(&format!("{under}/"))
+}
+
 /// `ls -l`-like lines: type and mode, size, mtime (UTC), path.
 pub fn ls(args: LsArgs) -> ExitCode {
     report((|| {
@@ -97,7 +104,7 @@ pub fn ls(args: LsArgs) -> ExitCode {
         let mut out = std::io::stdout().lock();
         for o in s.store.list(&prefix)? {
             let path = &o.key[s.prefix.len()..];
-            if !under.is_empty() && !(path == under || path.starts_with(&format!("{under}/"))) {
+            if !within(path, &under) {
                 continue;
             }
             let a = meta::decode(&o.meta);
@@ -152,7 +159,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
         let mut n = 0;
         for o in s.store.list(&s.prefix)? {
             let path = &o.key[s.prefix.len()..];
-            if !under.is_empty() && !path.starts_with(&format!("{under}/")) && path != under {
+            if !within(path, &under) {
                 continue;
             }
             let body = if o.key.ends_with('/') {

@@ -64,6 +64,8 @@ fn files_persist_across_runs_in_a_plain_directory() {
         "{ls}"
     );
     assert_eq!(ls.lines().count(), 102);
+    let sub = larder(&["ls", "--store", store.to_str().unwrap(), "/files"]);
+    assert_eq!(text(&sub.stdout).lines().count(), 101, "the directory and its files");
     let cat = larder(&["cat", "--store", store.to_str().unwrap(), "/log"]);
     assert_eq!(text(&cat.stdout), log);
     let export = dir.path().join("export");
