@@ -10,6 +10,11 @@ setup:
     wasmtime --version 2>/dev/null | grep -Eq '^wasmtime 48\.0\.8( |$)' || cargo install wasmtime-cli --version 48.0.8 --locked
     # The wac CLI, for the `wac plug` route.
     wac --version 2>/dev/null | grep -Eq '^wac-cli 0\.12\.0( |$)' || cargo install wac-cli --version 0.12.0 --locked
+    # The S3-compatible server the store tests start on loopback: moto (and
+    # boto3, the tests' independent S3 client) in a virtualenv under target/.
+    test -x target/s3server/bin/moto_server || { rm -rf target/s3server; \
+        python3 -m venv target/s3server || { $(command -v sudo || true) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(command -v sudo || true) apt-get install -y -qq python3-venv python3-pip >/dev/null && rm -rf target/s3server && python3 -m venv target/s3server; }; \
+        target/s3server/bin/pip install -q 'moto[server]==5.2.5'; }
     # C examples: clang with Debian's wasi-libc (wasm32-wasi, preview 1).
     test -e /usr/lib/wasm32-wasi/libc.a -a -x /usr/bin/clang -a -x /usr/bin/wasm-ld || \
         { $(command -v sudo || true) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(command -v sudo || true) apt-get install -y -qq clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null; }
@@ -68,6 +73,8 @@ test: setup guests
     # no_std + alloc: a target that has no std at all, and the guest target.
     cargo build --locked -p fs-core --no-default-features --target wasm32v1-none
     cargo build --locked -p fs-core --no-default-features --target wasm32-wasip2
+    # The sync engine builds for the guest too (composed-app persistence).
+    cargo build --locked -p larder-sync --target wasm32-wasip2
     cargo test --workspace --locked
     # Last, so the run closes on a suite that has tests (not an empty doctest run).
     cargo test --locked -p fs-core --features fuzzing --test fuzz_regressions

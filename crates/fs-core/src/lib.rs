@@ -42,7 +42,8 @@ mod error;
 mod fs;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-#[cfg(feature = "std")]
+// Host directories are read through Unix metadata (modes, owners, links).
+#[cfg(all(feature = "std", unix))]
 pub mod host;
 pub mod image;
 mod inode;

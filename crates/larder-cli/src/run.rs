@@ -25,10 +25,11 @@ pub struct RunArgs {
     /// Set an environment variable for the app.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
-    /// Keep the filesystem in a store: a directory (or file:///path).
+    /// Keep the filesystem in a store: a directory (or file:///path), or
+    /// s3://bucket/prefix[?endpoint=URL&region=R&path-style=true].
     /// Restored at start, mirrored on fsync, on close (see --sync-mode) and
     /// at exit.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "URL")]
     store: Option<String>,
     /// When changes go to the store besides fsync and exit: `close` (a
     /// written file is closed), `fsync` (only then), `periodic=SECS`.

@@ -4,16 +4,22 @@
 //!
 //! - [`store::ObjectStore`]: the small interface stores implement;
 //!   [`local::LocalDir`] (a host directory, the same layout) and
-//!   [`mem::MemStore`] (in memory, with fault injection) are here.
+//!   [`mem::MemStore`] (in memory, with fault injection) are here, and
+//!   with the `s3` feature `s3::S3Store` (aws-sdk-s3).
 //! - [`mirror::Mirror`]: the engine; [`mirror::MirrorHook`] makes fsync
 //!   and close go through it.
 
+// A host directory, with Unix modes and owners.
+#[cfg(unix)]
 pub mod local;
 pub mod mem;
 pub mod meta;
 pub mod mirror;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod store;
 
+#[cfg(unix)]
 pub use local::LocalDir;
 pub use mem::MemStore;
 pub use mirror::{Mirror, MirrorHook, Report, Retry, Status, SyncError};

@@ -36,6 +36,9 @@ pub struct MemStore {
     down: AtomicBool,
     /// Behave like a store without conditional writes.
     no_conditions: AtomicBool,
+    /// Apply this many writes but answer them with a transient error, as
+    /// when a reply is lost after the server acted.
+    lose_replies: AtomicU64,
 }
 
 impl MemStore {
@@ -51,6 +54,18 @@ impl MemStore {
     /// Every request fails (transient) until `set_down(false)`.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The next `n` puts/copies/deletes take effect, then fail (transient).
+    pub fn lose_replies(&self, n: u64) {
+        self.lose_replies.store(n, Ordering::SeqCst);
+    }
+
+    /// Whether to drop this reply (after the write happened).
+    fn reply_lost(&self) -> bool {
+        self.lose_replies
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     pub fn set_conditions(&self, enforced: bool) {
@@ -171,6 +186,9 @@ impl ObjectStore for MemStore {
         let mut t = self.traffic.lock().unwrap();
         t.puts += 1;
         t.put_bytes += body.len() as u64;
+        if self.reply_lost() {
+            return Err(StoreError::new(ErrorKind::Transient, "reply lost"));
+        }
         Ok(etag)
     }
 
@@ -193,6 +211,9 @@ impl ObjectStore for MemStore {
             },
         );
         self.traffic.lock().unwrap().copies += 1;
+        if self.reply_lost() {
+            return Err(StoreError::new(ErrorKind::Transient, "reply lost"));
+        }
         Ok(etag)
     }
 
@@ -200,6 +221,9 @@ impl ObjectStore for MemStore {
         self.gate()?;
         self.objects.lock().unwrap().remove(key);
         self.traffic.lock().unwrap().deletes += 1;
+        if self.reply_lost() {
+            return Err(StoreError::new(ErrorKind::Transient, "reply lost"));
+        }
         Ok(())
     }
 

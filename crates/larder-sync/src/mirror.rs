@@ -326,7 +326,7 @@ impl Mirror {
     /// is durable in the store (or with the error that stopped it, the rest
     /// left for the next sync).
     pub fn sync(&self, fs: &Fs) -> Result<Report, SyncError> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let seq = fs.change_seq();
         if st.clean && seq == st.seen_seq {
             return Ok(Report::default());
@@ -440,7 +440,10 @@ impl Mirror {
                     self.retried(&key, || self.store.put(&key, &[], &meta, &Cond::None))?
                 }
                 Err(e) if e.kind == ErrorKind::Conflict => {
-                    self.keep_conflict(fs, path, node, &meta, &mut report)?
+                    match self.already_ours(fs, path, node, &key, &meta)? {
+                        Some(etag) => etag,
+                        None => self.keep_conflict(fs, path, node, &meta, &mut report)?,
+                    }
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -468,6 +471,31 @@ impl Mirror {
             self.delete_one(st, &path, &mut report)?;
         }
         Ok(report)
+    }
+
+    /// Whether the object at `key` is already exactly ours: a request that
+    /// timed out may still have reached the server, and the retry then
+    /// finds its own write. Returns its ETag if so.
+    fn already_ours(
+        &self,
+        fs: &Fs,
+        path: &str,
+        node: &Node,
+        key: &str,
+        meta: &Metadata,
+    ) -> Result<Option<String>, SyncError> {
+        let Some(info) = self.retried(key, || self.store.head(key))? else {
+            return Ok(None);
+        };
+        if info.meta != *meta {
+            return Ok(None);
+        }
+        let ours = Mirror::body(fs, path, node.kind)?;
+        if info.size != ours.len() as u64 {
+            return Ok(None);
+        }
+        let theirs = self.retried(key, || self.store.get(key, None))?;
+        Ok((theirs == ours).then_some(info.etag))
     }
 
     /// Another writer changed `path` in the store: keep both. Ours goes to
@@ -531,7 +559,7 @@ impl Mirror {
 
     /// Conflicts so far, the last error, and whether all is in the store.
     pub fn status(&self) -> Status {
-        let st = self.state.lock().unwrap();
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         Status {
             clean: st.clean,
             conflicts: st.conflicts.clone(),
@@ -596,7 +624,7 @@ impl Mirror {
             )?;
         }
         let current = self.scan(fs)?;
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         for (path, node) in current {
             if let Some((kind, etag)) = etags.get(&path) {
                 if *kind == node.kind {

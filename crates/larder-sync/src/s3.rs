@@ -1,0 +1,473 @@
+//! S3 and S3-compatible servers as the store (aws-sdk-s3). Credentials,
+//! region and profiles come from the standard `AWS_*` environment and
+//! config files; an endpoint URL and path-style addressing serve other
+//! servers. Requests run on a small tokio runtime of the store's own, so
+//! the mirror stays synchronous like the filesystem it mirrors.
+
+use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Result, StoreError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use aws_sdk_s3::Client;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use std::collections::HashMap;
+use std::ops::Range;
+
+/// Bodies above this go up in parts, several at once.
+const MULTIPART_THRESHOLD: usize = 16 << 20;
+const PART_SIZE: usize = 8 << 20;
+/// Requests in flight at once for listings (one HEAD per object, for its
+/// metadata) and for parts.
+const PARALLEL: usize = 32;
+const PARALLEL_PARTS: usize = 4;
+
+/// Where the store is.
+#[derive(Clone, Debug, Default)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix the filesystem lives under (for the start-up probe).
+    pub prefix: String,
+    /// For S3-compatible servers, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    /// Overrides `AWS_REGION` / the profile's region.
+    pub region: Option<String>,
+    /// Bucket in the path, not the host name (most non-AWS servers).
+    pub path_style: bool,
+    /// How long one request may take before it counts as failed (and the
+    /// mirror retries it); default 60 s.
+    pub attempt_timeout: Option<std::time::Duration>,
+}
+
+pub struct S3Store {
+    inner: Inner,
+    rt: tokio::runtime::Runtime,
+    conditions: bool,
+}
+
+/// What requests need; cheap to clone into each request's task.
+#[derive(Clone)]
+struct Inner {
+    client: Client,
+    bucket: String,
+}
+
+type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
+
+/// A store error for an SDK error: precondition failures are conflicts;
+/// timeouts, dropped connections, throttling and 5xx are worth retrying.
+fn classify<E>(what: &str, e: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let kind = match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ErrorKind::Transient
+        }
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("");
+            match (se.raw().status().as_u16(), code) {
+                (412, _) | (_, "PreconditionFailed") => ErrorKind::Conflict,
+                // A concurrent conditional write to the same key.
+                (409, "ConditionalRequestConflict") => ErrorKind::Conflict,
+                (404, _) | (_, "NoSuchKey" | "NotFound") => ErrorKind::NotFound,
+                (429 | 500..=599, _)
+                | (_, "SlowDown" | "Throttling" | "RequestTimeout" | "InternalError") => {
+                    ErrorKind::Transient
+                }
+                _ => ErrorKind::Permanent,
+            }
+        }
+        _ => ErrorKind::Permanent,
+    };
+    let msg = format!("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(&e));
+    StoreError::new(kind, msg)
+}
+
+/// `bucket/key` for CopyObject, the key percent-encoded.
+fn copy_source(bucket: &str, key: &str) -> String {
+    let mut s = format!("{bucket}/");
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+fn meta_map(meta: &Metadata) -> HashMap<String, String> {
+    meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl S3Store {
+    /// Runs `f` on the store's runtime and waits for it. The caller may be
+    /// inside another runtime (wasmtime-wasi's sync host functions are),
+    /// where blocking on ours is refused, so the task is spawned and
+    /// waited for without tokio.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let task = self.rt.spawn(f);
+        futures::executor::block_on(task).unwrap_or_else(|e| {
+            Err(StoreError::new(
+                ErrorKind::Transient,
+                format!("S3 request task: {e}"),
+            ))
+        })
+    }
+
+    pub fn open(config: &S3Config) -> Result<S3Store> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::new(ErrorKind::Permanent, format!("tokio: {e}")))?;
+        let client = rt.block_on(async {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(r) = &config.region {
+                loader = loader.region(aws_config::Region::new(r.clone()));
+            }
+            let shared = loader.load().await;
+            let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .operation_attempt_timeout(
+                    config
+                        .attempt_timeout
+                        .unwrap_or(std::time::Duration::from_secs(60)),
+                )
+                .build();
+            // One attempt per call: the mirror retries, with backoff, and
+            // keeps what failed queued.
+            let mut b = aws_sdk_s3::config::Builder::from(&shared)
+                .force_path_style(config.path_style)
+                .timeout_config(timeouts)
+                .retry_config(
+                    aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(1),
+                );
+            if let Some(ep) = &config.endpoint {
+                b = b.endpoint_url(ep);
+            }
+            if shared.region().is_none() {
+                b = b.region(aws_sdk_s3::config::Region::new("us-east-1"));
+            }
+            Client::from_conf(b.build())
+        });
+        let mut store = S3Store {
+            inner: Inner {
+                client,
+                bucket: config.bucket.clone(),
+            },
+            rt,
+            conditions: true,
+        };
+        store.conditions = store.probe_conditions(&config.prefix)?;
+        if !store.conditions {
+            tracing::warn!(
+                bucket = %store.inner.bucket,
+                "the server ignores conditional writes (If-None-Match); conflicts are detected by re-checking ETags, which leaves a short window"
+            );
+        }
+        Ok(store)
+    }
+
+    /// Whether the server refuses a second `If-None-Match: *` put. Also
+    /// the first request: a missing bucket or bad credentials fail here.
+    fn probe_conditions(&self, prefix: &str) -> Result<bool> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let key = format!("{prefix}.larder-probe-{}-{nanos}", std::process::id());
+        let none = Metadata::new();
+        self.put(&key, b"", &none, &Cond::IfNoneMatch)?;
+        let second = self.put(&key, b"", &none, &Cond::IfNoneMatch);
+        let _ = self.delete(&key);
+        match second {
+            Err(e) if e.kind == ErrorKind::Conflict => Ok(true),
+            Ok(_) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Inner {
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(h) => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: h.content_length().unwrap_or(0).max(0) as u64,
+                etag: h.e_tag().unwrap_or("").to_string(),
+                meta: h
+                    .metadata()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.to_lowercase(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })),
+            Err(e) => {
+                let e = classify(key, e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(prefix, e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(String::from)),
+            );
+            token = page.next_continuation_token().map(String::from);
+            if token.is_none() {
+                break;
+            }
+        }
+        // Listings carry no user metadata: one HEAD per object, many at once.
+        let mut infos: Vec<ObjectInfo> = stream::iter(keys)
+            .map(|k| async move { self.head(&k).await })
+            .buffer_unordered(PARALLEL)
+            .try_filter_map(|i| async move { Ok(i) })
+            .try_collect()
+            .await?;
+        infos.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(infos)
+    }
+
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>> {
+        let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(r) = &range {
+            if r.end <= r.start {
+                return Ok(Vec::new());
+            }
+            req = req.range(format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let out = match req.send().await {
+            Ok(o) => o,
+            // A range starting past the end: nothing there.
+            Err(e) if range.is_some() && e.code() == Some("InvalidRange") => return Ok(Vec::new()),
+            Err(e) => return Err(classify(key, e)),
+        };
+        let bytes = out.body.collect().await.map_err(|e| {
+            StoreError::new(
+                ErrorKind::Transient,
+                format!("{key}: reading the body: {e}"),
+            )
+        })?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, meta: &Metadata, cond: &Cond) -> Result<String> {
+        if body.len() > MULTIPART_THRESHOLD {
+            return self.put_multipart(key, &body, meta, cond).await;
+        }
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .set_metadata(Some(meta_map(meta)));
+        req = match cond {
+            Cond::IfMatch(etag) => req.if_match(etag),
+            Cond::IfNoneMatch => req.if_none_match("*"),
+            Cond::None => req,
+        };
+        let r = req.send().await.map_err(|e| classify(key, e))?;
+        Ok(r.e_tag().unwrap_or("").to_string())
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &str,
+        body: &[u8],
+        meta: &Metadata,
+        cond: &Cond,
+    ) -> Result<String> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_metadata(Some(meta_map(meta)))
+            .send()
+            .await
+            .map_err(|e| classify(key, e))?;
+        let id = created.upload_id().unwrap_or("").to_string();
+        let count = body.len().div_ceil(PART_SIZE);
+        let parts = stream::iter(0..count)
+            .map(|n| {
+                let id = &id;
+                let chunk = body[n * PART_SIZE..((n + 1) * PART_SIZE).min(body.len())].to_vec();
+                async move {
+                    let r = self
+                        .client
+                        .upload_part()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(id)
+                        .part_number(n as i32 + 1)
+                        .body(ByteStream::from(chunk))
+                        .send()
+                        .await
+                        .map_err(|e| classify(key, e))?;
+                    Ok::<_, StoreError>(
+                        CompletedPart::builder()
+                            .part_number(n as i32 + 1)
+                            .e_tag(r.e_tag().unwrap_or(""))
+                            .build(),
+                    )
+                }
+            })
+            .buffered(PARALLEL_PARTS)
+            .try_collect::<Vec<_>>()
+            .await;
+        let parts = match parts {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.abort(key, &id).await;
+                return Err(e);
+            }
+        };
+        let mut req = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
+        req = match cond {
+            Cond::IfMatch(etag) => req.if_match(etag),
+            Cond::IfNoneMatch => req.if_none_match("*"),
+            Cond::None => req,
+        };
+        match req.send().await {
+            Ok(r) => Ok(r.e_tag().unwrap_or("").to_string()),
+            Err(e) => {
+                let _ = self.abort(key, &id).await;
+                Err(classify(key, e))
+            }
+        }
+    }
+
+    async fn abort(&self, key: &str, id: &str) -> Result<()> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(key, e))
+    }
+
+    async fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
+        // CopyObject takes no conditions on its destination: check first.
+        let current = self.head(to).await?;
+        let ok = match cond {
+            Cond::None => true,
+            Cond::IfMatch(etag) => current.is_some_and(|c| &c.etag == etag),
+            Cond::IfNoneMatch => current.is_none(),
+        };
+        if !ok {
+            return Err(StoreError::new(
+                ErrorKind::Conflict,
+                format!("{to}: changed by another writer"),
+            ));
+        }
+        let r = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(copy_source(&self.bucket, from))
+            .metadata_directive(MetadataDirective::Replace)
+            .set_metadata(Some(meta_map(meta)))
+            .send()
+            .await
+            .map_err(|e| classify(to, e))?;
+        Ok(r.copy_object_result()
+            .and_then(|c| c.e_tag())
+            .unwrap_or("")
+            .to_string())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(key, e))
+    }
+}
+
+impl ObjectStore for S3Store {
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let (i, prefix) = (self.inner.clone(), prefix.to_string());
+        self.run(async move { i.list(&prefix).await })
+    }
+
+    fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let (i, key) = (self.inner.clone(), key.to_string());
+        self.run(async move { i.head(&key).await })
+    }
+
+    fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>> {
+        let (i, key) = (self.inner.clone(), key.to_string());
+        self.run(async move { i.get(&key, range).await })
+    }
+
+    fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String> {
+        let (i, key, body) = (self.inner.clone(), key.to_string(), body.to_vec());
+        let (meta, cond) = (meta.clone(), cond.clone());
+        self.run(async move { i.put(&key, body, &meta, &cond).await })
+    }
+
+    fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
+        let (i, from, to) = (self.inner.clone(), from.to_string(), to.to_string());
+        let (meta, cond) = (meta.clone(), cond.clone());
+        self.run(async move { i.copy(&from, &to, &meta, &cond).await })
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let (i, key) = (self.inner.clone(), key.to_string());
+        self.run(async move { i.delete(&key).await })
+    }
+
+    fn enforces_conditions(&self) -> bool {
+        self.conditions
+    }
+}

@@ -1,0 +1,94 @@
+//! A real S3-compatible server on loopback for tests: moto's server, from
+//! the virtualenv `just setup` makes in target/s3server. One per test, on
+//! a free port, with a bucket; killed on drop.
+
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+pub fn venv() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/s3server/bin")
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = venv().join("moto_server");
+        assert!(
+            bin.exists(),
+            "{} missing: run `just setup` (it installs moto's S3 server)",
+            bin.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let m = Moto {
+            child,
+            endpoint,
+            bucket: "larder-test".into(),
+        };
+        // The SDK wants credentials; moto accepts any.
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        std::env::set_var("AWS_REGION", "us-east-1");
+        m.boto3("S3.create_bucket(Bucket=B)");
+        m
+    }
+
+    pub fn url(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}?endpoint={}", self.bucket, self.endpoint)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Runs Python with boto3 (installed with moto): an S3 client that is
+    /// not Larder's. `S3` in the script is a client for this server.
+    pub fn boto3(&self, script: &str) -> String {
+        let prelude = format!(
+            "import boto3\nS3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='t', aws_secret_access_key='t', region_name='us-east-1')\nB = '{}'\n",
+            self.endpoint, self.bucket
+        );
+        let out = Command::new(venv().join("python"))
+            .arg("-c")
+            .arg(format!("{prelude}{script}"))
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "boto3 script failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
