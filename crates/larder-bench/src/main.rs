@@ -7,6 +7,7 @@
 //! against bundle size. Writes target/bench/results.md and results.png.
 
 mod edge;
+mod sync;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -466,6 +467,28 @@ fn main() -> Result<()> {
         None => md.push_str(
             "\n(HTTP handler rows skipped: no wasmtime CLI; `just setup` installs it.)\n",
         ),
+    }
+    eprintln!("sync engine...");
+    let rows = sync::run(&root, repeats)?;
+    md.push_str("\nSync engine (larder-sync), same run: write + fsync of a 1 MiB file until it is durable in the store (median):\n\n| store | write + fsync 1 MiB | ratio to baseline |\n|---|---|---|\n");
+    let base = rows.fsync[0].1;
+    for (name, secs) in &rows.fsync {
+        md.push_str(&format!(
+            "| {name} | {:.2} ms | **{:.2}×** |\n",
+            secs * 1e3,
+            base / secs
+        ));
+    }
+    md.push_str("\nRestore of 1,000 files of 1 KiB in 10 directories (listing, metadata, contents):\n\n| store | restore |\n|---|---|\n");
+    for (name, secs) in &rows.restore {
+        md.push_str(&format!("| {name} | {:.0} ms |\n", secs * 1e3));
+    }
+    md.push_str(&format!(
+        "\nA 4 KiB overwrite in the middle of a 100 MiB file, then fsync, sends {:.1} MiB to the store.\n",
+        rows.overwrite_bytes as f64 / (1 << 20) as f64
+    ));
+    if rows.fsync.len() < 3 {
+        md.push_str("\n(S3 rows skipped: moto is not installed; `just setup` installs it.)\n");
     }
     print!("{md}");
     std::fs::write(out_dir.join("results.md"), &md)?;

@@ -11,7 +11,7 @@
 //! difference, so the next sync sends it again: nothing is dropped.
 
 use crate::meta::{self, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
-use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, StoreError};
+use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, StoreError};
 use fs_core::{
     DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
     PathFlags as PF, Stat, SyncHook, Timestamp,
@@ -53,6 +53,40 @@ struct Synced {
     data_change: u64,
     kind: Kind,
     etag: String,
+    /// Hashes of the stored object's PART-sized pieces (large files only):
+    /// a later sync sends only the pieces that changed.
+    parts: Vec<[u8; 32]>,
+}
+
+/// Large files are compared and rewritten in pieces of this size (S3's
+/// part copies need at least 5 MiB per part but the last).
+const PART: usize = 8 << 20;
+const PARTS_FROM: usize = 2 * PART;
+
+fn part_hashes(body: &[u8]) -> Vec<[u8; 32]> {
+    if body.len() < PARTS_FROM {
+        return Vec::new();
+    }
+    body.chunks(PART)
+        .map(|c| *blake3::hash(c).as_bytes())
+        .collect()
+}
+
+/// The pieces of `body` to send, keeping those whose hash matches what the
+/// store holds at the same offset; `None` when nothing can be kept.
+fn patch(body: &[u8], stored: &[[u8; 32]], now: &[[u8; 32]]) -> Option<Vec<Part>> {
+    let mut parts = Vec::with_capacity(now.len());
+    let mut kept = false;
+    for (n, (chunk, h)) in body.chunks(PART).zip(now).enumerate() {
+        if stored.get(n) == Some(h) {
+            let start = (n * PART) as u64;
+            parts.push(Part::Keep(start..start + chunk.len() as u64));
+            kept = true;
+        } else {
+            parts.push(Part::Data(chunk.to_vec()));
+        }
+    }
+    kept.then_some(parts)
 }
 
 struct Node {
@@ -406,6 +440,11 @@ impl Mirror {
                 .flatten()
                 .filter(|p| *p != path && !written.contains(p.as_str()))
                 .cloned();
+            let mut parts = source
+                .as_ref()
+                .and_then(|p| st.synced.get(p))
+                .map(|s| s.parts.clone())
+                .unwrap_or_default();
             let result = match &source {
                 Some(from) => {
                     let from_key = self.key(from, Kind::File);
@@ -420,9 +459,25 @@ impl Mirror {
                         Err(ErrorCode::NoEntry) => continue,
                         Err(e) => return Err(e.into()),
                     };
-                    report.bytes_uploaded += body.len() as u64;
-                    self.check_cond(&key, &cond).and_then(|()| {
-                        self.retried(&key, || self.store.put(&key, &body, &meta, &cond))
+                    parts = part_hashes(&body);
+                    let pieces = prev
+                        .filter(|s| s.kind == Kind::File)
+                        .and_then(|s| patch(&body, &s.parts, &parts));
+                    self.check_cond(&key, &cond).and_then(|()| match &pieces {
+                        Some(pieces) => {
+                            report.bytes_uploaded += pieces
+                                .iter()
+                                .map(|p| match p {
+                                    Part::Data(d) => d.len() as u64,
+                                    Part::Keep(_) => 0,
+                                })
+                                .sum::<u64>();
+                            self.retried(&key, || self.store.put_parts(&key, pieces, &meta, &cond))
+                        }
+                        None => {
+                            report.bytes_uploaded += body.len() as u64;
+                            self.retried(&key, || self.store.put(&key, &body, &meta, &cond))
+                        }
                     })
                 }
             };
@@ -442,7 +497,11 @@ impl Mirror {
                 Err(e) if e.kind == ErrorKind::Conflict => {
                     match self.already_ours(fs, path, node, &key, &meta)? {
                         Some(etag) => etag,
-                        None => self.keep_conflict(fs, path, node, &meta, &mut report)?,
+                        None => {
+                            // The object at `path` is theirs now.
+                            parts = Vec::new();
+                            self.keep_conflict(fs, path, node, &meta, &mut report)?
+                        }
                     }
                 }
                 Err(e) => return Err(e.into()),
@@ -455,6 +514,7 @@ impl Mirror {
                     data_change: node.stat.data_change,
                     kind: node.kind,
                     etag,
+                    parts,
                 },
             );
         }
@@ -636,6 +696,8 @@ impl Mirror {
                             data_change: node.stat.data_change,
                             kind: node.kind,
                             etag: etag.clone(),
+                            // Unknown until the file is next uploaded whole.
+                            parts: Vec::new(),
                         },
                     );
                 }

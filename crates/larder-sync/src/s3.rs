@@ -4,7 +4,7 @@
 //! servers. Requests run on a small tokio runtime of the store's own, so
 //! the mirror stays synchronous like the filesystem it mirrors.
 
-use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Result, StoreError};
+use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Result, StoreError};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
@@ -347,10 +347,94 @@ impl Inner {
             .buffered(PARALLEL_PARTS)
             .try_collect::<Vec<_>>()
             .await;
+        self.complete(key, &id, parts, cond).await
+    }
+
+    /// A multipart upload whose kept parts are UploadPartCopy from the
+    /// object's current version (pinned by ETag when `cond` names one).
+    async fn put_parts(
+        &self,
+        key: &str,
+        parts: Vec<Part>,
+        meta: &Metadata,
+        cond: &Cond,
+    ) -> Result<String> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_metadata(Some(meta_map(meta)))
+            .send()
+            .await
+            .map_err(|e| classify(key, e))?;
+        let id = created.upload_id().unwrap_or("").to_string();
+        let source = copy_source(&self.bucket, key);
+        let done = stream::iter(parts.into_iter().enumerate())
+            .map(|(n, part)| {
+                let (id, source) = (&id, &source);
+                async move {
+                    let number = n as i32 + 1;
+                    let etag = match part {
+                        Part::Keep(r) => {
+                            let mut req = self
+                                .client
+                                .upload_part_copy()
+                                .bucket(&self.bucket)
+                                .key(key)
+                                .upload_id(id)
+                                .part_number(number)
+                                .copy_source(source)
+                                .copy_source_range(format!("bytes={}-{}", r.start, r.end - 1));
+                            if let Cond::IfMatch(etag) = cond {
+                                req = req.copy_source_if_match(etag);
+                            }
+                            let out = req.send().await.map_err(|e| classify(key, e))?;
+                            out.copy_part_result()
+                                .and_then(|c| c.e_tag())
+                                .unwrap_or("")
+                                .to_string()
+                        }
+                        Part::Data(d) => {
+                            let out = self
+                                .client
+                                .upload_part()
+                                .bucket(&self.bucket)
+                                .key(key)
+                                .upload_id(id)
+                                .part_number(number)
+                                .body(ByteStream::from(d))
+                                .send()
+                                .await
+                                .map_err(|e| classify(key, e))?;
+                            out.e_tag().unwrap_or("").to_string()
+                        }
+                    };
+                    Ok::<_, StoreError>(
+                        CompletedPart::builder()
+                            .part_number(number)
+                            .e_tag(etag)
+                            .build(),
+                    )
+                }
+            })
+            .buffered(PARALLEL_PARTS)
+            .try_collect::<Vec<_>>()
+            .await;
+        self.complete(key, &id, done, cond).await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        id: &str,
+        parts: Result<Vec<CompletedPart>>,
+        cond: &Cond,
+    ) -> Result<String> {
         let parts = match parts {
             Ok(p) => p,
             Err(e) => {
-                let _ = self.abort(key, &id).await;
+                let _ = self.abort(key, id).await;
                 return Err(e);
             }
         };
@@ -359,7 +443,7 @@ impl Inner {
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .upload_id(&id)
+            .upload_id(id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(parts))
@@ -373,7 +457,7 @@ impl Inner {
         match req.send().await {
             Ok(r) => Ok(r.e_tag().unwrap_or("").to_string()),
             Err(e) => {
-                let _ = self.abort(key, &id).await;
+                let _ = self.abort(key, id).await;
                 Err(classify(key, e))
             }
         }
@@ -454,6 +538,12 @@ impl ObjectStore for S3Store {
         let (i, key, body) = (self.inner.clone(), key.to_string(), body.to_vec());
         let (meta, cond) = (meta.clone(), cond.clone());
         self.run(async move { i.put(&key, body, &meta, &cond).await })
+    }
+
+    fn put_parts(&self, key: &str, parts: &[Part], meta: &Metadata, cond: &Cond) -> Result<String> {
+        let (i, key, parts) = (self.inner.clone(), key.to_string(), parts.to_vec());
+        let (meta, cond) = (meta.clone(), cond.clone());
+        self.run(async move { i.put_parts(&key, parts, &meta, &cond).await })
     }
 
     fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {

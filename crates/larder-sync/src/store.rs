@@ -64,6 +64,15 @@ impl std::error::Error for StoreError {}
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A piece of an object being rewritten from its current version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// These bytes of the current object, unchanged (a server-side copy).
+    Keep(Range<u64>),
+    /// New bytes.
+    Data(Vec<u8>),
+}
+
 /// Flat keys, `/` as separator by convention, as in S3.
 pub trait ObjectStore: Send + Sync {
     /// Every object whose key starts with `prefix`, in key order.
@@ -74,6 +83,19 @@ pub trait ObjectStore: Send + Sync {
     /// Writes the whole object atomically (readers see old or new, never a
     /// mix) and durably; returns the new ETag.
     fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String>;
+    /// Rewrites `key` as the concatenation of `parts`, kept ranges taken
+    /// from its current version (which `cond` names), like `put`. Stores
+    /// with server-side part copies send only the new bytes.
+    fn put_parts(&self, key: &str, parts: &[Part], meta: &Metadata, cond: &Cond) -> Result<String> {
+        let mut body = Vec::new();
+        for p in parts {
+            match p {
+                Part::Keep(r) => body.extend(self.get(key, Some(r.clone()))?),
+                Part::Data(d) => body.extend_from_slice(d),
+            }
+        }
+        self.put(key, &body, meta, cond)
+    }
     /// Server-side copy of `from` to `to` with `meta`; returns the new ETag.
     fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String>;
     /// Deleting what is not there succeeds.

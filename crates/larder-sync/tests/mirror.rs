@@ -232,3 +232,43 @@ fn a_lost_reply_is_not_a_conflict() {
     assert!(r.conflicts.is_empty(), "{r:?}");
     assert_eq!(tree(&restored(store, "")), tree(&fs));
 }
+
+/// A small change to a large file sends the pieces it touched, not the
+/// file; whatever the change (inside a piece, across two, growing,
+/// shrinking), the store ends up holding exactly the file.
+#[test]
+fn small_changes_to_large_files_send_only_changed_pieces() {
+    let store = Arc::new(MemStore::new());
+    let fs = Fs::in_memory();
+    let mirror = Mirror::new(store.clone(), "");
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), "big", OF::CREATE, DF::READ | DF::WRITE)
+        .unwrap();
+    let data: Vec<u8> = (0..40u32 << 20).map(|i| (i % 253) as u8).collect();
+    f.write(&data, 0).unwrap();
+    mirror.sync(&fs).unwrap();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    for (what, at, len, size, max_sent) in [
+        ("4 KiB inside a piece", 20 << 20, 4096, None, 8.0),
+        ("across two pieces", (16 << 20) - 100, 200, None, 16.0),
+        ("grown by 1 MiB", 40 << 20, 1 << 20, None, 9.0),
+        ("shrunk to 30 MiB", 0, 0, Some(30u64 << 20), 8.0),
+    ] {
+        let before = store.traffic().put_bytes;
+        if len > 0 {
+            f.write(&vec![0xab; len], at).unwrap();
+        }
+        if let Some(s) = size {
+            f.set_size(s).unwrap();
+        }
+        let r = mirror.sync(&fs).unwrap();
+        let sent = store.traffic().put_bytes - before;
+        assert!(
+            mib(sent) <= max_sent,
+            "{what}: sent {:.1} MiB ({r:?})",
+            mib(sent)
+        );
+        assert_eq!(tree(&restored(store.clone(), "")), tree(&fs), "{what}");
+    }
+}
