@@ -288,6 +288,11 @@ fn main() -> Result<()> {
         .unwrap_or(5);
     let out_dir = root.join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
+    // `BENCH_ONLY=sync just bench`: only the sync engine's rows.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("sync") {
+        print!("{}", sync_section(&root, repeats)?);
+        return Ok(());
+    }
 
     let engine = Engine::default();
     let fsbench = std::fs::read(&wasm)
@@ -469,7 +474,23 @@ fn main() -> Result<()> {
         ),
     }
     eprintln!("sync engine...");
-    let rows = sync::run(&root, repeats)?;
+    md.push_str(&sync_section(&root, repeats)?);
+    print!("{md}");
+    std::fs::write(out_dir.join("results.md"), &md)?;
+    plot(
+        &out_dir.join("results.png"),
+        &["vfs-host", "composed adapter"],
+        &ratios,
+    )?;
+    eprintln!("wrote {}", out_dir.join("results.md").display());
+    eprintln!("wrote {}", out_dir.join("results.png").display());
+    Ok(())
+}
+
+/// The sync engine's rows, as markdown.
+fn sync_section(root: &Path, repeats: usize) -> Result<String> {
+    let mut md = String::new();
+    let rows = sync::run(root, repeats)?;
     md.push_str("\nSync engine (larder-sync), same run: write + fsync of a 1 MiB file until it is durable in the store (median):\n\n| store | write + fsync 1 MiB | ratio to baseline |\n|---|---|---|\n");
     let base = rows.fsync[0].1;
     for (name, secs) in &rows.fsync {
@@ -490,16 +511,7 @@ fn main() -> Result<()> {
     if rows.fsync.len() < 3 {
         md.push_str("\n(S3 rows skipped: moto is not installed; `just setup` installs it.)\n");
     }
-    print!("{md}");
-    std::fs::write(out_dir.join("results.md"), &md)?;
-    plot(
-        &out_dir.join("results.png"),
-        &["vfs-host", "composed adapter"],
-        &ratios,
-    )?;
-    eprintln!("wrote {}", out_dir.join("results.md").display());
-    eprintln!("wrote {}", out_dir.join("results.png").display());
-    Ok(())
+    Ok(md)
 }
 
 /// A group of bars per workload, one per configuration: how many times

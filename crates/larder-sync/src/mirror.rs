@@ -646,6 +646,7 @@ impl Mirror {
         let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY)?;
         let mut etags: BTreeMap<String, (Kind, String)> = BTreeMap::new();
         let mut attrs: Vec<(String, meta::Attrs)> = Vec::new();
+        let mut files: Vec<(String, String)> = Vec::new();
         for o in &objects {
             let rel = &o.key[self.prefix.len()..];
             let a = meta::decode(&o.meta);
@@ -661,13 +662,23 @@ impl Mirror {
                 }
                 continue;
             }
-            if let Err(e) = self.restore_one(&root, o, path, kind) {
-                tracing::warn!(key = %o.key, error = %e, "skipped: cannot restore this object");
-                continue;
+            match self.restore_one(&root, o, path, kind) {
+                Ok(()) => {}
+                // The store failing is an error; an object that cannot be
+                // a file here (a name taken by a file) is skipped.
+                Err(e @ SyncError::Store(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(key = %o.key, error = %e, "skipped: cannot restore this object");
+                    continue;
+                }
+            }
+            if kind == Kind::File {
+                files.push((path.to_string(), o.key.clone()));
             }
             etags.insert(path.to_string(), (kind, o.etag.clone()));
             attrs.push((path.to_string(), a));
         }
+        self.fetch_all(&root, &files)?;
         // Modes and times last, deepest first, so creating children does
         // not move a directory's mtime afterwards.
         for (path, a) in attrs.iter().rev() {
@@ -710,6 +721,52 @@ impl Mirror {
         Ok(())
     }
 
+    /// Fetches the contents of `files` (path, key), `FETCHERS` at once.
+    fn fetch_all(
+        &self,
+        root: &fs_core::Descriptor,
+        files: &[(String, String)],
+    ) -> Result<(), SyncError> {
+        const FETCHERS: usize = 16;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed: Mutex<Option<SyncError>> = Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..FETCHERS.min(files.len()) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((path, key)) = files.get(i) else {
+                        return;
+                    };
+                    if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                        return;
+                    }
+                    let r = self
+                        .retried(key, || self.store.get(key, None))
+                        .map_err(SyncError::from)
+                        .and_then(|body| {
+                            let f = root.open_at(PF::empty(), path, OF::empty(), DF::WRITE)?;
+                            let mut done = 0;
+                            while done < body.len() {
+                                done += f.write(&body[done..], done as u64)?;
+                            }
+                            Ok(())
+                        });
+                    if let Err(e) = r {
+                        failed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                        return;
+                    }
+                });
+            }
+        });
+        match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     fn restore_one(
         &self,
         root: &fs_core::Descriptor,
@@ -743,18 +800,9 @@ impl Mirror {
                 root.symlink_at(&target, path)?;
                 Ok(())
             }
+            // Created empty here; `fetch_all` fills them, many at once.
             Kind::File => {
-                let body = self.retried(&o.key, || self.store.get(&o.key, None))?;
-                let f = root.open_at(
-                    PF::empty(),
-                    path,
-                    OF::CREATE | OF::TRUNCATE,
-                    DF::READ | DF::WRITE,
-                )?;
-                let mut done = 0;
-                while done < body.len() {
-                    done += f.write(&body[done..], done as u64)?;
-                }
+                root.open_at(PF::empty(), path, OF::CREATE | OF::TRUNCATE, DF::WRITE)?;
                 Ok(())
             }
         }
