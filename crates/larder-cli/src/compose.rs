@@ -1,7 +1,7 @@
 //! `larder compose` and `larder adapter`: plug the embedded guest adapter
 //! (with a bundle of host directories) into an app, using wac-graph.
 
-use crate::EXIT_USAGE;
+use crate::report;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use larder_compose::{adapter, compose, default_preopens, Build, Bundle};
@@ -77,16 +77,6 @@ fn adapter_cmd(args: &AdapterArgs) -> Result<()> {
     };
     let bundle = bundle_from_args(&args.mount, &args.preopen)?;
     write_atomically(&args.output, &adapter(&bundle, build)?)
-}
-
-fn report(r: Result<()>) -> ExitCode {
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("larder: {e:#}");
-            ExitCode::from(EXIT_USAGE)
-        }
-    }
 }
 
 fn compose_cmd(args: &ComposeArgs) -> Result<()> {

@@ -11,6 +11,17 @@ use std::process::ExitCode;
 /// Exit code for bad input (missing file, not a component, bad flag value).
 pub const EXIT_USAGE: u8 = 2;
 
+/// Success, or the error (with its causes) on stderr and exit code 2.
+pub fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("larder: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "larder",

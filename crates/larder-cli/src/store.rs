@@ -1,7 +1,7 @@
 //! `--store URL` and the commands that look into a store without running
 //! an app: `larder ls`, `larder cat`, `larder export`.
 
-use crate::EXIT_USAGE;
+use crate::report;
 use anyhow::{bail, Context, Result};
 use larder_sync::meta::{self, S_IFDIR, S_IFLNK, S_IFMT};
 use larder_sync::{Cond, LocalDir, ObjectStore};
@@ -108,16 +108,6 @@ pub struct ExportArgs {
     /// Only what is under this guest path.
     #[arg(long)]
     path: Option<String>,
-}
-
-fn report(r: Result<()>) -> ExitCode {
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("larder: {e:#}");
-            ExitCode::from(EXIT_USAGE)
-        }
-    }
 }
 
 fn rel(p: &Option<String>) -> String {

@@ -137,12 +137,7 @@ impl LocalDir {
 
     fn check(&self, key: &str, cond: &Cond) -> Result<()> {
         let current = self.head(key)?;
-        let ok = match cond {
-            Cond::None => true,
-            Cond::IfMatch(etag) => current.is_some_and(|c| &c.etag == etag),
-            Cond::IfNoneMatch => current.is_none(),
-        };
-        if ok {
+        if cond.holds(current.as_ref().map(|c| c.etag.as_str())) {
             Ok(())
         } else {
             Err(StoreError::new(

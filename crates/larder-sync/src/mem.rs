@@ -104,12 +104,7 @@ impl MemStore {
         if self.no_conditions.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let ok = match cond {
-            Cond::None => true,
-            Cond::IfMatch(etag) => current.is_some_and(|o| &o.etag == etag),
-            Cond::IfNoneMatch => current.is_none(),
-        };
-        if ok {
+        if cond.holds(current.map(|o| o.etag.as_str())) {
             Ok(())
         } else {
             Err(StoreError::new(ErrorKind::Conflict, "precondition failed"))

@@ -341,12 +341,7 @@ impl Mirror {
             return Ok(());
         }
         let current = self.retried(key, || self.store.head(key))?;
-        let ok = match cond {
-            Cond::IfMatch(etag) => current.is_some_and(|c| &c.etag == etag),
-            Cond::IfNoneMatch => current.is_none(),
-            Cond::None => true,
-        };
-        if ok {
+        if cond.holds(current.as_ref().map(|c| c.etag.as_str())) {
             Ok(())
         } else {
             Err(StoreError::new(

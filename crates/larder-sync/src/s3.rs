@@ -96,6 +96,18 @@ fn copy_source(bucket: &str, key: &str) -> String {
     s
 }
 
+/// `If-Match` / `If-None-Match: *` on a put or a multipart completion
+/// (different builder types with the same two setters).
+macro_rules! with_cond {
+    ($req:expr, $cond:expr) => {
+        match $cond {
+            Cond::IfMatch(etag) => $req.if_match(etag),
+            Cond::IfNoneMatch => $req.if_none_match("*"),
+            Cond::None => $req,
+        }
+    };
+}
+
 fn meta_map(meta: &Metadata) -> HashMap<String, String> {
     meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
@@ -293,11 +305,7 @@ impl Inner {
             .key(key)
             .body(ByteStream::from(body))
             .set_metadata(Some(meta_map(meta)));
-        req = match cond {
-            Cond::IfMatch(etag) => req.if_match(etag),
-            Cond::IfNoneMatch => req.if_none_match("*"),
-            Cond::None => req,
-        };
+        req = with_cond!(req, cond);
         let r = req.send().await.map_err(|e| classify(key, e))?;
         Ok(r.e_tag().unwrap_or("").to_string())
     }
@@ -449,11 +457,7 @@ impl Inner {
                     .set_parts(Some(parts))
                     .build(),
             );
-        req = match cond {
-            Cond::IfMatch(etag) => req.if_match(etag),
-            Cond::IfNoneMatch => req.if_none_match("*"),
-            Cond::None => req,
-        };
+        req = with_cond!(req, cond);
         match req.send().await {
             Ok(r) => Ok(r.e_tag().unwrap_or("").to_string()),
             Err(e) => {
@@ -478,12 +482,7 @@ impl Inner {
     async fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
         // CopyObject takes no conditions on its destination: check first.
         let current = self.head(to).await?;
-        let ok = match cond {
-            Cond::None => true,
-            Cond::IfMatch(etag) => current.is_some_and(|c| &c.etag == etag),
-            Cond::IfNoneMatch => current.is_none(),
-        };
-        if !ok {
+        if !cond.holds(current.as_ref().map(|c| c.etag.as_str())) {
             return Err(StoreError::new(
                 ErrorKind::Conflict,
                 format!("{to}: changed by another writer"),

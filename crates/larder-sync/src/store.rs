@@ -28,6 +28,18 @@ pub enum Cond {
     IfNoneMatch,
 }
 
+impl Cond {
+    /// Whether the condition holds when the object's ETag is `current`
+    /// (`None`: no object).
+    pub fn holds(&self, current: Option<&str>) -> bool {
+        match self {
+            Cond::None => true,
+            Cond::IfMatch(etag) => current == Some(etag.as_str()),
+            Cond::IfNoneMatch => current.is_none(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     NotFound,
