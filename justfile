@@ -42,6 +42,12 @@ demo: setup guests build
     cargo run --locked --quiet -p vfs-host --example pipeline
     @echo; echo "== larder run: 4 instances append to one file"
     cargo run --locked --quiet -p larder-cli -- run examples/guests/target/wasm32-wasip2/release/append.wasm --instances 4 -- /log /files 100
+    @echo; echo "== larder run --store: files kept in a plain directory across runs"
+    rm -rf target/demo/store
+    target/release/larder run examples/guests/target/wasm32-wasip2/release/append.wasm --store target/demo/store -- /log /files 3
+    target/release/larder run examples/guests/target/wasm32-wasip2/release/append.wasm --store target/demo/store -- /log /files 3
+    target/release/larder ls --store target/demo/store
+    wc -l target/demo/store/log
     @echo; echo "== an HTTP handler with bundled, writable files under wasmtime serve"
     target/release/larder compose examples/guests/target/wasm32-wasip2/release/edge_http.wasm -o target/demo/edge-http.wasm --mount /srv/files=examples/edge-http/files
     wasmtime serve -S cli --addr 127.0.0.1:8089 --max-instance-reuse-count 100 target/demo/edge-http.wasm 2>/dev/null & \
