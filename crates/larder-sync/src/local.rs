@@ -137,14 +137,7 @@ impl LocalDir {
 
     fn check(&self, key: &str, cond: &Cond) -> Result<()> {
         let current = self.head(key)?;
-        if cond.holds(current.as_ref().map(|c| c.etag.as_str())) {
-            Ok(())
-        } else {
-            Err(StoreError::new(
-                ErrorKind::Conflict,
-                format!("{key}: changed by another writer"),
-            ))
-        }
+        cond.check(key, current.as_ref().map(|c| c.etag.as_str()))
     }
 
     fn temp(&self, dir: &Path) -> PathBuf {

@@ -341,14 +341,7 @@ impl Mirror {
             return Ok(());
         }
         let current = self.retried(key, || self.store.head(key))?;
-        if cond.holds(current.as_ref().map(|c| c.etag.as_str())) {
-            Ok(())
-        } else {
-            Err(StoreError::new(
-                ErrorKind::Conflict,
-                format!("{key}: changed by another writer"),
-            ))
-        }
+        cond.check(key, current.as_ref().map(|c| c.etag.as_str()))
     }
 
     /// Makes the store hold the tree as it is now; returns once everything

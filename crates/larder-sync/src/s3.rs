@@ -310,6 +310,7 @@ impl Inner {
         Ok(r.e_tag().unwrap_or("").to_string())
     }
 
+    /// A large body as a multipart upload: every part new.
     async fn put_multipart(
         &self,
         key: &str,
@@ -317,45 +318,11 @@ impl Inner {
         meta: &Metadata,
         cond: &Cond,
     ) -> Result<String> {
-        let created = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .set_metadata(Some(meta_map(meta)))
-            .send()
-            .await
-            .map_err(|e| classify(key, e))?;
-        let id = created.upload_id().unwrap_or("").to_string();
-        let count = body.len().div_ceil(PART_SIZE);
-        let parts = stream::iter(0..count)
-            .map(|n| {
-                let id = &id;
-                let chunk = body[n * PART_SIZE..((n + 1) * PART_SIZE).min(body.len())].to_vec();
-                async move {
-                    let r = self
-                        .client
-                        .upload_part()
-                        .bucket(&self.bucket)
-                        .key(key)
-                        .upload_id(id)
-                        .part_number(n as i32 + 1)
-                        .body(ByteStream::from(chunk))
-                        .send()
-                        .await
-                        .map_err(|e| classify(key, e))?;
-                    Ok::<_, StoreError>(
-                        CompletedPart::builder()
-                            .part_number(n as i32 + 1)
-                            .e_tag(r.e_tag().unwrap_or(""))
-                            .build(),
-                    )
-                }
-            })
-            .buffered(PARALLEL_PARTS)
-            .try_collect::<Vec<_>>()
-            .await;
-        self.complete(key, &id, parts, cond).await
+        let parts = body
+            .chunks(PART_SIZE)
+            .map(|c| Part::Data(c.to_vec()))
+            .collect();
+        self.put_parts(key, parts, meta, cond).await
     }
 
     /// A multipart upload whose kept parts are UploadPartCopy from the
@@ -482,12 +449,7 @@ impl Inner {
     async fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
         // CopyObject takes no conditions on its destination: check first.
         let current = self.head(to).await?;
-        if !cond.holds(current.as_ref().map(|c| c.etag.as_str())) {
-            return Err(StoreError::new(
-                ErrorKind::Conflict,
-                format!("{to}: changed by another writer"),
-            ));
-        }
+        cond.check(to, current.as_ref().map(|c| c.etag.as_str()))?;
         let r = self
             .client
             .copy_object()

@@ -38,6 +38,18 @@ impl Cond {
             Cond::IfNoneMatch => current.is_none(),
         }
     }
+
+    /// [`Cond::holds`] as the conflict error stores give for `key`.
+    pub fn check(&self, key: &str, current: Option<&str>) -> Result<()> {
+        if self.holds(current) {
+            Ok(())
+        } else {
+            Err(StoreError::new(
+                ErrorKind::Conflict,
+                format!("{key}: changed by another writer"),
+            ))
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
