@@ -16,7 +16,7 @@ use fs_core::{
     DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
     PathFlags as PF, Stat, SyncHook, Timestamp,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -377,16 +377,30 @@ impl Mirror {
         let current = self.scan(fs)?;
         let mut report = Report::default();
 
-        // Objects whose kind changed go first: in a directory store a file
-        // and a directory cannot share a name.
+        // Objects whose kind changed go first, with whatever was stored
+        // below a directory that is now something else (children before
+        // their directory): in a directory store a file and a directory
+        // cannot share a name.
         let changed_kind: Vec<String> = st
             .synced
             .iter()
             .filter(|(p, s)| current.get(*p).is_some_and(|n| n.kind != s.kind))
             .map(|(p, _)| p.clone())
             .collect();
+        let mut first: BTreeSet<String> = BTreeSet::new();
         for path in changed_kind {
-            self.delete_one(st, &path, &mut report)?;
+            let below = format!("{path}/");
+            first.extend(
+                st.synced
+                    .range(below.clone()..)
+                    .take_while(|(p, _)| p.starts_with(&below))
+                    .filter(|(p, s)| current.get(*p).is_none_or(|n| n.kind != s.kind))
+                    .map(|(p, _)| p.clone()),
+            );
+            first.insert(path);
+        }
+        for path in first.iter().rev() {
+            self.delete_one(st, path, &mut report)?;
         }
 
         // Where each stored inode's objects are, for renames and links.
