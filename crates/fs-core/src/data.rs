@@ -8,9 +8,12 @@
 //! to the filesystem's byte quota before it is allocated, and allocation
 //! failure is an error, never an abort.
 //!
-//! A file loaded lazily from an image starts out `pending`: its size is
-//! known but its bytes still live in the image source, and are fetched,
-//! checksummed and stored the first time anything touches the contents.
+//! A file loaded lazily starts out `pending`: its size is known but its
+//! bytes still live in a source. A file from an image carries a checksum of
+//! all its bytes, so it is fetched and checked whole the first time anything
+//! touches it. A file without one (restored from an object store, whose
+//! reads are checked by version instead) is fetched a chunk at a time as
+//! reads reach it; bytes a write replaces are never fetched.
 //!
 //! Invariant: no block holds bytes at or beyond `size`.
 
@@ -23,11 +26,34 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 /// Where a lazily loaded file's bytes are: extents `(file offset, source
-/// offset, length)` of `source`, whose bytes together hash to `crc`.
+/// offset, length)` of `source`, sorted and disjoint. With `crc`, the bytes
+/// together hash to it and load all at once; without, a range at a time,
+/// and `extents` shrinks to what is still unfetched.
 pub(crate) struct Pending {
     pub source: Arc<dyn ImageSource>,
     pub extents: Vec<(u64, u64, u64)>,
-    pub crc: u32,
+    pub crc: Option<u32>,
+}
+
+impl Pending {
+    /// Forgets the unfetched bytes at `from..to` (fetched or overwritten).
+    fn cut(&mut self, from: u64, to: u64) {
+        let mut kept = Vec::with_capacity(self.extents.len() + 1);
+        for &(off, src, len) in &self.extents {
+            let end = off + len;
+            if end <= from || off >= to {
+                kept.push((off, src, len));
+                continue;
+            }
+            if off < from {
+                kept.push((off, src, from - off));
+            }
+            if end > to {
+                kept.push((to, src + (to - off), end - to));
+            }
+        }
+        self.extents = kept;
+    }
 }
 
 /// How much of a pending file is fetched from the source at once.
@@ -70,20 +96,87 @@ impl FileData {
     }
 
     pub fn allocated(&self) -> u64 {
-        match &self.pending {
-            Some(p) => p.extents.iter().map(|e| e.2).sum(),
-            None => self.allocated,
-        }
+        let unfetched: u64 = self.pending.iter().flat_map(|p| &p.extents).map(|e| e.2).sum();
+        self.allocated + unfetched
+    }
+
+    /// Byte ranges whose contents still live only in the source.
+    pub fn unfetched(&self) -> Vec<(u64, u64)> {
+        self.pending
+            .iter()
+            .flat_map(|p| &p.extents)
+            .map(|&(off, _, len)| (off, off + len))
+            .collect()
     }
 
     pub fn is_pending(&self) -> bool {
         self.pending.is_some()
     }
 
+    /// Makes the bytes at `offset..offset+len` readable: fetches whatever
+    /// of them (whole chunks around them; the whole file when it has a
+    /// checksum) still lives in the source. Fetched chunks stay fetched
+    /// even if a later one fails.
+    pub fn load_range(&mut self, shared: &Shared, offset: u64, len: u64) -> Result<()> {
+        match &self.pending {
+            None => return Ok(()),
+            Some(p) if p.crc.is_some() => return self.load(shared),
+            Some(_) => {}
+        }
+        let from = offset - offset % FETCH_CHUNK;
+        let to = offset
+            .saturating_add(len)
+            .min(self.size)
+            .div_ceil(FETCH_CHUNK)
+            .saturating_mul(FETCH_CHUNK);
+        let mut p = self.pending.take().expect("checked above");
+        let wanted: Vec<(u64, u64, u64)> = p
+            .extents
+            .iter()
+            .filter(|&&(off, _, len)| off < to && off + len > from)
+            .map(|&(off, src, len)| {
+                let (a, b) = (off.max(from), (off + len).min(to));
+                (a, src + (a - off), b - a)
+            })
+            .collect();
+        let mut buf = Vec::new();
+        let mut result = Ok(());
+        'fetch: for (off, src, len) in wanted {
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(FETCH_CHUNK) as usize;
+                let r = (|| {
+                    buf.clear();
+                    buf.try_reserve_exact(n)
+                        .map_err(|_| ErrorCode::InsufficientMemory)?;
+                    buf.resize(n, 0);
+                    p.source.read_at(src + done, &mut buf)?;
+                    match self.write(shared, off + done, &buf)? {
+                        w if w < n => Err(ErrorCode::InsufficientSpace),
+                        _ => Ok(()),
+                    }
+                })();
+                if let Err(e) = r {
+                    result = Err(e);
+                    break 'fetch;
+                }
+                p.cut(off + done, off + done + n as u64);
+                done += n as u64;
+            }
+        }
+        if !p.extents.is_empty() {
+            self.pending = Some(p);
+        }
+        result
+    }
+
     /// Fetches a pending file's bytes into blocks (charged to the quota) and
     /// checks them against the image's checksum. On failure the file stays
     /// pending and holds nothing, so a later access tries again.
     pub fn load(&mut self, shared: &Shared) -> Result<()> {
+        if self.pending.as_ref().is_some_and(|p| p.crc.is_none()) {
+            return self.load_range(shared, 0, u64::MAX);
+        }
         let Some(p) = self.pending.take() else {
             return Ok(());
         };
@@ -107,7 +200,7 @@ impl FileData {
                     done += n as u64;
                 }
             }
-            if crc.finalize() != p.crc {
+            if Some(crc.finalize()) != p.crc {
                 return Err(ErrorCode::Io);
             }
             Ok(())
@@ -188,7 +281,11 @@ impl FileData {
         if data.is_empty() {
             return Ok(0);
         }
-        self.load(shared)?;
+        // A checksummed file loads whole; a ranged one keeps its unfetched
+        // bytes where they are, minus those this write replaces (below).
+        if self.pending.as_ref().is_some_and(|p| p.crc.is_some()) {
+            self.load(shared)?;
+        }
         let max = shared.config.max_file_size;
         if offset >= max {
             return Err(ErrorCode::FileTooLarge);
@@ -208,6 +305,12 @@ impl FileData {
             }
         }
         self.size = self.size.max(offset + done as u64);
+        if let Some(p) = &mut self.pending {
+            p.cut(offset, offset + done as u64);
+            if p.extents.is_empty() {
+                self.pending = None;
+            }
+        }
         Ok(done)
     }
 
@@ -286,7 +389,17 @@ impl FileData {
             // Nothing of the old contents survives: no need to fetch them.
             self.pending = None;
         }
-        self.load(shared)?;
+        match &mut self.pending {
+            Some(p) if p.crc.is_none() => {
+                // Bytes past the new end are gone, so a later grow reads
+                // zeros there rather than old contents.
+                p.cut(new, u64::MAX);
+                if p.extents.is_empty() {
+                    self.pending = None;
+                }
+            }
+            _ => self.load(shared)?,
+        }
         if new < self.size {
             let shift = shared.block_shift;
             let bs = 1u64 << shift;

@@ -138,7 +138,8 @@ impl Descriptor {
 
     /// Reads up to `buf.len()` bytes at `offset`; 0 means end of file.
     pub fn read(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        self.reading(|file, shift| file.read(shift, offset, buf))
+        let len = buf.len();
+        self.reading(offset, len, |file, shift| file.read(shift, offset, buf))
     }
 
     /// Reads up to `len` bytes at `offset`, appending them to `out` (no
@@ -150,16 +151,22 @@ impl Descriptor {
         len: usize,
         offset: u64,
     ) -> Result<usize> {
-        self.reading(|file, shift| file.read_append(shift, offset, len, out))
+        self.reading(offset, len, |file, shift| file.read_append(shift, offset, len, out))
     }
 
-    /// The checks and bookkeeping every read shares.
-    fn reading(&self, read: impl FnOnce(&crate::data::FileData, u32) -> usize) -> Result<usize> {
+    /// The checks and bookkeeping every read of `len` bytes at `offset`
+    /// shares.
+    fn reading(
+        &self,
+        offset: u64,
+        len: usize,
+        read: impl FnOnce(&crate::data::FileData, u32) -> usize,
+    ) -> Result<usize> {
         self.require_file()?;
         if !self.flags.contains(DescriptorFlags::READ) {
             return Err(ErrorCode::BadDescriptor);
         }
-        self.inode.load_file()?;
+        self.inode.load_range(offset, len as u64)?;
         let n = {
             let state = self.inode.state.read();
             let file = state.file().ok_or(ErrorCode::BadDescriptor)?;
@@ -201,6 +208,57 @@ impl Descriptor {
             state.meta.modified(self.shared.now(), &self.shared);
         }
         Ok(n)
+    }
+
+    /// Gives this empty file `size` bytes that live in `source` (its bytes
+    /// `0..size`) and are fetched a chunk at a time as reads reach them;
+    /// writes replace them without fetching. How a store restores a large
+    /// file without downloading it. Not a change to the file: times and
+    /// change counters stay as they are.
+    pub fn set_source(
+        &self,
+        source: alloc::sync::Arc<dyn crate::image::ImageSource>,
+        size: u64,
+    ) -> Result<()> {
+        if !self.flags.contains(DescriptorFlags::WRITE) {
+            return Err(ErrorCode::BadDescriptor);
+        }
+        self.require_file()?;
+        self.inode.check_writable()?;
+        if size > self.shared.config.max_file_size {
+            return Err(ErrorCode::FileTooLarge);
+        }
+        let mut state = self.inode.state.write();
+        let file = state.file_mut().ok_or(ErrorCode::BadDescriptor)?;
+        if file.size() != 0 || file.is_pending() {
+            return Err(ErrorCode::Invalid);
+        }
+        if size > 0 {
+            *file = crate::data::FileData::lazy(
+                size,
+                crate::data::Pending {
+                    source,
+                    extents: alloc::vec![(0, 0, size)],
+                    crc: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Byte ranges `(start, end)` of this file whose contents have not been
+    /// fetched from its source yet (empty for a file held in memory).
+    pub fn unfetched(&self) -> Result<alloc::vec::Vec<(u64, u64)>> {
+        self.require_file()?;
+        let state = self.inode.state.read();
+        Ok(state.file().map(|f| f.unfetched()).unwrap_or_default())
+    }
+
+    /// Fetches everything of this file still in its source (a prefetch:
+    /// no access time moves).
+    pub fn fetch(&self) -> Result<()> {
+        self.require_file()?;
+        self.inode.load_file()
     }
 
     /// Truncates or extends (with a hole) the file.

@@ -674,7 +674,7 @@ pub fn load_lazy(
             Pending {
                 source: source.clone(),
                 extents,
-                crc,
+                crc: Some(crc),
             },
         ))
     })

@@ -148,11 +148,17 @@ impl Inode {
 
     /// Fetches a lazily loaded file's contents if they are still pending.
     pub fn load_file(&self) -> crate::Result<()> {
+        self.load_range(0, u64::MAX)
+    }
+
+    /// Fetches what a use of `offset..offset+len` needs of a lazily loaded
+    /// file's contents.
+    pub fn load_range(&self, offset: u64, len: u64) -> crate::Result<()> {
         if !self.state.read().file().is_some_and(|f| f.is_pending()) {
             return Ok(());
         }
         match self.state.write().file_mut() {
-            Some(f) => f.load(&self.shared),
+            Some(f) => f.load_range(&self.shared, offset, len),
             None => Ok(()),
         }
     }
