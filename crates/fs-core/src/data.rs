@@ -38,22 +38,28 @@ pub(crate) struct Pending {
 impl Pending {
     /// Forgets the unfetched bytes at `from..to` (fetched or overwritten).
     fn cut(&mut self, from: u64, to: u64) {
-        let mut kept = Vec::with_capacity(self.extents.len() + 1);
-        for &(off, src, len) in &self.extents {
-            let end = off + len;
-            if end <= from || off >= to {
-                kept.push((off, src, len));
-                continue;
-            }
-            if off < from {
-                kept.push((off, src, from - off));
-            }
-            if end > to {
-                kept.push((to, src + (to - off), end - to));
-            }
-        }
-        self.extents = kept;
+        cut(&mut self.extents, from, to);
     }
+}
+
+/// Removes file offsets `from..to` from sorted, disjoint extents
+/// `(file offset, source offset, length)`.
+fn cut(extents: &mut Vec<(u64, u64, u64)>, from: u64, to: u64) {
+    let mut kept = Vec::with_capacity(extents.len() + 1);
+    for &(off, src, len) in extents.iter() {
+        let end = off + len;
+        if end <= from || off >= to {
+            kept.push((off, src, len));
+            continue;
+        }
+        if off < from {
+            kept.push((off, src, from - off));
+        }
+        if end > to {
+            kept.push((to, src + (to - off), end - to));
+        }
+    }
+    *extents = kept;
 }
 
 /// How much of a pending file is fetched from the source at once.
@@ -79,6 +85,10 @@ pub(crate) struct FileData {
     allocated: u64,
     blocks: BTreeMap<u64, Block>,
     pending: Option<Box<Pending>>,
+    /// For a file given a ranged source: extents that still hold the
+    /// source's bytes (fetched or not), i.e. that no write or truncate has
+    /// touched since. What a mirror can keep without reading.
+    clean: Vec<(u64, u64, u64)>,
 }
 
 impl FileData {
@@ -96,8 +106,36 @@ impl FileData {
     }
 
     pub fn allocated(&self) -> u64 {
-        let unfetched: u64 = self.pending.iter().flat_map(|p| &p.extents).map(|e| e.2).sum();
+        let unfetched: u64 = self
+            .pending
+            .iter()
+            .flat_map(|p| &p.extents)
+            .map(|e| e.2)
+            .sum();
         self.allocated + unfetched
+    }
+
+    /// Byte ranges still holding the bytes of the ranged source the file
+    /// was given (fetched or not).
+    pub fn clean(&self) -> Vec<(u64, u64)> {
+        self.clean
+            .iter()
+            .map(|&(off, _, len)| (off, off + len))
+            .collect()
+    }
+
+    /// Gives an empty file `size` bytes that live in a ranged source.
+    pub fn from_source(source: Arc<dyn ImageSource>, size: u64) -> FileData {
+        FileData {
+            size,
+            pending: Some(Box::new(Pending {
+                source,
+                extents: alloc::vec![(0, 0, size)],
+                crc: None,
+            })),
+            clean: alloc::vec![(0, 0, size)],
+            ..FileData::default()
+        }
     }
 
     /// Byte ranges whose contents still live only in the source.
@@ -130,6 +168,8 @@ impl FileData {
             .div_ceil(FETCH_CHUNK)
             .saturating_mul(FETCH_CHUNK);
         let mut p = self.pending.take().expect("checked above");
+        // Fetched bytes are the source's: writing them keeps them clean.
+        let clean = core::mem::take(&mut self.clean);
         let wanted: Vec<(u64, u64, u64)> = p
             .extents
             .iter()
@@ -164,6 +204,7 @@ impl FileData {
                 done += n as u64;
             }
         }
+        self.clean = clean;
         if !p.extents.is_empty() {
             self.pending = Some(p);
         }
@@ -305,6 +346,7 @@ impl FileData {
             }
         }
         self.size = self.size.max(offset + done as u64);
+        cut(&mut self.clean, offset, offset + done as u64);
         if let Some(p) = &mut self.pending {
             p.cut(offset, offset + done as u64);
             if p.extents.is_empty() {
@@ -389,6 +431,7 @@ impl FileData {
             // Nothing of the old contents survives: no need to fetch them.
             self.pending = None;
         }
+        cut(&mut self.clean, new, u64::MAX);
         match &mut self.pending {
             Some(p) if p.crc.is_none() => {
                 // Bytes past the new end are gone, so a later grow reads
@@ -436,6 +479,7 @@ impl FileData {
         self.allocated = 0;
         self.blocks.clear();
         self.pending = None;
+        self.clean.clear();
         self.size = 0;
     }
 

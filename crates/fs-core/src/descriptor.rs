@@ -151,7 +151,9 @@ impl Descriptor {
         len: usize,
         offset: u64,
     ) -> Result<usize> {
-        self.reading(offset, len, |file, shift| file.read_append(shift, offset, len, out))
+        self.reading(offset, len, |file, shift| {
+            file.read_append(shift, offset, len, out)
+        })
     }
 
     /// The checks and bookkeeping every read of `len` bytes at `offset`
@@ -234,16 +236,18 @@ impl Descriptor {
             return Err(ErrorCode::Invalid);
         }
         if size > 0 {
-            *file = crate::data::FileData::lazy(
-                size,
-                crate::data::Pending {
-                    source,
-                    extents: alloc::vec![(0, 0, size)],
-                    crc: None,
-                },
-            );
+            *file = crate::data::FileData::from_source(source, size);
         }
         Ok(())
+    }
+
+    /// Byte ranges `(start, end)` of this file that still hold the bytes
+    /// of the source [`set_source`](Self::set_source) gave it, fetched or
+    /// not: nothing has written or truncated them since.
+    pub fn from_source(&self) -> Result<alloc::vec::Vec<(u64, u64)>> {
+        self.require_file()?;
+        let state = self.inode.state.read();
+        Ok(state.file().map(|f| f.clean()).unwrap_or_default())
     }
 
     /// Byte ranges `(start, end)` of this file whose contents have not been

@@ -172,7 +172,7 @@ pub fn cat(args: CatArgs) -> ExitCode {
             }
             None => bail!("{}: no such file in the store", args.path),
         }
-        let bytes = s.store.get(&key, None)?;
+        let bytes = s.store.get(&key, None, &Cond::None)?;
         std::io::stdout().lock().write_all(&bytes)?;
         Ok(())
     })())
@@ -195,7 +195,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
             let body = if o.key.ends_with('/') {
                 Vec::new()
             } else {
-                s.store.get(&o.key, None)?
+                s.store.get(&o.key, None, &Cond::None)?
             };
             dest.put(path, &body, &o.meta, &Cond::None)
                 .with_context(|| format!("writing {path}"))?;

@@ -10,6 +10,7 @@
 //!   and close go through it.
 
 // A host directory, with Unix modes and owners.
+mod lazy;
 #[cfg(unix)]
 pub mod local;
 pub mod mem;

@@ -102,13 +102,7 @@ impl LocalDir {
         Ok(Some(ObjectInfo {
             key,
             size,
-            etag: format!(
-                "\"{:x}-{:x}-{:x}.{}\"",
-                m.ino(),
-                size,
-                m.mtime(),
-                m.mtime_nsec()
-            ),
+            etag: etag(&m, size),
             meta,
         }))
     }
@@ -214,16 +208,22 @@ impl ObjectStore for LocalDir {
         self.info(key.to_string(), &path)
     }
 
-    fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>> {
+    fn get(&self, key: &str, range: Option<Range<u64>>, cond: &Cond) -> Result<Vec<u8>> {
         let path = self.path(key)?;
         let m = fs::symlink_metadata(&path).map_err(io(&path))?;
         let all = if m.file_type().is_symlink() {
-            fs::read_link(&path)
+            let target = fs::read_link(&path)
                 .map_err(io(&path))?
                 .into_os_string()
-                .into_encoded_bytes()
+                .into_encoded_bytes();
+            cond.check(key, Some(&etag(&m, target.len() as u64)))?;
+            target
         } else if m.is_file() {
+            // The version is that of the file opened: replacements are
+            // renames, so what is read below is all of one version.
             let mut f = File::open(&path).map_err(io(&path))?;
+            let m = f.metadata().map_err(io(&path))?;
+            cond.check(key, Some(&etag(&m, m.len())))?;
             let r = range.unwrap_or(0..m.len());
             let (start, end) = (r.start.min(m.len()), r.end.min(m.len()));
             let mut buf = vec![0; end.saturating_sub(start) as usize];
@@ -281,7 +281,7 @@ impl ObjectStore for LocalDir {
     }
 
     fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
-        let body = self.get(from, None)?;
+        let body = self.get(from, None, &Cond::None)?;
         self.put(to, &body, meta, cond)
     }
 
@@ -315,4 +315,16 @@ impl LocalDir {
             Err(e) => Err(io(path)(e)),
         }
     }
+}
+
+/// A version tag that changes whenever the file is replaced (new inode) or
+/// rewritten in place by another tool (size, mtime).
+fn etag(m: &fs::Metadata, size: u64) -> String {
+    format!(
+        "\"{:x}-{:x}-{:x}.{}\"",
+        m.ino(),
+        size,
+        m.mtime(),
+        m.mtime_nsec()
+    )
 }

@@ -146,7 +146,7 @@ impl ObjectStore for MemStore {
             .map(|o| MemStore::info(key, o)))
     }
 
-    fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>> {
+    fn get(&self, key: &str, range: Option<Range<u64>>, cond: &Cond) -> Result<Vec<u8>> {
         self.gate()?;
         let o = self
             .objects
@@ -155,6 +155,7 @@ impl ObjectStore for MemStore {
             .get(key)
             .cloned()
             .ok_or_else(|| StoreError::new(ErrorKind::NotFound, key))?;
+        self.check(Some(&o), cond)?;
         let len = o.body.len() as u64;
         let r = range.unwrap_or(0..len);
         let (start, end) = (r.start.min(len) as usize, r.end.min(len) as usize);

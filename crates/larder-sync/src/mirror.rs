@@ -10,6 +10,7 @@
 //! new name of a renamed file, never neither. Whatever fails stays in the
 //! difference, so the next sync sends it again: nothing is dropped.
 
+use crate::lazy::StoreSource;
 use crate::meta::{self, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, StoreError};
 use fs_core::{
@@ -63,6 +64,10 @@ struct Synced {
 const PART: usize = 8 << 20;
 const PARTS_FROM: usize = 2 * PART;
 
+/// The hash of a piece kept without being read (never equal to a real
+/// one in practice, so the piece is compared again after it is read).
+const UNKNOWN_HASH: [u8; 32] = [0; 32];
+
 fn part_hashes(body: &[u8]) -> Vec<[u8; 32]> {
     if body.len() < PARTS_FROM {
         return Vec::new();
@@ -104,6 +109,9 @@ struct State {
     clean: bool,
     conflicts: Vec<String>,
     last_error: Option<String>,
+    /// Sources of files restored lazily, by inode, to re-point when the
+    /// mirror moves their unfetched bytes to a new object.
+    lazy: HashMap<u64, Arc<StoreSource>>,
 }
 
 /// What one sync did.
@@ -183,6 +191,27 @@ fn valid_path(path: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= 255 && !c.contains('\0'))
 }
 
+/// Runs `op`, retrying transient failures with exponential backoff.
+pub(crate) fn with_retry<T>(
+    retry: &Retry,
+    what: &str,
+    mut op: impl FnMut() -> crate::store::Result<T>,
+) -> crate::store::Result<T> {
+    let mut delay = retry.first_delay;
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Err(e) if e.kind == ErrorKind::Transient && attempt < retry.attempts => {
+                tracing::warn!(%what, attempt, error = %e, "store request failed; retrying");
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(retry.max_delay);
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -231,25 +260,12 @@ impl Mirror {
             .any(|e| e.is_empty() || path == e || path.starts_with(&format!("{e}/")))
     }
 
-    /// Runs `op`, retrying transient failures with exponential backoff.
     fn retried<T>(
         &self,
         what: &str,
-        mut op: impl FnMut() -> crate::store::Result<T>,
+        op: impl FnMut() -> crate::store::Result<T>,
     ) -> crate::store::Result<T> {
-        let mut delay = self.retry.first_delay;
-        let mut attempt = 1;
-        loop {
-            match op() {
-                Err(e) if e.kind == ErrorKind::Transient && attempt < self.retry.attempts => {
-                    tracing::warn!(%what, attempt, error = %e, "store request failed; retrying");
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(self.retry.max_delay);
-                    attempt += 1;
-                }
-                r => return r,
-            }
-        }
+        with_retry(&self.retry, what, op)
     }
 
     /// Every mirrored object of the tree, by path.
@@ -332,6 +348,54 @@ impl Mirror {
                 }
             }
         }
+    }
+
+    /// Whether `path` is a large file restored lazily whose unfetched bytes
+    /// are those of the object at `key` as last synced: then its pieces
+    /// that were never fetched are kept by server-side copy, not read.
+    fn keeps_unchanged(&self, st: &State, path: &str, node: &Node, key: &str) -> bool {
+        node.kind == Kind::File
+            && node.stat.size >= PARTS_FROM as u64
+            && st.synced.get(path).is_some_and(|s| {
+                s.kind == Kind::File
+                    && st
+                        .lazy
+                        .get(&node.stat.ino)
+                        .is_some_and(|src| src.at() == (key.to_string(), s.etag.clone()))
+            })
+    }
+
+    /// A lazily restored file as pieces: those nothing has written since
+    /// the restore kept from the stored object (their hash unknown), the
+    /// rest read and sent.
+    fn unchanged_parts(fs: &Fs, path: &str) -> Result<(Vec<Part>, Vec<[u8; 32]>), ErrorCode> {
+        let root = fs.root(DF::READ)?;
+        let f = root.open_at(PF::empty(), path, OF::empty(), DF::READ)?;
+        let unchanged = f.from_source()?;
+        let size = f.stat().size;
+        let (mut parts, mut hashes) = (Vec::new(), Vec::new());
+        let mut at = 0u64;
+        while at < size {
+            let end = (at + PART as u64).min(size);
+            if unchanged.iter().any(|&(a, b)| a <= at && end <= b) {
+                parts.push(Part::Keep(at..end));
+                hashes.push(UNKNOWN_HASH);
+            } else {
+                let mut buf = vec![0; (end - at) as usize];
+                let mut n = 0;
+                while n < buf.len() {
+                    match f.read(&mut buf[n..], at + n as u64)? {
+                        // Truncated meanwhile: the next sync sees it.
+                        0 => buf.truncate(n),
+                        k => n += k,
+                    }
+                }
+                hashes.push(*blake3::hash(&buf).as_bytes());
+                parts.push(Part::Data(buf));
+            }
+            at = end;
+        }
+        Ok((parts, hashes))
     }
 
     /// Whether `cond` holds in the store, for stores that do not check
@@ -454,6 +518,24 @@ impl Mirror {
                         self.retried(&key, || self.store.copy(&from_key, &key, &meta, &cond))
                     })
                 }
+                None if self.keeps_unchanged(st, path, node, &key) => {
+                    let (pieces, hashes) = match Mirror::unchanged_parts(fs, path) {
+                        Ok(p) => p,
+                        Err(ErrorCode::NoEntry) => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    parts = hashes;
+                    report.bytes_uploaded += pieces
+                        .iter()
+                        .map(|p| match p {
+                            Part::Data(d) => d.len() as u64,
+                            Part::Keep(_) => 0,
+                        })
+                        .sum::<u64>();
+                    self.check_cond(&key, &cond).and_then(|()| {
+                        self.retried(&key, || self.store.put_parts(&key, &pieces, &meta, &cond))
+                    })
+                }
                 None => {
                     let body = match Mirror::body(fs, path, node.kind) {
                         Ok(b) => b,
@@ -490,6 +572,9 @@ impl Mirror {
                     } else {
                         report.uploaded += 1;
                     }
+                    if let Some(src) = st.lazy.get(&node.stat.ino) {
+                        src.repoint(&key, &etag);
+                    }
                     etag
                 }
                 Err(e) if e.kind == ErrorKind::Conflict && node.kind == Kind::Dir => {
@@ -498,7 +583,12 @@ impl Mirror {
                 }
                 Err(e) if e.kind == ErrorKind::Conflict => {
                     match self.already_ours(fs, path, node, &key, &meta)? {
-                        Some(etag) => etag,
+                        Some(etag) => {
+                            if let Some(src) = st.lazy.get(&node.stat.ino) {
+                                src.repoint(&key, &etag);
+                            }
+                            etag
+                        }
                         None => {
                             // The object at `path` is theirs now.
                             parts = Vec::new();
@@ -556,7 +646,7 @@ impl Mirror {
         if info.size != ours.len() as u64 {
             return Ok(None);
         }
-        let theirs = self.retried(key, || self.store.get(key, None))?;
+        let theirs = self.retried(key, || self.store.get(key, None, &Cond::None))?;
         Ok((theirs == ours).then_some(info.etag))
     }
 
@@ -648,7 +738,7 @@ impl Mirror {
         let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY)?;
         let mut etags: BTreeMap<String, (Kind, String)> = BTreeMap::new();
         let mut attrs: Vec<(String, meta::Attrs)> = Vec::new();
-        let mut files: Vec<(String, String)> = Vec::new();
+        let mut lazy: HashMap<u64, Arc<StoreSource>> = HashMap::new();
         for o in &objects {
             let rel = &o.key[self.prefix.len()..];
             let a = meta::decode(&o.meta);
@@ -665,7 +755,10 @@ impl Mirror {
                 continue;
             }
             match self.restore_one(&root, o, path, kind) {
-                Ok(()) => {}
+                Ok(Some((ino, source))) => {
+                    lazy.insert(ino, source);
+                }
+                Ok(None) => {}
                 // The store failing is an error; an object that cannot be
                 // a file here (a name taken by a file) is skipped.
                 Err(e @ SyncError::Store(_)) => return Err(e),
@@ -674,13 +767,9 @@ impl Mirror {
                     continue;
                 }
             }
-            if kind == Kind::File {
-                files.push((path.to_string(), o.key.clone()));
-            }
             etags.insert(path.to_string(), (kind, o.etag.clone()));
             attrs.push((path.to_string(), a));
         }
-        self.fetch_all(&root, &files)?;
         // Modes and times last, deepest first, so creating children does
         // not move a directory's mtime afterwards.
         for (path, a) in attrs.iter().rev() {
@@ -716,6 +805,7 @@ impl Mirror {
                 }
             }
         }
+        st.lazy = lazy;
         // Directories only implied by keys get their markers at the first
         // sync, which is therefore not clean yet.
         st.seen_seq = fs.change_seq();
@@ -723,37 +813,41 @@ impl Mirror {
         Ok(())
     }
 
-    /// Fetches the contents of `files` (path, key), `FETCHERS` at once.
-    fn fetch_all(
-        &self,
-        root: &fs_core::Descriptor,
-        files: &[(String, String)],
-    ) -> Result<(), SyncError> {
+    /// Fetches everything still unfetched of the files restored lazily,
+    /// many at once (an optional warm-up after `restore`; reads fetch what
+    /// they need anyway).
+    pub fn prefetch(&self, fs: &Fs) -> Result<(), SyncError> {
         const FETCHERS: usize = 16;
+        let inos: std::collections::HashSet<u64> = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.lazy.keys().copied().collect()
+        };
+        let files: Vec<String> = self
+            .scan(fs)?
+            .into_iter()
+            .filter(|(_, n)| n.kind == Kind::File && inos.contains(&n.stat.ino))
+            .map(|(p, _)| p)
+            .collect();
+        let root = fs.root(DF::READ)?;
         let next = std::sync::atomic::AtomicUsize::new(0);
         let failed: Mutex<Option<SyncError>> = Mutex::new(None);
         std::thread::scope(|s| {
             for _ in 0..FETCHERS.min(files.len()) {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((path, key)) = files.get(i) else {
+                    let Some(path) = files.get(i) else {
                         return;
                     };
                     if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
                         return;
                     }
-                    let r = self
-                        .retried(key, || self.store.get(key, None))
-                        .map_err(SyncError::from)
-                        .and_then(|body| {
-                            let f = root.open_at(PF::empty(), path, OF::empty(), DF::WRITE)?;
-                            let mut done = 0;
-                            while done < body.len() {
-                                done += f.write(&body[done..], done as u64)?;
-                            }
-                            Ok(())
-                        });
-                    if let Err(e) = r {
+                    let r = match root.open_at(PF::empty(), path, OF::empty(), DF::READ) {
+                        Ok(f) => f.fetch(),
+                        // Changed since the scan: nothing left to fetch.
+                        Err(ErrorCode::NoEntry | ErrorCode::IsDirectory) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = r.map_err(SyncError::from) {
                         failed
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -775,7 +869,7 @@ impl Mirror {
         o: &ObjectInfo,
         path: &str,
         kind: Kind,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Option<(u64, Arc<StoreSource>)>, SyncError> {
         // Parents first (other tools write keys without directory markers).
         let mut parent = String::new();
         let mut parts: Vec<&str> = path.split('/').collect();
@@ -792,20 +886,31 @@ impl Mirror {
         }
         match kind {
             Kind::Dir => match root.create_directory_at(path) {
-                Ok(()) | Err(ErrorCode::Exist) => Ok(()),
+                Ok(()) | Err(ErrorCode::Exist) => Ok(None),
                 Err(e) => Err(e.into()),
             },
             Kind::Symlink => {
-                let target = self.retried(&o.key, || self.store.get(&o.key, None))?;
+                let target = self.retried(&o.key, || self.store.get(&o.key, None, &Cond::None))?;
                 let target = String::from_utf8(target)
                     .map_err(|_| SyncError::Fs(ErrorCode::IllegalByteSequence))?;
                 root.symlink_at(&target, path)?;
-                Ok(())
+                Ok(None)
             }
-            // Created empty here; `fetch_all` fills them, many at once.
+            // The bytes stay in the store until a read reaches them.
             Kind::File => {
-                root.open_at(PF::empty(), path, OF::CREATE | OF::TRUNCATE, DF::WRITE)?;
-                Ok(())
+                let f = root.open_at(PF::empty(), path, OF::CREATE | OF::TRUNCATE, DF::WRITE)?;
+                if o.size == 0 {
+                    return Ok(None);
+                }
+                let source = Arc::new(StoreSource::new(
+                    self.store.clone(),
+                    self.retry,
+                    o.size,
+                    &o.key,
+                    &o.etag,
+                ));
+                f.set_source(source.clone(), o.size)?;
+                Ok(Some((f.stat().ino, source)))
             }
         }
     }

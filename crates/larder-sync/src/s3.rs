@@ -96,8 +96,8 @@ fn copy_source(bucket: &str, key: &str) -> String {
     s
 }
 
-/// `If-Match` / `If-None-Match: *` on a put or a multipart completion
-/// (different builder types with the same two setters).
+/// `If-Match` / `If-None-Match: *` on a get, a put or a multipart
+/// completion (different builder types with the same two setters).
 macro_rules! with_cond {
     ($req:expr, $cond:expr) => {
         match $cond {
@@ -271,8 +271,9 @@ impl Inner {
         Ok(infos)
     }
 
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>> {
+    async fn get(&self, key: &str, range: Option<Range<u64>>, cond: &Cond) -> Result<Vec<u8>> {
         let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+        req = with_cond!(req, cond);
         if let Some(r) = &range {
             if r.end <= r.start {
                 return Ok(Vec::new());
@@ -490,9 +491,9 @@ impl ObjectStore for S3Store {
         self.run(async move { i.head(&key).await })
     }
 
-    fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>> {
-        let (i, key) = (self.inner.clone(), key.to_string());
-        self.run(async move { i.get(&key, range).await })
+    fn get(&self, key: &str, range: Option<Range<u64>>, cond: &Cond) -> Result<Vec<u8>> {
+        let (i, key, cond) = (self.inner.clone(), key.to_string(), cond.clone());
+        self.run(async move { i.get(&key, range, &cond).await })
     }
 
     fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String> {

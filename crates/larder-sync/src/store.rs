@@ -102,8 +102,10 @@ pub trait ObjectStore: Send + Sync {
     /// Every object whose key starts with `prefix`, in key order.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
-    /// The object's bytes, or those in `range` (clamped to its size).
-    fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Vec<u8>>;
+    /// The object's bytes, or those in `range` (clamped to its size), from
+    /// the version `cond` names (`IfMatch`: a Conflict if it changed, so
+    /// ranges read at different times never mix two versions).
+    fn get(&self, key: &str, range: Option<Range<u64>>, cond: &Cond) -> Result<Vec<u8>>;
     /// Writes the whole object atomically (readers see old or new, never a
     /// mix) and durably; returns the new ETag.
     fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String>;
@@ -114,7 +116,7 @@ pub trait ObjectStore: Send + Sync {
         let mut body = Vec::new();
         for p in parts {
             match p {
-                Part::Keep(r) => body.extend(self.get(key, Some(r.clone()))?),
+                Part::Keep(r) => body.extend(self.get(key, Some(r.clone()), cond)?),
                 Part::Data(d) => body.extend_from_slice(d),
             }
         }

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::counting::Counting;
 use common::model::*;
 use common::moto::Moto;
 use fs_core::{DescriptorFlags as DF, Fs, OpenFlags as OF, PathFlags as PF};
@@ -205,4 +206,64 @@ fn a_small_change_to_a_large_s3_object_round_trips() {
     let r = mirror.sync(&fs).unwrap();
     assert!(r.bytes_uploaded <= 8 << 20, "{r:?}");
     assert_eq!(tree(&restored(s, "")), tree(&fs));
+}
+
+/// A 200 MiB object another client uploaded is restored without
+/// downloading it: reads fetch the 1 MiB chunks they reach, a 4 KiB
+/// overwrite syncs as one 8 MiB piece (the rest copied server-side), and
+/// the other client then downloads exactly the file Larder sees.
+#[test]
+fn lazy_restore_of_a_200_mib_object_reads_only_what_is_touched() {
+    const MIB: u64 = 1 << 20;
+    let m = Moto::start();
+    let size = 200 * MIB;
+    let mut want: Vec<u8> = (0..size)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9) >> 13) as u8)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let up = dir.path().join("up.bin");
+    std::fs::write(&up, &want).unwrap();
+    m.boto3(&format!(
+        "S3.upload_file('{}', B, 'lazy/big.bin')\n",
+        up.display()
+    ));
+
+    let s = Counting::new(store(&m, "lazy/", None));
+    let fs = Fs::in_memory();
+    let mirror = Mirror::restore(s.clone(), "lazy/", &fs).unwrap();
+    assert_eq!(s.fetched(), 0, "the restore downloaded contents");
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), "big.bin", OF::empty(), DF::READ | DF::WRITE)
+        .unwrap();
+    assert_eq!(f.stat().size, size);
+    for at in [0, 123 * MIB + 17, size - 4096] {
+        let mut buf = vec![0; 4096];
+        let mut n = 0;
+        while n < buf.len() {
+            n += f.read(&mut buf[n..], at + n as u64).unwrap();
+        }
+        assert!(buf == want[at as usize..][..4096], "bytes at {at}");
+    }
+    assert_eq!(s.fetched(), 3 * MIB, "three reads, three chunks");
+
+    f.write(&[0x5a; 4096], 100 * MIB).unwrap();
+    want[(100 * MIB) as usize..][..4096].fill(0x5a);
+    let r = mirror.sync(&fs).unwrap();
+    assert_eq!(r.bytes_uploaded, 8 * MIB, "{r:?}");
+    assert!(s.fetched() <= 11 * MIB, "fetched {} bytes", s.fetched());
+
+    let down = dir.path().join("down.bin");
+    m.boto3(&format!(
+        "S3.download_file(B, 'lazy/big.bin', '{}')\n",
+        down.display()
+    ));
+    assert!(
+        std::fs::read(&down).unwrap() == want,
+        "the object differs from the file"
+    );
+    // The untouched bytes now come from the object the sync wrote.
+    let mut buf = vec![0; 64];
+    f.read(&mut buf, 50 * MIB).unwrap();
+    assert!(buf == want[(50 * MIB) as usize..][..64]);
 }

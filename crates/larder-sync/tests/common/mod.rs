@@ -1,2 +1,3 @@
+pub mod counting;
 pub mod model;
 pub mod moto;
