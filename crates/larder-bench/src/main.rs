@@ -500,9 +500,13 @@ fn sync_section(root: &Path, repeats: usize) -> Result<String> {
             base / secs
         ));
     }
-    md.push_str("\nRestore of 1,000 files of 1 KiB in 10 directories (listing, metadata, contents):\n\n| store | restore |\n|---|---|\n");
-    for (name, secs) in &rows.restore {
-        md.push_str(&format!("| {name} | {:.0} ms |\n", secs * 1e3));
+    md.push_str("\nRestore of 1,000 files of 1 KiB in 10 directories: the tree (listing and metadata; contents stay in the store until read), then a prefetch of every file's contents:\n\n| store | tree restored | + all contents fetched |\n|---|---|---|\n");
+    for (name, tree, all) in &rows.restore {
+        md.push_str(&format!(
+            "| {name} | {:.0} ms | {:.0} ms |\n",
+            tree * 1e3,
+            all * 1e3
+        ));
     }
     md.push_str(&format!(
         "\nA 4 KiB overwrite in the middle of a 100 MiB file, then fsync, sends {:.1} MiB to the store.\n",

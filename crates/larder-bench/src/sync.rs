@@ -19,8 +19,9 @@ use wasmtime::{format_err, Result};
 pub struct Rows {
     /// (store, median seconds) for write + fsync of 1 MiB; first is std::fs.
     pub fsync: Vec<(String, f64)>,
-    /// (store, seconds) to restore 1,000 files of 1 KiB.
-    pub restore: Vec<(String, f64)>,
+    /// (store, seconds to restore 1,000 files of 1 KiB, seconds until
+    /// their contents are fetched too).
+    pub restore: Vec<(String, f64, f64)>,
     /// Bytes sent for a 4 KiB overwrite in a 100 MiB file, then fsync.
     pub overwrite_bytes: u64,
 }
@@ -94,7 +95,9 @@ fn fsync_latency(store: Arc<dyn ObjectStore>, prefix: &str, repeats: usize) -> R
     Ok(median(v))
 }
 
-fn restore_time(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<f64> {
+/// Seconds until the tree is restored (contents lazy), and until every
+/// file's contents are in memory too (a prefetch right after).
+fn restore_time(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<(f64, f64)> {
     let fs = Fs::in_memory();
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY)?;
     for d in 0..10 {
@@ -108,8 +111,21 @@ fn restore_time(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<f64> {
         .map_err(|e| format_err!("sync: {e}"))?;
     let t = Instant::now();
     let back = Fs::in_memory();
-    Mirror::restore(store, prefix, &back).map_err(|e| format_err!("restore: {e}"))?;
-    Ok(t.elapsed().as_secs_f64())
+    let mirror = Mirror::restore(store, prefix, &back).map_err(|e| format_err!("restore: {e}"))?;
+    let tree = t.elapsed().as_secs_f64();
+    mirror
+        .prefetch(&back)
+        .map_err(|e| format_err!("prefetch: {e}"))?;
+    let all = t.elapsed().as_secs_f64();
+    // Spot check: what was fetched is what was written.
+    let mut buf = [0u8; 1024];
+    back.root(DF::READ)?
+        .open_at(PF::empty(), "d9/f99", OF::empty(), DF::READ)?
+        .read(&mut buf, 0)?;
+    if buf != [99; 1024] {
+        return Err(format_err!("restored d9/f99 differs"));
+    }
+    Ok((tree, all))
 }
 
 pub fn run(root: &Path, repeats: usize) -> Result<Rows> {
@@ -132,10 +148,8 @@ pub fn run(root: &Path, repeats: usize) -> Result<Rows> {
         "local directory (tmpfs)".into(),
         fsync_latency(local.clone(), "lat/", repeats)?,
     ));
-    let mut restore = vec![(
-        "local directory (tmpfs)".to_string(),
-        restore_time(local, "restore/")?,
-    )];
+    let (tree, all) = restore_time(local, "restore/")?;
+    let mut restore = vec![("local directory (tmpfs)".to_string(), tree, all)];
 
     let server = moto(root);
     if let Some(m) = &server {
@@ -155,10 +169,8 @@ pub fn run(root: &Path, repeats: usize) -> Result<Rows> {
             "S3 (moto on loopback)".into(),
             fsync_latency(s3.clone(), "lat/", repeats)?,
         ));
-        restore.push((
-            "S3 (moto on loopback)".into(),
-            restore_time(s3, "restore/")?,
-        ));
+        let (tree, all) = restore_time(s3, "restore/")?;
+        restore.push(("S3 (moto on loopback)".into(), tree, all));
     }
 
     // What a 4 KiB overwrite in a 100 MiB file sends (counted by a store

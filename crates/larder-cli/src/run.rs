@@ -27,14 +27,18 @@ pub struct RunArgs {
     env: Vec<(String, String)>,
     /// Keep the filesystem in a store: a directory (or file:///path), or
     /// s3://bucket/prefix[?endpoint=URL&region=R&path-style=true].
-    /// Restored at start, mirrored on fsync, on close (see --sync-mode) and
-    /// at exit.
+    /// Restored at start (each file's contents fetched when first read),
+    /// mirrored on fsync, on close (see --sync-mode) and at exit.
     #[arg(long, value_name = "URL")]
     store: Option<String>,
     /// When changes go to the store besides fsync and exit: `close` (a
     /// written file is closed), `fsync` (only then), `periodic=SECS`.
     #[arg(long, value_name = "MODE", default_value = "close", value_parser = parse_sync_mode)]
     sync_mode: SyncMode,
+    /// With --store: fetch all file contents in the background at start
+    /// (otherwise each file's bytes are fetched when first read).
+    #[arg(long, requires = "store")]
+    prefetch: bool,
     /// Run this many instances at once, on one shared filesystem.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     instances: u32,
@@ -129,7 +133,11 @@ pub fn main(args: RunArgs) -> ExitCode {
     let mut builder = VfsBuilder::new();
     if let Some(url) = &args.store {
         match crate::store::open(url) {
-            Ok(s) => builder = builder.store(s.store, &s.prefix, args.sync_mode),
+            Ok(s) => {
+                builder = builder
+                    .store(s.store, &s.prefix, args.sync_mode)
+                    .prefetch(args.prefetch)
+            }
             Err(e) => return usage(format_args!("{e:#}")),
         }
     }

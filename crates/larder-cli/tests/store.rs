@@ -29,13 +29,13 @@ fn run_store(store: &Path, extra: &[&str], app: &str, args: &[&str]) -> std::pro
 fn files_persist_across_runs_in_a_plain_directory() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    for instances in ["1", "2"] {
-        let out = run_store(
-            &store,
-            &["--instances", instances],
-            "append",
-            &["/log", "/files", "50"],
-        );
+    // The second run restores the first's files, fetching them all at
+    // start (--prefetch) rather than as they are read.
+    for extra in [
+        &["--instances", "1"][..],
+        &["--instances", "2", "--prefetch"],
+    ] {
+        let out = run_store(&store, extra, "append", &["/log", "/files", "50"]);
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
     // Three instances' worth of records, whole lines, in the store as a
@@ -136,6 +136,9 @@ fn bad_store_input_is_a_clear_error() {
     let (code, err) = s(&["run", app, "--store", "ftp://x"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("expected a directory"), "{err}");
+    let (code, err) = s(&["run", app, "--prefetch"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--store"), "{err}");
     let (code, err) = s(&["run", app, "--store", "d", "--sync-mode", "sometimes"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--sync-mode"), "{err}");

@@ -91,6 +91,7 @@ struct StoreSpec {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     mode: SyncMode,
+    prefetch: bool,
 }
 
 /// Builds a [`Vfs`].
@@ -134,7 +135,18 @@ impl VfsBuilder {
             store,
             prefix: prefix.to_string(),
             mode,
+            prefetch: false,
         });
+        self
+    }
+
+    /// With a store: fetch every restored file's contents in the
+    /// background right after start-up, so later reads do not wait on
+    /// the store (without it, a read fetches what it reaches).
+    pub fn prefetch(mut self, on: bool) -> Self {
+        if let Some(s) = &mut self.store {
+            s.prefetch = on;
+        }
         self
     }
 
@@ -232,6 +244,16 @@ impl VfsBuilder {
         }) = self.store
         {
             spawn_periodic(Arc::downgrade(&vfs), every);
+        }
+        if self.store.as_ref().is_some_and(|s| s.prefetch) {
+            let weak = Arc::downgrade(&vfs);
+            std::thread::spawn(move || {
+                if let Some(v) = weak.upgrade() {
+                    if let Some(Err(e)) = v.mirror.as_ref().map(|m| m.prefetch(&v.fs)) {
+                        tracing::warn!(error = %e, "prefetch stopped; reads fetch what they need");
+                    }
+                }
+            });
         }
         Ok(vfs)
     }

@@ -1,0 +1,69 @@
+//! A store-backed Vfs: files come back from the store lazily, or all at
+//! once in the background with `prefetch`.
+
+use fs_core::{DescriptorFlags as DF, OpenFlags as OF, PathFlags as PF};
+use larder_sync::{Cond, MemStore, ObjectStore};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vfs_host::{SyncMode, VfsBuilder};
+
+fn store_with_files() -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new());
+    for (key, len) in [("app/a.bin", 3 << 20), ("app/d/b.txt", 10)] {
+        let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        store
+            .put(key, &body, &Default::default(), &Cond::None)
+            .unwrap();
+    }
+    store
+}
+
+#[test]
+fn contents_are_fetched_when_read_unless_prefetched() {
+    let store = store_with_files();
+    let vfs = VfsBuilder::new()
+        .store(store.clone(), "app/", SyncMode::OnFsync)
+        .build()
+        .unwrap();
+    assert_eq!(store.traffic().get_bytes, 0, "fetched before any read");
+    let root = vfs.fs().root(DF::READ).unwrap();
+    let f = root
+        .open_at(PF::empty(), "d/b.txt", OF::empty(), DF::READ)
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(f.read(&mut buf, 0).unwrap(), 10);
+    assert_eq!(&buf[..10], &(0..10).collect::<Vec<u8>>()[..]);
+    assert_eq!(store.traffic().get_bytes, 10);
+
+    let store = store_with_files();
+    let vfs = VfsBuilder::new()
+        .store(store.clone(), "app/", SyncMode::OnFsync)
+        .prefetch(true)
+        .build()
+        .unwrap();
+    let root = vfs.fs().root(DF::READ).unwrap();
+    let unfetched = |p: &str| {
+        let f = root.open_at(PF::empty(), p, OF::empty(), DF::READ).unwrap();
+        f.unfetched().unwrap().len()
+    };
+    let t = Instant::now();
+    while unfetched("a.bin") + unfetched("d/b.txt") > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "prefetch did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(store.traffic().get_bytes, (3 << 20) + 10);
+    // Everything is in memory now: the store going away changes nothing.
+    store.set_down(true);
+    let f = root
+        .open_at(PF::empty(), "a.bin", OF::empty(), DF::READ)
+        .unwrap();
+    let mut buf = vec![0u8; 100];
+    f.read(&mut buf, (2 << 20) + 7).unwrap();
+    let want: Vec<u8> = ((2 << 20) + 7..(2 << 20) + 107)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    assert_eq!(buf, want);
+}
