@@ -25,6 +25,27 @@ fn content_bytes(dir: &Path) -> u64 {
     total
 }
 
+/// Adds a bar over the objects a store restore lists (a request each on
+/// S3); returns it so the caller can clear it once the filesystem is built.
+pub fn attach_restore(builder: VfsBuilder) -> (VfsBuilder, ProgressBar) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} objects eta {eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("restoring from the store");
+    let b = bar.clone();
+    let builder = builder.on_restore_progress(move |done, total| {
+        b.set_length(total);
+        b.set_position(done);
+        if done == total {
+            b.finish_and_clear();
+        }
+    });
+    (builder, bar)
+}
+
 /// Adds a bar over all of `mounts` to `builder`; returns it so the caller
 /// can clear it once the filesystem is built.
 pub fn attach(

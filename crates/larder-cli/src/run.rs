@@ -141,6 +141,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             Err(e) => return usage(format_args!("{e:#}")),
         }
     }
+    let (builder, restoring) = crate::progress::attach_restore(builder);
     let (mut builder, bar) = crate::progress::attach(builder, &args.mounts, "mounting");
     for m in args.mounts {
         builder = builder.mount(m);
@@ -152,6 +153,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         }
     }
     let built = builder.build();
+    restoring.finish_and_clear();
     bar.finish_and_clear();
     let vfs = match built {
         Ok(v) => v,

@@ -24,4 +24,4 @@ pub mod store;
 pub use local::LocalDir;
 pub use mem::MemStore;
 pub use mirror::{Mirror, MirrorHook, Report, Retry, Status, SyncError};
-pub use store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, StoreError};
+pub use store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Progress, StoreError};

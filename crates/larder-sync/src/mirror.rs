@@ -12,7 +12,9 @@
 
 use crate::lazy::StoreSource;
 use crate::meta::{self, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
-use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, StoreError};
+use crate::store::{
+    Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Progress, StoreError,
+};
 use fs_core::{
     DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
     PathFlags as PF, Stat, SyncHook, Timestamp,
@@ -728,13 +730,26 @@ impl Mirror {
         prefix: &str,
         fs: &Fs,
     ) -> Result<Mirror, SyncError> {
+        Mirror::restore_reporting(store, prefix, fs, &|_, _| {})
+    }
+
+    /// [`Mirror::restore`], calling `progress(done, total)` as the store
+    /// lists objects (for a progress bar: on S3 each needs a request).
+    pub fn restore_reporting(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        fs: &Fs,
+        progress: &Progress<'_>,
+    ) -> Result<Mirror, SyncError> {
         let mirror = Mirror::new(store, prefix);
-        mirror.restore_into(fs)?;
+        mirror.restore_into(fs, progress)?;
         Ok(mirror)
     }
 
-    fn restore_into(&self, fs: &Fs) -> Result<(), SyncError> {
-        let objects = self.retried(&self.prefix, || self.store.list(&self.prefix))?;
+    fn restore_into(&self, fs: &Fs, progress: &Progress<'_>) -> Result<(), SyncError> {
+        let objects = self.retried(&self.prefix, || {
+            self.store.list_reporting(&self.prefix, progress)
+        })?;
         let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY)?;
         let mut etags: BTreeMap<String, (Kind, String)> = BTreeMap::new();
         let mut attrs: Vec<(String, meta::Attrs)> = Vec::new();

@@ -4,7 +4,9 @@
 //! servers. Requests run on a small tokio runtime of the store's own, so
 //! the mirror stays synchronous like the filesystem it mirrors.
 
-use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Result, StoreError};
+use crate::store::{
+    Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Progress, Result, StoreError,
+};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
@@ -12,6 +14,8 @@ use aws_sdk_s3::Client;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Bodies above this go up in parts, several at once.
 const MULTIPART_THRESHOLD: usize = 16 << 20;
@@ -106,6 +110,13 @@ macro_rules! with_cond {
             Cond::None => $req,
         }
     };
+}
+
+/// How many of a listing's HEADs are done, of how many.
+#[derive(Default)]
+struct Counter {
+    done: AtomicU64,
+    total: AtomicU64,
 }
 
 fn meta_map(meta: &Metadata) -> HashMap<String, String> {
@@ -237,7 +248,8 @@ impl Inner {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+    /// Listing, then a HEAD per object; `count` follows the HEADs.
+    async fn list(&self, prefix: &str, count: &Counter) -> Result<Vec<ObjectInfo>> {
         let mut keys = Vec::new();
         let mut token = None;
         loop {
@@ -261,8 +273,13 @@ impl Inner {
             }
         }
         // Listings carry no user metadata: one HEAD per object, many at once.
+        count.total.store(keys.len() as u64, Ordering::Relaxed);
         let mut infos: Vec<ObjectInfo> = stream::iter(keys)
-            .map(|k| async move { self.head(&k).await })
+            .map(|k| async move {
+                let r = self.head(&k).await;
+                count.done.fetch_add(1, Ordering::Relaxed);
+                r
+            })
             .buffer_unordered(PARALLEL)
             .try_filter_map(|i| async move { Ok(i) })
             .try_collect()
@@ -482,8 +499,38 @@ impl Inner {
 
 impl ObjectStore for S3Store {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.list_reporting(prefix, &|_, _| {})
+    }
+
+    fn list_reporting(&self, prefix: &str, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
         let (i, prefix) = (self.inner.clone(), prefix.to_string());
-        self.run(async move { i.list(&prefix).await })
+        let count = Arc::new(Counter::default());
+        let c = count.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.rt.spawn(async move {
+            let _ = tx.send(i.list(&prefix, &c).await);
+        });
+        // Waited for on this thread (see `run`), reporting as HEADs finish.
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(r) => {
+                    if let Ok(all) = &r {
+                        progress(all.len() as u64, all.len() as u64);
+                    }
+                    return r;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => progress(
+                    count.done.load(Ordering::Relaxed),
+                    count.total.load(Ordering::Relaxed),
+                ),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(StoreError::new(
+                        ErrorKind::Transient,
+                        "S3 listing task ended without an answer",
+                    ))
+                }
+            }
+        }
     }
 
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {

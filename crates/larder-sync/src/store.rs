@@ -97,10 +97,20 @@ pub enum Part {
     Data(Vec<u8>),
 }
 
+/// Called with (done, total) during long operations.
+pub type Progress<'a> = dyn Fn(u64, u64) + Send + Sync + 'a;
+
 /// Flat keys, `/` as separator by convention, as in S3.
 pub trait ObjectStore: Send + Sync {
     /// Every object whose key starts with `prefix`, in key order.
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    /// `list`, calling `progress(done, total)` as objects' metadata comes
+    /// in, for stores where that takes a request per object.
+    fn list_reporting(&self, prefix: &str, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        let all = self.list(prefix)?;
+        progress(all.len() as u64, all.len() as u64);
+        Ok(all)
+    }
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
     /// The object's bytes, or those in `range` (clamped to its size), from
     /// the version `cond` names (`IfMatch`: a Conflict if it changed, so

@@ -103,7 +103,19 @@ fn other_clients_read_and_write_the_same_tree() {
             40 << 20
         )
     );
-    let back = restored(s, "app/");
+    // A restore reports its progress over every object, ending complete.
+    let calls = std::sync::Mutex::new(Vec::new());
+    let back = Fs::in_memory();
+    Mirror::restore_reporting(s.clone(), "app/", &back, &|done, total| {
+        calls.lock().unwrap().push((done, total))
+    })
+    .unwrap();
+    let calls = calls.into_inner().unwrap();
+    let n = s.list("app/").unwrap().len() as u64;
+    assert_eq!(calls.last(), Some(&(n, n)), "{calls:?}");
+    assert!(calls
+        .windows(2)
+        .all(|w| w[0].0 <= w[1].0 && w[0].0 <= w[0].1));
     assert_eq!(
         tree(&back)
             .into_iter()

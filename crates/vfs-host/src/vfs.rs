@@ -92,6 +92,7 @@ struct StoreSpec {
     prefix: String,
     mode: SyncMode,
     prefetch: bool,
+    progress: Option<Box<larder_sync::Progress<'static>>>,
 }
 
 /// Builds a [`Vfs`].
@@ -136,7 +137,17 @@ impl VfsBuilder {
             prefix: prefix.to_string(),
             mode,
             prefetch: false,
+            progress: None,
         });
+        self
+    }
+
+    /// With a store: called with (objects done, objects in all) while the
+    /// store is listed at start-up, for progress bars.
+    pub fn on_restore_progress(mut self, f: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
+        if let Some(s) = &mut self.store {
+            s.progress = Some(Box::new(f));
+        }
         self
     }
 
@@ -174,7 +185,13 @@ impl VfsBuilder {
             .expect("a fresh filesystem has a root");
         let mut mirror = match &self.store {
             Some(s) => Some(
-                Mirror::restore(s.store.clone(), &s.prefix, &fs).map_err(MountError::Restore)?,
+                Mirror::restore_reporting(
+                    s.store.clone(),
+                    &s.prefix,
+                    &fs,
+                    s.progress.as_deref().unwrap_or(&|_, _| {}),
+                )
+                .map_err(MountError::Restore)?,
             ),
             None => None,
         };
