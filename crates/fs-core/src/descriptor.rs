@@ -196,6 +196,7 @@ impl Descriptor {
     }
 
     fn write_with(&self, data: &[u8], offset: impl FnOnce(u64) -> u64) -> Result<usize> {
+        let _notice = self.shared.change_notice();
         // Linux checks the open mode first; directories are never writable.
         if !self.flags.contains(DescriptorFlags::WRITE) {
             return Err(ErrorCode::BadDescriptor);
@@ -267,6 +268,7 @@ impl Descriptor {
 
     /// Truncates or extends (with a hole) the file.
     pub fn set_size(&self, size: u64) -> Result<()> {
+        let _notice = self.shared.change_notice();
         if !self.flags.contains(DescriptorFlags::WRITE) {
             // What ftruncate says for a descriptor not open for writing
             // (directories included).
@@ -278,6 +280,7 @@ impl Descriptor {
     }
 
     pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<()> {
+        let _notice = self.shared.change_notice();
         let allowed = if self.inode.is_dir() {
             self.flags.contains(DescriptorFlags::MUTATE_DIRECTORY)
         } else {

@@ -8,7 +8,7 @@ use crate::sync::{Mutex, RwLock};
 use crate::time::{Clock, Timestamp};
 use crate::types::{DescriptorFlags, PathFlags};
 use alloc::sync::{Arc, Weak};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// When reads update the access time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +75,27 @@ pub trait SyncHook: Send + Sync {
     /// A descriptor opened for writing on `ino` was dropped. Nothing can be
     /// reported from here; a failure must stay queued for the next sync.
     fn closed(&self, fs: &Fs, ino: u64);
+    /// Whether [`changed`](Self::changed) is wanted (write-through); asked
+    /// once, when the hook is installed.
+    fn wants_changes(&self) -> bool {
+        false
+    }
+    /// An operation that may have changed the tree or a file (a write, a
+    /// truncate, a create, a rename...) is returning, its locks released.
+    /// Like `closed`, it cannot fail the operation.
+    fn changed(&self, _fs: &Fs) {}
+}
+
+/// Calls the hook's `changed` when dropped: made at the start of a
+/// mutating operation, so it runs after every lock taken later is gone.
+pub(crate) struct ChangeNotice(Arc<Shared>);
+
+impl Drop for ChangeNotice {
+    fn drop(&mut self) {
+        if let Some((hook, fs)) = self.0.sync_hook() {
+            hook.changed(&fs);
+        }
+    }
 }
 
 /// State every inode and descriptor of one filesystem shares.
@@ -92,6 +113,8 @@ pub(crate) struct Shared {
     /// check and the move happen as one step (as Linux's s_vfs_rename_mutex).
     pub rename_lock: Mutex<()>,
     sync_hook: RwLock<Option<Arc<dyn SyncHook>>>,
+    /// Whether the hook wants `changed` (checked without the lock).
+    notify_changes: AtomicBool,
     /// The root, for handing the hook an [`Fs`] (weak: the root owns us).
     root: Mutex<Weak<Inode>>,
 }
@@ -115,6 +138,12 @@ impl Shared {
                 root,
             },
         ))
+    }
+    /// For a mutating operation to hold while it runs (write-through).
+    pub fn change_notice(self: &Arc<Self>) -> Option<ChangeNotice> {
+        self.notify_changes
+            .load(Ordering::Relaxed)
+            .then(|| ChangeNotice(self.clone()))
     }
     pub fn next_change(&self) -> u64 {
         self.change_seq.fetch_add(1, Ordering::AcqRel) + 1
@@ -188,6 +217,7 @@ impl Fs {
             open_handles: AtomicU64::new(0),
             rename_lock: Mutex::new(()),
             sync_hook: RwLock::new(None),
+            notify_changes: AtomicBool::new(false),
             root: Mutex::new(Weak::new()),
         });
         let root = Inode::new(&shared, Body::Dir(Dir::default()), 0o755)?;
@@ -204,6 +234,9 @@ impl Fs {
 
     /// Installs what fsync and closes report to (replacing any before).
     pub fn set_sync_hook(&self, hook: Arc<dyn SyncHook>) {
+        self.shared
+            .notify_changes
+            .store(hook.wants_changes(), Ordering::Relaxed);
         *self.shared.sync_hook.write() = Some(hook);
     }
 

@@ -43,6 +43,10 @@ impl Descriptor {
         open: OpenFlags,
         flags: DescriptorFlags,
     ) -> Result<Descriptor> {
+        // Write-through: a create or truncate is a change.
+        let _notice = open
+            .intersects(OpenFlags::CREATE | OpenFlags::TRUNCATE)
+            .then(|| self.shared.change_notice());
         let mut w = self.walker()?;
         if !self.flags.contains(DescriptorFlags::READ) {
             return Err(ErrorCode::NotPermitted);
@@ -158,6 +162,7 @@ impl Descriptor {
     }
 
     pub fn create_directory_at(&self, path: &str) -> Result<()> {
+        let _notice = self.shared.change_notice();
         self.require_mutate()?;
         let mut w = self.walker()?;
         let (last, _) = w.parent(path)?;
@@ -190,6 +195,7 @@ impl Descriptor {
     }
 
     pub fn unlink_file_at(&self, path: &str) -> Result<()> {
+        let _notice = self.shared.change_notice();
         self.require_mutate()?;
         let mut w = self.walker()?;
         let (last, trailing) = w.parent(path)?;
@@ -219,6 +225,7 @@ impl Descriptor {
     }
 
     pub fn remove_directory_at(&self, path: &str) -> Result<()> {
+        let _notice = self.shared.change_notice();
         self.require_mutate()?;
         let mut w = self.walker()?;
         let (last, _) = w.parent(path)?;
@@ -249,6 +256,7 @@ impl Descriptor {
     }
 
     pub fn symlink_at(&self, target: &str, path: &str) -> Result<()> {
+        let _notice = self.shared.change_notice();
         self.require_mutate()?;
         let mut w = self.walker()?;
         if target.is_empty() {
@@ -310,6 +318,7 @@ impl Descriptor {
         new_dir: &Descriptor,
         new_path: &str,
     ) -> Result<()> {
+        let _notice = self.shared.change_notice();
         self.require_mutate()?;
         new_dir.require_mutate()?;
         let src = self.resolve_inode(old_flags, old_path)?;
@@ -378,6 +387,7 @@ impl Descriptor {
         atime: NewTimestamp,
         mtime: NewTimestamp,
     ) -> Result<()> {
+        let _notice = self.shared.change_notice();
         self.require_mutate()?;
         let inode = self.resolve_inode(flags, path)?;
         descriptor::set_times(&self.shared, &inode, atime, mtime)
@@ -394,6 +404,7 @@ impl Descriptor {
         uid: u32,
         gid: u32,
     ) -> Result<()> {
+        let _notice = self.shared.change_notice();
         self.require_mutate()?;
         let inode = self.resolve_inode(flags, path)?;
         inode.check_writable()?;
@@ -407,6 +418,7 @@ impl Descriptor {
     }
 
     pub fn rename_at(&self, old_path: &str, new_dir: &Descriptor, new_path: &str) -> Result<()> {
+        let _notice = self.shared.change_notice();
         self.require_mutate()?;
         new_dir.require_mutate()?;
         let mut ow = self.walker()?;

@@ -123,3 +123,92 @@ fn fsync_and_close_reach_the_hook() {
         "a read-only close is not reported"
     );
 }
+
+/// Write-through: `changed` after every operation that changes something,
+/// none after reads, and with no lock held (the hook walks the whole tree
+/// from inside it, which would deadlock otherwise).
+#[test]
+fn write_through_hears_of_every_change_with_no_lock_held() {
+    struct Seen {
+        calls: Mutex<Vec<u64>>,
+    }
+    impl SyncHook for Seen {
+        fn sync(&self, _: &Fs, _: u64, _: bool) -> fs_core::Result<()> {
+            Ok(())
+        }
+        fn closed(&self, _: &Fs, _: u64) {}
+        fn wants_changes(&self) -> bool {
+            true
+        }
+        fn changed(&self, fs: &Fs) {
+            // Every directory and file of the tree, read and stat'ed.
+            let root = fs.root(DF::READ).unwrap();
+            let mut dirs = vec![root];
+            while let Some(d) = dirs.pop() {
+                for e in d.read_directory().unwrap() {
+                    let e = e.unwrap();
+                    let st = d.stat_at(PF::empty(), &e.name).unwrap();
+                    if st.kind == fs_core::DescriptorType::Directory {
+                        dirs.push(
+                            d.open_at(PF::empty(), &e.name, OF::DIRECTORY, DF::READ)
+                                .unwrap(),
+                        );
+                    }
+                }
+            }
+            self.calls.lock().unwrap().push(fs.change_seq());
+        }
+    }
+    let (fs, root) = fs();
+    let hook = Arc::new(Seen {
+        calls: Mutex::new(Vec::new()),
+    });
+    fs.set_sync_hook(hook.clone());
+    let calls = || hook.calls.lock().unwrap().len();
+    let mut expect = |what: &str, n: usize, seq: u64| {
+        assert_eq!(calls(), n, "{what}");
+        if n > 0 {
+            assert_eq!(
+                *hook.calls.lock().unwrap().last().unwrap(),
+                seq,
+                "{what}: seen after the change"
+            );
+        }
+    };
+    let f = root
+        .open_at(PF::empty(), "a", OF::CREATE, DF::READ | DF::WRITE)
+        .unwrap();
+    expect("create", 1, fs.change_seq());
+    f.write(b"hello", 0).unwrap();
+    expect("write", 2, fs.change_seq());
+    let mut buf = [0u8; 5];
+    f.read(&mut buf, 0).unwrap();
+    root.stat_at(PF::empty(), "a").unwrap();
+    root.open_at(PF::empty(), "a", OF::empty(), DF::READ)
+        .unwrap();
+    expect("reads and a plain open", 2, fs.change_seq());
+    f.set_size(2).unwrap();
+    expect("truncate", 3, fs.change_seq());
+    root.create_directory_at("d").unwrap();
+    expect("mkdir", 4, fs.change_seq());
+    root.rename_at("a", &root, "d/a").unwrap();
+    expect("rename", 5, fs.change_seq());
+    root.symlink_at("d/a", "s").unwrap();
+    expect("symlink", 6, fs.change_seq());
+    root.link_at(PF::empty(), "d/a", &root, "h").unwrap();
+    expect("link", 7, fs.change_seq());
+    root.set_mode_at(PF::empty(), "h", 0o600, 0, 0).unwrap();
+    expect("chmod", 8, fs.change_seq());
+    root.set_times_at(PF::empty(), "h", NewTimestamp::Now, NewTimestamp::Now)
+        .unwrap();
+    expect("set-times", 9, fs.change_seq());
+    root.unlink_file_at("h").unwrap();
+    expect("unlink", 10, fs.change_seq());
+    let mut w = f.append_via_stream().unwrap();
+    w.write(b"!").unwrap();
+    expect("stream append", 11, fs.change_seq());
+    root.unlink_file_at("s").unwrap();
+    root.unlink_file_at("d/a").unwrap();
+    root.remove_directory_at("d").unwrap();
+    expect("rmdir", 14, fs.change_seq());
+}

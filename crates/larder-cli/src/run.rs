@@ -32,7 +32,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     store: Option<String>,
     /// When changes go to the store besides fsync and exit: `close` (a
-    /// written file is closed), `fsync` (only then), `periodic=SECS`.
+    /// written file is closed), `fsync` (only then), `periodic=SECS`,
+    /// `write-through` (every change, before its call returns).
     #[arg(long, value_name = "MODE", default_value = "close", value_parser = parse_sync_mode)]
     sync_mode: SyncMode,
     /// With --store: fetch all file contents in the background at start
@@ -62,12 +63,13 @@ fn parse_sync_mode(s: &str) -> Result<SyncMode, String> {
     match s {
         "close" => Ok(SyncMode::OnClose),
         "fsync" => Ok(SyncMode::OnFsync),
+        "write-through" => Ok(SyncMode::WriteThrough),
         _ => match s.strip_prefix("periodic=").map(str::parse::<f64>) {
             Some(Ok(secs)) if secs > 0.0 && secs.is_finite() => {
                 Ok(SyncMode::Periodic(std::time::Duration::from_secs_f64(secs)))
             }
             _ => Err(format!(
-                "bad --sync-mode `{s}`: expected close, fsync or periodic=SECS"
+                "bad --sync-mode `{s}`: expected close, fsync, write-through or periodic=SECS"
             )),
         },
     }

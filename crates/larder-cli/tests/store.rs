@@ -29,10 +29,11 @@ fn run_store(store: &Path, extra: &[&str], app: &str, args: &[&str]) -> std::pro
 fn files_persist_across_runs_in_a_plain_directory() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    // The second run restores the first's files, fetching them all at
-    // start (--prefetch) rather than as they are read.
+    // The first run sends every change as it happens (write-through); the
+    // second restores its files, fetching them all at start (--prefetch)
+    // rather than as they are read.
     for extra in [
-        &["--instances", "1"][..],
+        &["--instances", "1", "--sync-mode", "write-through"][..],
         &["--instances", "2", "--prefetch"],
     ] {
         let out = run_store(&store, extra, "append", &["/log", "/files", "50"]);

@@ -932,11 +932,14 @@ impl Mirror {
 }
 
 /// Plugs a mirror into a filesystem: fsync returns once the store has it
-/// (or `io` with the reason logged), and closing a file written through a
-/// descriptor syncs too (when `on_close`).
+/// (or `io` with the reason logged), closing a file written through a
+/// descriptor syncs too (when `on_close`), and so does every change before
+/// its call returns (when `write_through`; a failure is logged and stays
+/// queued for the next change or fsync, which reports it).
 pub struct MirrorHook {
     pub mirror: Arc<Mirror>,
     pub on_close: bool,
+    pub write_through: bool,
 }
 
 impl SyncHook for MirrorHook {
@@ -948,9 +951,17 @@ impl SyncHook for MirrorHook {
     }
 
     fn closed(&self, fs: &Fs, _ino: u64) {
-        if self.on_close {
+        if self.on_close || self.write_through {
             // Errors are logged by `sync` and the changes stay queued.
             let _ = self.mirror.sync(fs);
         }
+    }
+
+    fn wants_changes(&self) -> bool {
+        self.write_through
+    }
+
+    fn changed(&self, fs: &Fs) {
+        let _ = self.mirror.sync(fs);
     }
 }

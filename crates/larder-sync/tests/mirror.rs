@@ -157,6 +157,7 @@ fn faults_delay_never_lose() {
     fs.set_sync_hook(Arc::new(MirrorHook {
         mirror: mirror.clone(),
         on_close: true,
+        write_through: false,
     }));
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let f = root
@@ -182,6 +183,51 @@ fn faults_delay_never_lose() {
     mirror.sync(&fs).unwrap();
     assert!(mirror.status().clean);
     assert_eq!(tree(&restored(store, "")), tree(&fs));
+}
+
+/// Write-through: every change is in the store when its call returns, with
+/// no fsync or close; while the store is down calls still succeed, the
+/// changes queue, and the first change after it is back sends them all.
+#[test]
+fn write_through_stores_each_change_before_returning() {
+    let store = Arc::new(MemStore::new());
+    let fs = Fs::in_memory();
+    let mirror = Arc::new(Mirror::new(store.clone(), "").with_retry(fast_retry()));
+    fs.set_sync_hook(Arc::new(MirrorHook {
+        mirror: mirror.clone(),
+        on_close: false,
+        write_through: true,
+    }));
+    let held = |key: &str| store.contents().get(key).map(|(b, _)| b.clone());
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), "a", OF::CREATE, DF::WRITE)
+        .unwrap();
+    assert_eq!(held("a"), Some(Vec::new()), "create");
+    f.write(b"first", 0).unwrap();
+    assert_eq!(held("a").as_deref(), Some(&b"first"[..]), "write");
+    root.create_directory_at("d").unwrap();
+    assert!(held("d/").is_some(), "mkdir");
+    root.rename_at("a", &root, "d/a").unwrap();
+    assert_eq!(held("a"), None, "rename: old key");
+    assert_eq!(
+        held("d/a").as_deref(),
+        Some(&b"first"[..]),
+        "rename: new key"
+    );
+
+    store.set_down(true);
+    f.write(b"second", 0).unwrap();
+    root.symlink_at("d/a", "s").unwrap();
+    assert!(!mirror.status().clean);
+    assert_eq!(f.sync(), Err(fs_core::ErrorCode::Io), "fsync reports it");
+    store.set_down(false);
+    f.set_size(6).unwrap();
+    assert!(mirror.status().clean, "{:?}", mirror.status());
+    assert_eq!(held("d/a").as_deref(), Some(&b"second"[..]));
+    assert_eq!(tree(&restored(store.clone(), "")), tree(&fs));
+    root.unlink_file_at("s").unwrap();
+    assert_eq!(held("s"), None, "unlink");
 }
 
 /// Two filesystems on one prefix change the same file: the second to sync

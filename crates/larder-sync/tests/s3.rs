@@ -165,6 +165,7 @@ fn a_stopped_server_delays_never_loses() {
     fs.set_sync_hook(Arc::new(MirrorHook {
         mirror: mirror.clone(),
         on_close: false,
+        write_through: false,
     }));
     write(&fs, "before", b"synced while the server was up");
     mirror.sync(&fs).unwrap();

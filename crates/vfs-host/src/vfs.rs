@@ -85,6 +85,9 @@ pub enum SyncMode {
     OnFsync,
     /// Also every interval, from a background thread.
     Periodic(Duration),
+    /// After every change (write, truncate, create, rename, delete, chmod,
+    /// set-times), before the call returns: a store request per change.
+    WriteThrough,
 }
 
 struct StoreSpec {
@@ -248,6 +251,7 @@ impl VfsBuilder {
             fs.set_sync_hook(Arc::new(MirrorHook {
                 mirror: m.clone(),
                 on_close: spec.mode == SyncMode::OnClose,
+                write_through: spec.mode == SyncMode::WriteThrough,
             }));
         }
         let vfs = Arc::new(Vfs {
