@@ -165,7 +165,7 @@ fn write_through_hears_of_every_change_with_no_lock_held() {
     });
     fs.set_sync_hook(hook.clone());
     let calls = || hook.calls.lock().unwrap().len();
-    let mut expect = |what: &str, n: usize, seq: u64| {
+    let expect = |what: &str, n: usize, seq: u64| {
         assert_eq!(calls(), n, "{what}");
         if n > 0 {
             assert_eq!(
