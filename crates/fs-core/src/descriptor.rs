@@ -13,6 +13,7 @@ use crate::types::{Advice, DescriptorFlags, DescriptorType, DirEntry, MetadataHa
 use alloc::string::String;
 use alloc::sync::Arc;
 use core::ops::Bound;
+use core::sync::atomic::Ordering;
 
 pub struct Descriptor {
     pub(crate) shared: Arc<Shared>,
@@ -42,6 +43,7 @@ impl Drop for Descriptor {
     fn drop(&mut self) {
         self.shared.close_handle();
         if self.flags.contains(DescriptorFlags::WRITE) {
+            self.inode.writers.fetch_sub(1, Ordering::Relaxed);
             if let Some((hook, fs)) = self.shared.sync_hook() {
                 hook.closed(&fs, self.inode.ino);
             }
@@ -87,6 +89,9 @@ impl Descriptor {
             // Linux has no open mode without read or write (O_RDONLY is 0).
             flags |= DescriptorFlags::READ;
         }
+        if flags.contains(DescriptorFlags::WRITE) {
+            inode.writers.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(Descriptor {
             shared: self.shared.clone(),
             inode,
@@ -100,6 +105,9 @@ impl Descriptor {
     /// `dup` gives), counted against the open-handle limit.
     pub fn try_clone(&self) -> Result<Descriptor> {
         self.shared.open_handle()?;
+        if self.flags.contains(DescriptorFlags::WRITE) {
+            self.inode.writers.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(Descriptor {
             shared: self.shared.clone(),
             inode: self.inode.clone(),
@@ -240,6 +248,12 @@ impl Descriptor {
             *file = crate::data::FileData::from_source(source, size);
         }
         Ok(())
+    }
+
+    /// How many descriptors are open for writing on this object (a mirror
+    /// leaves files being written alone when it applies remote changes).
+    pub fn writers(&self) -> u32 {
+        self.inode.writers.load(Ordering::Relaxed)
     }
 
     /// Byte ranges `(start, end)` of this file that still hold the bytes

@@ -15,13 +15,15 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 pub(crate) struct Inode {
     pub ino: u64,
     pub kind: DescriptorType,
     /// Part of a read-only mount: every change answers `read-only`.
     readonly: AtomicBool,
+    /// Descriptors open for writing on this inode.
+    pub writers: AtomicU32,
     pub state: RwLock<State>,
     /// The directory holding this one (directories only; root has none).
     pub parent: Mutex<Weak<Inode>>,
@@ -107,6 +109,7 @@ impl Inode {
             ino: shared.next_ino(),
             kind,
             readonly: AtomicBool::new(false),
+            writers: AtomicU32::new(0),
             state: RwLock::new(State { meta, body }),
             parent: Mutex::new(Weak::new()),
             shared: shared.clone(),

@@ -4,6 +4,7 @@ use crate::EXIT_USAGE;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use vfs_host::{Mount, SyncMode, Vfs, VfsBuilder, VfsState};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
@@ -40,6 +41,10 @@ pub struct RunArgs {
     /// (otherwise each file's bytes are fetched when first read).
     #[arg(long, requires = "store")]
     prefetch: bool,
+    /// With --store: every SECS seconds, sync and then apply what other
+    /// writers changed in the store (while nothing here awaits a sync).
+    #[arg(long, value_name = "SECS", requires = "store", value_parser = parse_secs)]
+    poll: Option<Duration>,
     /// Run this many instances at once, on one shared filesystem.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     instances: u32,
@@ -59,15 +64,20 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
     Ok(m)
 }
 
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!("`{s}` is not a positive number of seconds")),
+    }
+}
+
 fn parse_sync_mode(s: &str) -> Result<SyncMode, String> {
     match s {
         "close" => Ok(SyncMode::OnClose),
         "fsync" => Ok(SyncMode::OnFsync),
         "write-through" => Ok(SyncMode::WriteThrough),
-        _ => match s.strip_prefix("periodic=").map(str::parse::<f64>) {
-            Some(Ok(secs)) if secs > 0.0 && secs.is_finite() => {
-                Ok(SyncMode::Periodic(std::time::Duration::from_secs_f64(secs)))
-            }
+        _ => match s.strip_prefix("periodic=").map(parse_secs) {
+            Some(Ok(every)) => Ok(SyncMode::Periodic(every)),
             _ => Err(format!(
                 "bad --sync-mode `{s}`: expected close, fsync, write-through or periodic=SECS"
             )),
@@ -138,7 +148,10 @@ pub fn main(args: RunArgs) -> ExitCode {
             Ok(s) => {
                 builder = builder
                     .store(s.store, &s.prefix, args.sync_mode)
-                    .prefetch(args.prefetch)
+                    .prefetch(args.prefetch);
+                if let Some(every) = args.poll {
+                    builder = builder.poll(every);
+                }
             }
             Err(e) => return usage(format_args!("{e:#}")),
         }

@@ -137,6 +137,9 @@ fn bad_store_input_is_a_clear_error() {
     let (code, err) = s(&["run", app, "--store", "ftp://x"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("expected a directory"), "{err}");
+    let (code, err) = s(&["run", app, "--store", "d", "--poll", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("positive number of seconds"), "{err}");
     let (code, err) = s(&["run", app, "--prefetch"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--store"), "{err}");

@@ -23,5 +23,5 @@ pub mod store;
 #[cfg(unix)]
 pub use local::LocalDir;
 pub use mem::MemStore;
-pub use mirror::{Mirror, MirrorHook, Report, Retry, Status, SyncError};
+pub use mirror::{Mirror, MirrorHook, Pulled, Report, Retry, Status, SyncError};
 pub use store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Progress, StoreError};

@@ -11,6 +11,8 @@
 //! difference, so the next sync sends it again: nothing is dropped.
 
 use crate::lazy::StoreSource;
+
+mod pull;
 use crate::meta::{self, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::store::{
     Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Progress, StoreError,
@@ -19,6 +21,7 @@ use fs_core::{
     DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
     PathFlags as PF, Stat, SyncHook, Timestamp,
 };
+pub use pull::Pulled;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -191,6 +194,20 @@ fn valid_path(path: &str) -> bool {
         && path
             .split('/')
             .all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= 255 && !c.contains('\0'))
+}
+
+/// Mode, owner and times from the store's metadata (symlinks keep theirs).
+fn apply_attrs(
+    root: &fs_core::Descriptor,
+    path: &str,
+    kind: Kind,
+    a: &meta::Attrs,
+) -> Result<(), ErrorCode> {
+    if kind != Kind::Symlink {
+        root.set_mode_at(PF::empty(), path, a.mode & 0o7777, a.uid, a.gid)?;
+    }
+    let t = NewTimestamp::Timestamp(Timestamp::new(a.mtime_secs, a.mtime_nanos)?);
+    root.set_times_at(PF::empty(), path, t, t)
 }
 
 /// Runs `op`, retrying transient failures with exponential backoff.
@@ -746,6 +763,26 @@ impl Mirror {
         Ok(mirror)
     }
 
+    /// The path and kind an object stands for; `None` (logged) for keys
+    /// that cannot be a path here.
+    fn object_path<'a>(&self, o: &'a ObjectInfo) -> Option<(&'a str, Kind)> {
+        let rel = &o.key[self.prefix.len()..];
+        let mode = meta::decode(&o.meta).mode;
+        let (path, kind) = match rel.strip_suffix('/') {
+            Some(p) => (p, Kind::Dir),
+            None if mode & S_IFMT == S_IFDIR => (rel, Kind::Dir),
+            None if mode & S_IFMT == S_IFLNK => (rel, Kind::Symlink),
+            None => (rel, Kind::File),
+        };
+        if !valid_path(path) {
+            if !path.is_empty() {
+                tracing::warn!(key = %o.key, "skipped: the key is not a usable path");
+            }
+            return None;
+        }
+        Some((path, kind))
+    }
+
     fn restore_into(&self, fs: &Fs, progress: &Progress<'_>) -> Result<(), SyncError> {
         let objects = self.retried(&self.prefix, || {
             self.store.list_reporting(&self.prefix, progress)
@@ -755,20 +792,10 @@ impl Mirror {
         let mut attrs: Vec<(String, meta::Attrs)> = Vec::new();
         let mut lazy: HashMap<u64, Arc<StoreSource>> = HashMap::new();
         for o in &objects {
-            let rel = &o.key[self.prefix.len()..];
-            let a = meta::decode(&o.meta);
-            let (path, kind) = match rel.strip_suffix('/') {
-                Some(p) => (p, Kind::Dir),
-                None if a.mode & S_IFMT == S_IFDIR => (rel, Kind::Dir),
-                None if a.mode & S_IFMT == S_IFLNK => (rel, Kind::Symlink),
-                None => (rel, Kind::File),
-            };
-            if !valid_path(path) {
-                if !path.is_empty() {
-                    tracing::warn!(key = %o.key, "skipped: the key is not a usable path");
-                }
+            let Some((path, kind)) = self.object_path(o) else {
                 continue;
-            }
+            };
+            let a = meta::decode(&o.meta);
             match self.restore_one(&root, o, path, kind) {
                 Ok(Some((ino, source))) => {
                     lazy.insert(ino, source);
@@ -788,17 +815,7 @@ impl Mirror {
         // Modes and times last, deepest first, so creating children does
         // not move a directory's mtime afterwards.
         for (path, a) in attrs.iter().rev() {
-            let kind = etags[path].0;
-            if kind != Kind::Symlink {
-                root.set_mode_at(PF::empty(), path, a.mode & 0o7777, a.uid, a.gid)?;
-            }
-            let t = Timestamp::new(a.mtime_secs, a.mtime_nanos)?;
-            root.set_times_at(
-                PF::empty(),
-                path,
-                NewTimestamp::Timestamp(t),
-                NewTimestamp::Timestamp(t),
-            )?;
+            apply_attrs(&root, path, etags[path].0, a)?;
         }
         let current = self.scan(fs)?;
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -30,6 +30,29 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// A second host that syncs and polls whenever the first syncs ends up
+    /// with the first's tree, whatever the changes.
+    #[test]
+    fn polling_follows_another_host(ops in prop::collection::vec(op(), 0..30)) {
+        let store = Arc::new(MemStore::new());
+        let a = Fs::in_memory();
+        let ma = Mirror::new(store.clone(), "p/").with_retry(fast_retry());
+        let b = Fs::in_memory();
+        let mb = Mirror::restore(store.clone(), "p/", &b).unwrap();
+        for op in &ops {
+            apply(&a, &ma, op);
+            if matches!(op, Op::Sync) {
+                mb.sync(&b).unwrap();
+                let p = mb.poll(&b).unwrap();
+                prop_assert!(p.skipped.is_empty() && !p.local_changes_pending, "{:?}", p);
+                prop_assert_eq!(tree(&b), tree(&a));
+            }
+        }
+    }
+}
+
 /// A synced directory with a file in it, replaced by a file of the same
 /// name: a directory store must drop the old children before the directory
 /// can become a file (found by the property test above on a CI run).
@@ -441,4 +464,86 @@ fn bytes_of_a_replaced_version_are_never_mixed_in() {
     assert_eq!(read_at(&f, 0, 10), &ours[..10]);
     let mut buf = [0u8; 10];
     assert_eq!(f.read(&mut buf, 2 << 20), Err(fs_core::ErrorCode::Io));
+}
+
+fn put_file(fs: &Fs, path: &str, data: &[u8]) {
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), path, OF::CREATE | OF::TRUNCATE, DF::WRITE)
+        .unwrap();
+    f.write(data, 0).unwrap();
+}
+
+/// Two hosts on one prefix: what one syncs, the other's poll applies
+/// (creates, rewrites, renames, deletes, chmod, a directory becoming a
+/// file), leaving both trees equal; never over local changes not yet
+/// synced, nor over a file open for writing.
+#[test]
+fn polling_applies_another_hosts_changes_when_clean() {
+    let store = Arc::new(MemStore::new());
+    let a = Fs::in_memory();
+    let ma = Mirror::new(store.clone(), "p/");
+    let ra = a.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    ra.create_directory_at("etc").unwrap();
+    ra.create_directory_at("data").unwrap();
+    ra.create_directory_at("d").unwrap();
+    put_file(&a, "etc/conf", b"v1");
+    put_file(&a, "data/big", &pattern(3 << 20, 9));
+    put_file(&a, "d/inside", b"x");
+    put_file(&a, "gone", b"bye");
+    ra.symlink_at("etc/conf", "link").unwrap();
+    ma.sync(&a).unwrap();
+
+    let b = Fs::in_memory();
+    let mb = Mirror::restore(store.clone(), "p/", &b).unwrap();
+    mb.sync(&b).unwrap();
+    assert_eq!(tree(&b), tree(&a));
+
+    put_file(&a, "etc/conf", b"version two");
+    ra.set_mode_at(PF::empty(), "etc/conf", 0o600, 0, 0)
+        .unwrap();
+    ra.create_directory_at("new").unwrap();
+    put_file(&a, "new/file", b"fresh");
+    ra.unlink_file_at("gone").unwrap();
+    ra.rename_at("data/big", &ra, "data/big2").unwrap();
+    ra.unlink_file_at("d/inside").unwrap();
+    ra.remove_directory_at("d").unwrap();
+    put_file(&a, "d", b"now a file");
+    ma.sync(&a).unwrap();
+
+    let p = mb.poll(&b).unwrap();
+    assert!(p.skipped.is_empty() && !p.local_changes_pending, "{p:?}");
+    assert!(p.created >= 3 && p.updated >= 1 && p.deleted >= 3, "{p:?}");
+    assert_eq!(tree(&b), tree(&a));
+    // What the poll applied is not sent back, and then all is quiet.
+    let r = mb.sync(&b).unwrap();
+    assert_eq!(r.uploaded + r.copied + r.deleted, 0, "sent back: {r:?}");
+    assert_eq!(
+        mb.poll(&b).unwrap(),
+        larder_sync::Pulled::default(),
+        "a second poll"
+    );
+
+    // Local changes not yet synced: the poll waits for the sync.
+    put_file(&b, "etc/conf", b"b's own");
+    put_file(&a, "new/file", b"fresh 2");
+    ma.sync(&a).unwrap();
+    assert!(mb.poll(&b).unwrap().local_changes_pending);
+    mb.sync(&b).unwrap();
+    assert_eq!(mb.poll(&b).unwrap().updated, 1);
+
+    // A file open for writing is not replaced under its writer.
+    let rb = b.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let held = rb
+        .open_at(PF::empty(), "new/file", OF::empty(), DF::WRITE)
+        .unwrap();
+    put_file(&a, "new/file", b"fresh 3");
+    ma.sync(&a).unwrap();
+    // (As the periodic loop does: a sync, then a poll.)
+    mb.sync(&b).unwrap();
+    assert_eq!(mb.poll(&b).unwrap().skipped, ["new/file"]);
+    drop(held);
+    mb.sync(&b).unwrap();
+    assert_eq!(mb.poll(&b).unwrap().updated, 1);
+    assert_eq!(tree(&b), tree(&restored(store, "p/")));
 }

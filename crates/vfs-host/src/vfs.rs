@@ -95,6 +95,7 @@ struct StoreSpec {
     prefix: String,
     mode: SyncMode,
     prefetch: bool,
+    poll: Option<Duration>,
     progress: Option<Box<larder_sync::Progress<'static>>>,
 }
 
@@ -140,8 +141,19 @@ impl VfsBuilder {
             prefix: prefix.to_string(),
             mode,
             prefetch: false,
+            poll: None,
             progress: None,
         });
+        self
+    }
+
+    /// With a store: every `every`, sync and then pick up what other
+    /// writers changed in the store (applied while nothing here is
+    /// waiting to be synced; see [`Mirror::poll`]).
+    pub fn poll(mut self, every: Duration) -> Self {
+        if let Some(s) = &mut self.store {
+            s.poll = Some(every);
+        }
         self
     }
 
@@ -265,6 +277,21 @@ impl VfsBuilder {
         }) = self.store
         {
             spawn_periodic(Arc::downgrade(&vfs), every);
+        }
+        if let Some(every) = self.store.as_ref().and_then(|s| s.poll) {
+            let weak = Arc::downgrade(&vfs);
+            std::thread::spawn(move || loop {
+                std::thread::sleep(every);
+                let Some(v) = weak.upgrade() else { return };
+                // Errors are logged by the mirror; the next round retries.
+                if v.sync().is_ok() {
+                    if let Some(m) = &v.mirror {
+                        let _ = m
+                            .poll(&v.fs)
+                            .map_err(|e| tracing::warn!(error = %e, "poll failed"));
+                    }
+                }
+            });
         }
         if self.store.as_ref().is_some_and(|s| s.prefetch) {
             let weak = Arc::downgrade(&vfs);

@@ -67,3 +67,47 @@ fn contents_are_fetched_when_read_unless_prefetched() {
         .collect();
     assert_eq!(buf, want);
 }
+
+/// Two filesystems on one store, each polling: a file one of them syncs
+/// shows up in the other, and so does its deletion.
+#[test]
+fn polling_shares_changes_between_two_filesystems() {
+    let store = Arc::new(MemStore::new());
+    let open = || {
+        VfsBuilder::new()
+            .store(store.clone(), "shared/", SyncMode::OnFsync)
+            .poll(Duration::from_millis(30))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (open(), open());
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !cond() {
+            assert!(t.elapsed() < Duration::from_secs(20), "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let ra = a.fs().root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = ra
+        .open_at(PF::empty(), "note", OF::CREATE, DF::WRITE)
+        .unwrap();
+    f.write(b"from a", 0).unwrap();
+    f.sync().unwrap();
+    drop(f);
+    let rb = b.fs().root(DF::READ).unwrap();
+    let read_b = || {
+        let f = rb
+            .open_at(PF::empty(), "note", OF::empty(), DF::READ)
+            .ok()?;
+        let mut buf = [0u8; 16];
+        let n = f.read(&mut buf, 0).ok()?;
+        Some(buf[..n].to_vec())
+    };
+    wait_for("b sees a's file", &|| {
+        read_b().as_deref() == Some(&b"from a"[..])
+    });
+    ra.unlink_file_at("note").unwrap();
+    a.sync().unwrap();
+    wait_for("b sees the deletion", &|| read_b().is_none());
+}
