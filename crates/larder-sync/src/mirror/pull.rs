@@ -25,6 +25,9 @@ pub struct Pulled {
     pub local_changes_pending: bool,
 }
 
+/// A restored file's inode and the source of its unfetched bytes.
+type Restored = (u64, std::sync::Arc<crate::lazy::StoreSource>);
+
 /// Where a replacement is built before it is renamed over the old path.
 const PULL_TMP: &str = ".larder-pull-";
 
@@ -105,40 +108,51 @@ impl Mirror {
                 _ => {}
             }
             let a = meta::decode(&o.meta);
-            let applied = match &known {
-                // A directory's own change is only its metadata.
-                Some(s) if s.kind == Kind::Dir && *kind == Kind::Dir => {
-                    apply_attrs(&root, path, Kind::Dir, &a)?;
-                    None
-                }
-                Some(s) if s.kind == *kind => {
-                    match self.replace(&st, &root, o, path, *kind, &a)? {
-                        Some(made) => made,
-                        None => {
-                            pulled.skipped.push(path.clone());
-                            continue;
+            // Ok(None): refused here (left for the next poll).
+            let outcome = (|| -> Result<Option<Option<Restored>>, SyncError> {
+                match &known {
+                    // A directory's own change is only its metadata.
+                    Some(s) if s.kind == Kind::Dir && *kind == Kind::Dir => {
+                        apply_attrs(&root, path, Kind::Dir, &a)?;
+                        Ok(Some(None))
+                    }
+                    Some(s) if s.kind == *kind => self.replace(&st, &root, o, path, *kind, &a),
+                    _ => {
+                        // New, or another kind now: what was here goes
+                        // first (a directory's children were deleted above).
+                        if let Some(s) = &known {
+                            let r = match s.kind {
+                                Kind::Dir => root.remove_directory_at(path),
+                                _ => root.unlink_file_at(path),
+                            };
+                            if r.is_err() {
+                                return Ok(None);
+                            }
                         }
+                        let made = self.restore_one(&root, o, path, *kind)?;
+                        apply_attrs(&root, path, *kind, &a)?;
+                        Ok(Some(made))
                     }
                 }
-                _ => {
-                    // New, or another kind now: what was here goes first
-                    // (a directory's children were deleted above).
-                    if let Some(s) = &known {
-                        let r = match s.kind {
-                            Kind::Dir => root.remove_directory_at(path),
-                            _ => root.unlink_file_at(path),
-                        };
-                        if r.is_err() {
-                            pulled.skipped.push(path.clone());
-                            continue;
-                        }
-                        st.synced.remove(path);
-                    }
-                    let made = self.restore_one(&root, o, path, *kind)?;
-                    apply_attrs(&root, path, *kind, &a)?;
-                    made
+            })();
+            let applied = match outcome {
+                Ok(Some(applied)) => applied,
+                Ok(None) => {
+                    pulled.skipped.push(path.clone());
+                    continue;
+                }
+                // The store failing is an error; an object that cannot be
+                // a file here is skipped, as at restore.
+                Err(e @ SyncError::Store(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(%path, error = %e, "not applied: cannot be a file here");
+                    pulled.skipped.push(path.clone());
+                    continue;
                 }
             };
+            if known.as_ref().is_some_and(|s| s.kind != *kind) {
+                st.synced.remove(path);
+            }
             if let Some((ino, source)) = applied {
                 st.lazy.insert(ino, source);
             }
@@ -170,7 +184,6 @@ impl Mirror {
 
     /// Builds the new version of `path` beside it and renames it over;
     /// `None` if the rename was refused (left for the next poll).
-    #[allow(clippy::type_complexity)]
     fn replace(
         &self,
         st: &State,
@@ -179,7 +192,7 @@ impl Mirror {
         path: &str,
         kind: Kind,
         a: &meta::Attrs,
-    ) -> Result<Option<Option<(u64, std::sync::Arc<crate::lazy::StoreSource>)>>, SyncError> {
+    ) -> Result<Option<Option<Restored>>, SyncError> {
         let parent = parent_of(path);
         let tmp = format!(
             "{}{PULL_TMP}{}",
