@@ -6,8 +6,9 @@
 //!   [`local::LocalDir`] (a host directory, the same layout) and
 //!   [`mem::MemStore`] (in memory, with fault injection) are here, and
 //!   with the `s3` feature `s3::S3Store` (aws-sdk-s3).
-//! - [`mirror::Mirror`]: the engine; [`mirror::MirrorHook`] makes fsync
-//!   and close go through it.
+//! - [`mirror::Mirror`]: the engine (sync, lazy restore, prefetch, poll);
+//!   [`mirror::MirrorHook`] makes fsync, close and (write-through) every
+//!   change go through it.
 
 // A host directory, with Unix modes and owners.
 mod lazy;

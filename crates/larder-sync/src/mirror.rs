@@ -9,10 +9,12 @@
 //! children before parents. A crash in between leaves both the old and the
 //! new name of a renamed file, never neither. Whatever fails stays in the
 //! difference, so the next sync sends it again: nothing is dropped.
+//!
+//! A restore builds the tree from the listing and leaves file contents in
+//! the store, fetched as reads reach them (see `lazy`); `poll` (in `pull`)
+//! applies other writers' changes while the local copy is clean.
 
 use crate::lazy::StoreSource;
-
-mod pull;
 use crate::meta::{self, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::store::{
     Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Progress, StoreError,
@@ -21,11 +23,13 @@ use fs_core::{
     DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
     PathFlags as PF, Stat, SyncHook, Timestamp,
 };
-pub use pull::Pulled;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+mod pull;
+pub use pull::Pulled;
 
 /// How hard to try before a store error is reported.
 #[derive(Clone, Copy, Debug)]
