@@ -75,6 +75,7 @@ test: setup guests
     cargo clippy --locked -p vfs-adapter --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p vfs-adapter --features net --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p vfs-adapter --features http --target wasm32-wasip2 -- -D warnings
+    cargo clippy --locked -p vfs-adapter --features persist --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p http-bridge --target wasm32-wasip2 -- -D warnings
     # no_std + alloc: a target that has no std at all, and the guest target.
     cargo build --locked -p fs-core --no-default-features --target wasm32v1-none

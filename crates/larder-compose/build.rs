@@ -19,6 +19,8 @@ fn main() {
         "crates/http-bridge/Cargo.toml",
         "crates/fs-core/src",
         "crates/fs-core/Cargo.toml",
+        "crates/larder-sync/src",
+        "crates/larder-sync/Cargo.toml",
         "wit",
         "Cargo.lock",
     ] {
@@ -26,7 +28,8 @@ fn main() {
     }
     // The adapter; its build that also passes wasi:sockets through (for
     // apps that use sockets: others should not import them); the one that
-    // passes wasi:http too (edge apps); and the bridge for HTTP handlers.
+    // passes wasi:http too (edge apps); the one that keeps its files in a
+    // store the host lends; and the bridge for HTTP handlers.
     let target_dir = root.join("target/adapter");
     for (package, features, name, var) in [
         (
@@ -46,6 +49,12 @@ fn main() {
             "http",
             "vfs_adapter_unbundled",
             "LARDER_ADAPTER_EDGE_WASM",
+        ),
+        (
+            "vfs-adapter",
+            "persist",
+            "vfs_adapter_unbundled",
+            "LARDER_ADAPTER_PERSIST_WASM",
         ),
         ("http-bridge", "", "http_bridge", "LARDER_HTTP_BRIDGE_WASM"),
     ] {

@@ -4,7 +4,7 @@
 use crate::report;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use larder_compose::{adapter, compose, default_preopens, Build, Bundle};
+use larder_compose::{adapter, compose_with, default_preopens, Build, Bundle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vfs_host::Mount;
@@ -25,6 +25,11 @@ pub struct ComposeArgs {
     /// any, the whole tree is offered as `/`.
     #[arg(long, value_name = "NAME[=PATH]")]
     preopen: Vec<String>,
+    /// Keep the app's files across runs: `host` stores them in a store the
+    /// runtime lends the component (`larder run out.wasm --store DIR|s3://`),
+    /// restored at start, saved on fsync and when a written file is closed.
+    #[arg(long, value_name = "WHERE")]
+    persist: Option<String>,
 }
 
 #[derive(Args)]
@@ -46,6 +51,10 @@ pub struct AdapterArgs {
     /// puts after an app exporting wasi:http/incoming-handler.
     #[arg(long, conflicts_with_all = ["sockets", "http", "mount", "preopen"])]
     http_bridge: bool,
+    /// The build that keeps its files in a store the host lends it
+    /// (`larder:vfs/store`; `larder run --store` provides one).
+    #[arg(long, conflicts_with_all = ["sockets", "http", "http_bridge"])]
+    persist: bool,
     /// Bundle host directory HOST as guest directory GUEST, as with
     /// `larder compose`. Repeatable.
     #[arg(long, value_name = "GUEST=HOST[:ro]")]
@@ -70,6 +79,8 @@ fn adapter_cmd(args: &AdapterArgs) -> Result<()> {
     }
     let build = if args.http {
         Build::Edge
+    } else if args.persist {
+        Build::Persist
     } else if args.sockets {
         Build::Sockets
     } else {
@@ -82,8 +93,17 @@ fn adapter_cmd(args: &AdapterArgs) -> Result<()> {
 fn compose_cmd(args: &ComposeArgs) -> Result<()> {
     let app =
         std::fs::read(&args.app).with_context(|| format!("cannot read {}", args.app.display()))?;
+    let persist = match args.persist.as_deref() {
+        None => false,
+        Some("host") => true,
+        Some(s) if s.starts_with("s3://") => bail!(
+            "--persist {s}: S3 straight from the component (over wasi:http) is not \
+             available yet; use --persist host and `larder run --store {s}`"
+        ),
+        Some(s) => bail!("--persist {s}: expected `host`"),
+    };
     let bundle = bundle_from_args(&args.mount, &args.preopen)?;
-    let out = compose(&app, &args.app.display().to_string(), &bundle)?;
+    let out = compose_with(&app, &args.app.display().to_string(), &bundle, persist)?;
     write_atomically(&args.output, &out)
 }
 

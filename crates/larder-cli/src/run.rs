@@ -64,6 +64,9 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
     Ok(m)
 }
 
+/// What a composed app with a persistent filesystem imports.
+const LENT_STORE: &str = "larder:vfs/store@0.1";
+
 fn parse_secs(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
@@ -142,8 +145,34 @@ pub fn main(args: RunArgs) -> ExitCode {
             args.app.display()
         ));
     }
+    // A composed app whose adapter keeps its files persistent imports the
+    // store interface: --store is lent to it, and this host's own
+    // filesystem (which such an app does not use) is not mirrored.
+    let keeps_own_files = component
+        .component_type()
+        .imports(&engine)
+        .any(|(name, _)| name.starts_with(LENT_STORE));
     let mut builder = VfsBuilder::new();
-    if let Some(url) = &args.store {
+    if keeps_own_files {
+        let Some(url) = &args.store else {
+            return usage(format_args!(
+                "{} keeps its files in a store the host lends it (composed with \
+                 --persist host): run it with --store DIR or --store s3://BUCKET/PREFIX",
+                args.app.display()
+            ));
+        };
+        if args.prefetch || args.poll.is_some() {
+            return usage(format_args!(
+                "--prefetch and --poll apply to the host's filesystem; {} keeps its own \
+                 (restored when it starts, saved on fsync and when a written file is closed)",
+                args.app.display()
+            ));
+        }
+        match crate::store::open(url) {
+            Ok(s) => builder = builder.lend_store(s.store, &s.prefix),
+            Err(e) => return usage(format_args!("{e:#}")),
+        }
+    } else if let Some(url) = &args.store {
         match crate::store::open(url) {
             Ok(s) => {
                 builder = builder

@@ -341,3 +341,132 @@ fn files_persist_in_s3_and_other_clients_share_them() {
     let log = larder(&["cat", "--store", &url, "/log"]);
     assert_eq!(text(&log.stdout).lines().count(), 61);
 }
+
+/// `larder compose --persist host`: the composed app keeps its files in
+/// its own memory and mirrors them to a store `larder run --store` lends
+/// it. Runs accumulate; the store is the same plain tree the host-side
+/// engine writes, so the uncomposed app run with `--store` carries on from
+/// it and `larder ls|cat` read it.
+fn composed_app_keeps_its_files_in(store: &str, scratch: &Path) {
+    let composed = scratch.join("append-persist.wasm");
+    let out = larder(&[
+        "compose",
+        guest("append").to_str().unwrap(),
+        "--persist",
+        "host",
+        "-o",
+        composed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        imports(&composed)
+            .iter()
+            .any(|i| i.starts_with("larder:vfs/store@")),
+        "the composed app imports the lent store"
+    );
+    assert!(
+        !imports(&composed)
+            .iter()
+            .any(|i| i.starts_with("wasi:filesystem")),
+        "and no host filesystem"
+    );
+    let run = |app: &Path, count: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+            .args(["run", app.to_str().unwrap(), "--store", store])
+            .args(["--", "/log", "/files", count])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    run(&composed, "20");
+    run(&composed, "5");
+    let cat = larder(&["cat", "--store", store, "/log"]);
+    assert!(cat.status.success(), "{}", text(&cat.stderr));
+    assert_eq!(text(&cat.stdout).lines().count(), 25, "both runs' records");
+    let ls = text(&larder(&["ls", "--store", store, "/files"]).stdout);
+    assert_eq!(
+        ls.lines().count(),
+        1 + 20,
+        "the directory and its files: {ls}"
+    );
+    // The host-side engine reads and continues the same tree.
+    run(&guest("append"), "3");
+    run(&composed, "2");
+    let log = text(&larder(&["cat", "--store", store, "/log"]).stdout);
+    assert_eq!(log.lines().count(), 30);
+    assert!(log
+        .lines()
+        .all(|l| l.len() == 63 && l.starts_with("instance")));
+}
+
+#[test]
+fn a_composed_app_keeps_its_files_in_a_lent_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    composed_app_keeps_its_files_in(store.to_str().unwrap(), dir.path());
+    // A plain tree with the files' own modes.
+    assert_eq!(
+        std::fs::read_to_string(store.join("log"))
+            .unwrap()
+            .lines()
+            .count(),
+        30
+    );
+    // Without a store the composed app cannot start, and says why.
+    let composed = dir.path().join("append-persist.wasm");
+    let out = larder(&["run", composed.to_str().unwrap(), "--", "/l", "/f", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--store"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = larder(&[
+        "compose",
+        guest("append").to_str().unwrap(),
+        "--persist",
+        "elsewhere",
+        "-o",
+        composed.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("expected `host`"));
+    // Socket and HTTP apps have no persistent build yet: said, not guessed.
+    let out = larder(&[
+        "compose",
+        guest("netcopy").to_str().unwrap(),
+        "--persist",
+        "host",
+        "-o",
+        composed.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("command apps only"),
+        "{}",
+        text(&out.stderr)
+    );
+    // For wac users: the persistent adapter on its own.
+    let adapter = dir.path().join("vfs-persist.wasm");
+    let out = larder(&["adapter", "--persist", "-o", adapter.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(imports(&adapter)
+        .iter()
+        .any(|i| i.starts_with("larder:vfs/store@")));
+    assert!(exports(&adapter)
+        .iter()
+        .any(|e| e.starts_with("wasi:filesystem/types@")));
+}
+
+#[test]
+fn a_composed_app_keeps_its_files_in_a_lent_s3_store() {
+    let m = moto::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    composed_app_keeps_its_files_in(&m.url("composed"), dir.path());
+    // Another S3 client sees the records with s3fs metadata.
+    let seen = m.boto3(
+        "h = S3.head_object(Bucket=B, Key='composed/log')\n\
+         print(h['ContentLength'], h['Metadata']['mode'])\n",
+    );
+    assert_eq!(seen, format!("{} {}\n", 30 * 64, 0o100644));
+}

@@ -20,6 +20,9 @@ pub const ADAPTER_NET: &[u8] = include_bytes!(env!("LARDER_ADAPTER_NET_WASM"));
 /// The build for edge apps: sockets and `wasi:http` (client types and
 /// outgoing-handler) pass through, and incoming requests are bridged.
 pub const ADAPTER_EDGE: &[u8] = include_bytes!(env!("LARDER_ADAPTER_EDGE_WASM"));
+/// The build whose filesystem persists in a store the host lends it
+/// (`larder:vfs/store`, which the composed app then imports).
+pub const ADAPTER_PERSIST: &[u8] = include_bytes!(env!("LARDER_ADAPTER_PERSIST_WASM"));
 /// The component placed after an app exporting `wasi:http/incoming-handler`
 /// (crates/http-bridge): it hands the host's request to the adapter and
 /// calls the app's handler with the adapter's wrappers.
@@ -35,6 +38,8 @@ pub enum Build {
     Sockets,
     /// Also `wasi:sockets` and `wasi:http`.
     Edge,
+    /// Files, stdio and clocks, kept in the host's `larder:vfs/store`.
+    Persist,
 }
 
 impl Build {
@@ -43,6 +48,7 @@ impl Build {
             Build::Files => ADAPTER,
             Build::Sockets => ADAPTER_NET,
             Build::Edge => ADAPTER_EDGE,
+            Build::Persist => ADAPTER_PERSIST,
         }
     }
 
@@ -119,6 +125,12 @@ const BRIDGE_HANDLER: &str = "wasi:http/incoming-handler@0.2.12";
 /// `app` with its filesystem (and the interfaces sharing its resources)
 /// served by the adapter holding `bundle`.
 pub fn compose(app: &[u8], app_name: &str, bundle: &Bundle) -> Result<Vec<u8>> {
+    compose_with(app, app_name, bundle, false)
+}
+
+/// [`compose`]; with `persist`, the adapter keeps the app's files in a store
+/// the host lends it (`larder:vfs/store`, e.g. `larder run --store`).
+pub fn compose_with(app: &[u8], app_name: &str, bundle: &Bundle, persist: bool) -> Result<Vec<u8>> {
     if wasmparser::Parser::is_core_wasm(app) {
         bail!(
             "{app_name} is a core WebAssembly module, not a component (build for \
@@ -138,7 +150,14 @@ pub fn compose(app: &[u8], app_name: &str, bundle: &Bundle) -> Result<Vec<u8>> {
     if !imports.iter().any(|i| i.starts_with("wasi:filesystem/")) {
         bail!("{app_name} does not import wasi:filesystem; there is nothing for Larder to serve");
     }
-    let build = Build::for_app(&imports, &app_exports);
+    let build = match (Build::for_app(&imports, &app_exports), persist) {
+        (Build::Files, true) => Build::Persist,
+        (_, true) => bail!(
+            "{app_name} uses wasi:sockets or wasi:http; a persistent filesystem is \
+             available for command apps only so far"
+        ),
+        (build, false) => build,
+    };
     let adapter = instantiate_adapter(&mut graph, build.bytes(), bundle)?;
     let provided = exports_of(&graph, adapter);
     let app = graph.instantiate(app_pkg);

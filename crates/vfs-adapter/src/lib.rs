@@ -13,12 +13,25 @@ mod io;
 #[cfg(feature = "net")]
 mod net;
 mod passthrough;
+#[cfg(feature = "persist")]
+mod persist;
 mod state;
 
-#[cfg(not(feature = "net"))]
+#[cfg(all(feature = "persist", feature = "net"))]
+compile_error!("the persistent adapter is built for command apps only (no `net`/`http`)");
+
+#[cfg(not(any(feature = "net", feature = "persist")))]
 wit_bindgen::generate!({
     path: "../../wit",
     world: "larder:vfs/adapter",
+    generate_all,
+});
+
+// The build whose filesystem persists in a store the host lends it.
+#[cfg(all(feature = "persist", not(feature = "net")))]
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "larder:vfs/adapter-persist",
     generate_all,
 });
 

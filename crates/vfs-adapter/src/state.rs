@@ -72,13 +72,14 @@ fn build() -> Result<State, String> {
     let fs = Fs::new(FsConfig::default(), Arc::new(WallClock)).map_err(|e| e.to_string())?;
     let rw = DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY;
     let len = bundle::image_size();
+    let read_only = bundle::read_only();
     if len > 0 {
         let root = fs.root(rw).map_err(|e| e.to_string())?;
         image::load_lazy(&root, Arc::new(Bundle { len }), false).map_err(|e| e.to_string())?;
-        for path in bundle::read_only() {
+        for path in &read_only {
             root.open_at(
                 PathFlags::empty(),
-                rel(&path),
+                rel(path),
                 Default::default(),
                 DescriptorFlags::READ,
             )
@@ -86,6 +87,9 @@ fn build() -> Result<State, String> {
             .set_read_only_recursive();
         }
     }
+    #[cfg(feature = "persist")]
+    crate::persist::attach(&fs, &read_only)
+        .map_err(|e| format!("restoring from the store: {e}"))?;
     let mut preopens = Vec::new();
     for p in bundle::preopens() {
         let d = fs

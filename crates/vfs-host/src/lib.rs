@@ -8,12 +8,14 @@
 
 mod bindings;
 mod convert;
+mod lent;
 mod preopens;
 mod streams;
 mod types;
 mod vfs;
 
 pub use convert::FsError;
+pub use lent::LentStore;
 pub use vfs::{Mount, MountError, SyncMode, Vfs, VfsBuilder};
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -85,5 +87,7 @@ where
     bindings::wasi::filesystem::types::add_to_linker::<T, HasVfs>(linker, T::vfs)?;
     bindings::wasi::filesystem::preopens::add_to_linker::<T, HasVfs>(linker, T::vfs)?;
     linker.allow_shadowing(false);
+    // For composed apps that keep their own files in a store the host lends.
+    lent::add_to_linker::<T, HasVfs>(linker, T::vfs)?;
     Ok(())
 }

@@ -107,6 +107,7 @@ pub struct VfsBuilder {
     preopens: Vec<(String, String, bool)>,
     progress: Option<Progress>,
     store: Option<StoreSpec>,
+    lent: Option<crate::LentStore>,
 }
 
 impl VfsBuilder {
@@ -173,6 +174,15 @@ impl VfsBuilder {
         if let Some(s) = &mut self.store {
             s.prefetch = on;
         }
+        self
+    }
+
+    /// Lends `store` (keys under `prefix`) to composed apps that keep their
+    /// own files persistent (they import `larder:vfs/store`; see
+    /// `larder compose --persist host`). Independent of [`store`](Self::store),
+    /// which mirrors this filesystem.
+    pub fn lend_store(mut self, store: Arc<dyn ObjectStore>, prefix: &str) -> Self {
+        self.lent = Some(crate::LentStore::new(store, prefix));
         self
     }
 
@@ -270,6 +280,7 @@ impl VfsBuilder {
             fs,
             preopens,
             mirror,
+            lent: self.lent,
         });
         if let Some(StoreSpec {
             mode: SyncMode::Periodic(every),
@@ -326,9 +337,15 @@ pub struct Vfs {
     fs: Fs,
     preopens: Vec<(String, String, bool)>,
     mirror: Option<Arc<Mirror>>,
+    lent: Option<crate::LentStore>,
 }
 
 impl Vfs {
+    /// The store lent to composed apps, if any.
+    pub fn lent(&self) -> Option<&crate::LentStore> {
+        self.lent.as_ref()
+    }
+
     pub fn fs(&self) -> &Fs {
         &self.fs
     }

@@ -1,0 +1,167 @@
+//! `larder:vfs/store` for composed apps whose adapter keeps its own
+//! filesystem persistent (`larder compose --persist host`): the host lends
+//! one of its object stores, scoped to a prefix. The app's files never
+//! touch the shared [`Vfs`](crate::Vfs) tree; only the store is shared.
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "larder:vfs/store-host",
+        require_store_data_send: true,
+    });
+}
+
+pub(crate) use bindings::larder::vfs::store::add_to_linker;
+use bindings::larder::vfs::store::{Condition, Error, Host, ObjectInfo, Part};
+use larder_sync::store::Part as SyncPart;
+use larder_sync::{Cond, ErrorKind, Metadata, ObjectStore, StoreError};
+use std::sync::Arc;
+
+/// A store lent to composed apps, their keys under `prefix`.
+#[derive(Clone)]
+pub struct LentStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+}
+
+impl LentStore {
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> LentStore {
+        let mut prefix = prefix.trim_start_matches('/').to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        LentStore { store, prefix }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+fn cond(c: Condition) -> Cond {
+    match c {
+        Condition::None => Cond::None,
+        Condition::IfMatch(etag) => Cond::IfMatch(etag),
+        Condition::IfNoneMatch => Cond::IfNoneMatch,
+    }
+}
+
+fn meta(m: Vec<(String, String)>) -> Metadata {
+    m.into_iter().collect()
+}
+
+fn error(e: StoreError) -> Error {
+    let m = e.to_string();
+    match e.kind {
+        ErrorKind::NotFound => Error::NotFound(m),
+        ErrorKind::Conflict => Error::Conflict(m),
+        ErrorKind::Transient => Error::Transient(m),
+        ErrorKind::Permanent => Error::Permanent(m),
+    }
+}
+
+impl crate::VfsCtxView<'_> {
+    fn lent(&self) -> Result<&LentStore, Error> {
+        self.vfs.lent().ok_or_else(|| {
+            Error::Permanent("no store was lent to this app (larder run --store URL)".into())
+        })
+    }
+}
+
+impl Host for crate::VfsCtxView<'_> {
+    fn list(&mut self, prefix: String) -> Result<Vec<ObjectInfo>, Error> {
+        let l = self.lent()?;
+        let all = l.store.list(&l.key(&prefix)).map_err(error)?;
+        Ok(all
+            .into_iter()
+            .map(|o| ObjectInfo {
+                key: o.key[l.prefix.len()..].to_string(),
+                size: o.size,
+                etag: o.etag,
+                meta: o.meta.into_iter().collect(),
+            })
+            .collect())
+    }
+
+    fn head(&mut self, key: String) -> Result<Option<ObjectInfo>, Error> {
+        let l = self.lent()?;
+        Ok(l.store
+            .head(&l.key(&key))
+            .map_err(error)?
+            .map(|o| ObjectInfo {
+                key,
+                size: o.size,
+                etag: o.etag,
+                meta: o.meta.into_iter().collect(),
+            }))
+    }
+
+    fn get(
+        &mut self,
+        key: String,
+        range: Option<(u64, u64)>,
+        c: Condition,
+    ) -> Result<Vec<u8>, Error> {
+        let l = self.lent()?;
+        l.store
+            .get(&l.key(&key), range.map(|(a, b)| a..b), &cond(c))
+            .map_err(error)
+    }
+
+    fn put(
+        &mut self,
+        key: String,
+        body: Vec<u8>,
+        m: Vec<(String, String)>,
+        c: Condition,
+    ) -> Result<String, Error> {
+        let l = self.lent()?;
+        l.store
+            .put(&l.key(&key), &body, &meta(m), &cond(c))
+            .map_err(error)
+    }
+
+    fn put_parts(
+        &mut self,
+        key: String,
+        parts: Vec<Part>,
+        m: Vec<(String, String)>,
+        c: Condition,
+    ) -> Result<String, Error> {
+        let l = self.lent()?;
+        let parts: Vec<SyncPart> = parts
+            .into_iter()
+            .map(|p| match p {
+                Part::Keep((a, b)) => SyncPart::Keep(a..b),
+                Part::Data(d) => SyncPart::Data(d),
+            })
+            .collect();
+        l.store
+            .put_parts(&l.key(&key), &parts, &meta(m), &cond(c))
+            .map_err(error)
+    }
+
+    fn copy(
+        &mut self,
+        source: String,
+        destination: String,
+        m: Vec<(String, String)>,
+        c: Condition,
+    ) -> Result<String, Error> {
+        let l = self.lent()?;
+        l.store
+            .copy(&l.key(&source), &l.key(&destination), &meta(m), &cond(c))
+            .map_err(error)
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), Error> {
+        let l = self.lent()?;
+        l.store.delete(&l.key(&key)).map_err(error)
+    }
+
+    fn enforces_conditions(&mut self) -> bool {
+        self.vfs
+            .lent()
+            .is_some_and(|l| l.store.enforces_conditions())
+    }
+}
