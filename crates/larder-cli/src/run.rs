@@ -35,8 +35,8 @@ pub struct RunArgs {
     /// When changes go to the store besides fsync and exit: `close` (a
     /// written file is closed), `fsync` (only then), `periodic=SECS`,
     /// `write-through` (every change, before its call returns).
-    #[arg(long, value_name = "MODE", default_value = "close", value_parser = parse_sync_mode)]
-    sync_mode: SyncMode,
+    #[arg(long, value_name = "MODE", value_parser = parse_sync_mode)]
+    sync_mode: Option<SyncMode>,
     /// With --store: fetch all file contents in the background at start
     /// (otherwise each file's bytes are fetched when first read).
     #[arg(long, requires = "store")]
@@ -161,10 +161,11 @@ pub fn main(args: RunArgs) -> ExitCode {
                 args.app.display()
             ));
         };
-        if args.prefetch || args.poll.is_some() {
+        if args.prefetch || args.poll.is_some() || args.sync_mode.is_some() {
             return usage(format_args!(
-                "--prefetch and --poll apply to the host's filesystem; {} keeps its own \
-                 (restored when it starts, saved on fsync and when a written file is closed)",
+                "--sync-mode, --prefetch and --poll apply to the host's filesystem; {} keeps \
+                 its own (restored when it starts, saved on fsync and when a written file is \
+                 closed)",
                 args.app.display()
             ));
         }
@@ -176,7 +177,11 @@ pub fn main(args: RunArgs) -> ExitCode {
         match crate::store::open(url) {
             Ok(s) => {
                 builder = builder
-                    .store(s.store, &s.prefix, args.sync_mode)
+                    .store(
+                        s.store,
+                        &s.prefix,
+                        args.sync_mode.unwrap_or(SyncMode::OnClose),
+                    )
                     .prefetch(args.prefetch);
                 if let Some(every) = args.poll {
                     builder = builder.poll(every);

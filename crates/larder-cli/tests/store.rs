@@ -161,7 +161,7 @@ fn bad_store_input_is_a_clear_error() {
 fn sigkill_at_any_moment_loses_nothing_fsynced() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    crash_rounds(store.to_str().unwrap(), 30, dir.path());
+    crash_rounds(&guest("durable"), store.to_str().unwrap(), 30, dir.path());
     // Torn writes' temporary files are gone once a run opened the store.
     let temps = std::fs::read_dir(store.join("data"))
         .unwrap()
@@ -178,7 +178,27 @@ fn sigkill_at_any_moment_loses_nothing_fsynced() {
 fn sigkill_with_an_s3_store_loses_nothing_fsynced() {
     let m = moto::Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    crash_rounds(&m.url("crash"), 12, dir.path());
+    crash_rounds(&guest("durable"), &m.url("crash"), 12, dir.path());
+}
+
+/// The same for a composed app keeping its files in a store `larder run`
+/// lends it (`--persist host`): fsync inside the component returns only
+/// once the store has the file.
+#[test]
+fn sigkill_a_composed_app_loses_nothing_fsynced() {
+    let dir = tempfile::tempdir().unwrap();
+    let composed = dir.path().join("durable-persist.wasm");
+    let out = larder(&[
+        "compose",
+        guest("durable").to_str().unwrap(),
+        "--persist",
+        "host",
+        "-o",
+        composed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let store = dir.path().join("store");
+    crash_rounds(&composed, store.to_str().unwrap(), 15, dir.path());
 }
 
 /// The bytes the `durable` guest writes for file `i` in `round`.
@@ -198,7 +218,7 @@ fn content(i: u64, round: u64) -> Vec<u8> {
 /// Runs the `durable` guest `rounds` times on `store`, killing all but the
 /// last at a random moment, and checks the store after each (read through
 /// `larder export`, so local and S3 stores are checked alike).
-fn crash_rounds(store: &str, rounds: u64, scratch: &Path) {
+fn crash_rounds(app: &Path, store: &str, rounds: u64, scratch: &Path) {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -213,16 +233,18 @@ fn crash_rounds(store: &str, rounds: u64, scratch: &Path) {
     let mut killed_mid_run = 0;
     for round in 1..=rounds {
         let last = round == rounds;
+        // The host-side engine syncs only on fsync here (as the composed
+        // app's adapter does, besides close): what is announced is what
+        // fsync made durable.
+        let composed = app != guest("durable");
         let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
-            .args(["run", guest("durable").to_str().unwrap(), "--store", store])
-            .args([
-                "--sync-mode",
-                "fsync",
-                "--",
-                "/data",
-                &round.to_string(),
-                "60",
-            ])
+            .args(["run", app.to_str().unwrap(), "--store", store])
+            .args(if composed {
+                &[][..]
+            } else {
+                &["--sync-mode", "fsync"][..]
+            })
+            .args(["--", "/data", &round.to_string(), "60"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -421,6 +443,17 @@ fn a_composed_app_keeps_its_files_in_a_lent_directory() {
         "{}",
         text(&out.stderr)
     );
+    // Options for the host's own filesystem are refused, not ignored.
+    let out = larder(&[
+        "run",
+        composed.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--sync-mode",
+        "fsync",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("keeps its own"));
     let out = larder(&[
         "compose",
         guest("append").to_str().unwrap(),
