@@ -7,6 +7,7 @@
 //! against bundle size. Writes target/bench/results.md and results.png.
 
 mod edge;
+mod persist;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -65,6 +66,8 @@ enum Host {
     /// The app composed with the guest adapter: its filesystem is inside it;
     /// the host grants no directories.
     Composed(Arc<Component>),
+    /// Composed with the persistent adapter, the Vfs lending it a store.
+    ComposedLent(Arc<Component>, Arc<Vfs>),
 }
 
 struct Bench {
@@ -90,6 +93,7 @@ impl Bench {
             }
             Host::Vfs(v) => (&self.vfs_linker, Some(v.clone()), &self.component),
             Host::Composed(c) => (&self.host_linker, None, &**c),
+            Host::ComposedLent(c, v) => (&self.vfs_linker, Some(v.clone()), &**c),
         };
         let mut store = Store::new(
             &self.engine,
@@ -319,6 +323,11 @@ fn main() -> Result<()> {
         host_linker,
         vfs_linker,
     };
+    // `BENCH_ONLY=persist just bench`: only the composed-app persistence rows.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("persist") {
+        print!("{}", persist::section(&bench, &fsbench, repeats)?);
+        return Ok(());
+    }
 
     // Single-instance workloads.
     let configs = ["wasmtime host fs (tmpfs)", "vfs-host", "composed adapter"];
@@ -475,6 +484,8 @@ fn main() -> Result<()> {
     }
     eprintln!("sync engine...");
     md.push_str(&sync_section(&root, repeats)?);
+    eprintln!("persistence of composed apps...");
+    md.push_str(&persist::section(&bench, &fsbench, repeats)?);
     print!("{md}");
     std::fs::write(out_dir.join("results.md"), &md)?;
     plot(

@@ -4,7 +4,8 @@
 //!
 //! Workloads: seq-write (100 MiB in 1 MiB writes, then fsync), seq-read,
 //! rand-read and rand-write (4096 x 4 KiB at random offsets of that file),
-//! create (1000 files of 1 KiB), stat, read-small, unlink.
+//! create (1000 files of 1 KiB), stat, read-small, unlink; and, run only
+//! when named, fsync-1m (20 files of 1 MiB, each written and fsync'd).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -14,6 +15,7 @@ const BIG: usize = 100 << 20;
 const CHUNK: usize = 1 << 20;
 const RANDOM_OPS: usize = 4096;
 const SMALL: usize = 1000;
+const FSYNCS: usize = 20;
 
 fn offsets() -> Vec<u64> {
     let mut x = 0x2545_f491_4f6c_dd1du64;
@@ -115,6 +117,15 @@ fn main() {
                     fs::remove_file(n).expect("unlink");
                 }
                 SMALL
+            }
+            "fsync-1m" => {
+                let body = vec![0x3cu8; CHUNK];
+                for i in 0..FSYNCS {
+                    let mut f = File::create(format!("{dir}/sync-{i}")).expect("create");
+                    f.write_all(&body).expect("write");
+                    f.sync_all().expect("fsync");
+                }
+                FSYNCS
             }
             // Start-up only: the filesystem is up once DIR exists.
             "noop" => 0,
