@@ -86,6 +86,17 @@ fn part_hashes(body: &[u8]) -> Vec<[u8; 32]> {
         .collect()
 }
 
+/// Bytes the store is sent for `parts` (kept ranges are copied there).
+fn new_bytes(parts: &[Part]) -> u64 {
+    parts
+        .iter()
+        .map(|p| match p {
+            Part::Data(d) => d.len() as u64,
+            Part::Keep(_) => 0,
+        })
+        .sum()
+}
+
 /// The pieces of `body` to send, keeping those whose hash matches what the
 /// store holds at the same offset; `None` when nothing can be kept.
 fn patch(body: &[u8], stored: &[[u8; 32]], now: &[[u8; 32]]) -> Option<Vec<Part>> {
@@ -548,13 +559,7 @@ impl Mirror {
                         Err(e) => return Err(e.into()),
                     };
                     parts = hashes;
-                    report.bytes_uploaded += pieces
-                        .iter()
-                        .map(|p| match p {
-                            Part::Data(d) => d.len() as u64,
-                            Part::Keep(_) => 0,
-                        })
-                        .sum::<u64>();
+                    report.bytes_uploaded += new_bytes(&pieces);
                     self.check_cond(&key, &cond).and_then(|()| {
                         self.retried(&key, || self.store.put_parts(&key, &pieces, &meta, &cond))
                     })
@@ -572,13 +577,7 @@ impl Mirror {
                         .and_then(|s| patch(&body, &s.parts, &parts));
                     self.check_cond(&key, &cond).and_then(|()| match &pieces {
                         Some(pieces) => {
-                            report.bytes_uploaded += pieces
-                                .iter()
-                                .map(|p| match p {
-                                    Part::Data(d) => d.len() as u64,
-                                    Part::Keep(_) => 0,
-                                })
-                                .sum::<u64>();
+                            report.bytes_uploaded += new_bytes(pieces);
                             self.retried(&key, || self.store.put_parts(&key, pieces, &meta, &cond))
                         }
                         None => {
@@ -635,17 +634,21 @@ impl Mirror {
         }
 
         // Deletions, children before their directories.
-        let gone: Vec<String> = st
-            .synced
-            .keys()
-            .rev()
-            .filter(|p| !current.contains_key(*p) && !self.excluded(p))
-            .cloned()
-            .collect();
-        for path in gone {
+        for path in self.gone(st, |p| current.contains_key(p)) {
             self.delete_one(st, &path, &mut report)?;
         }
         Ok(report)
+    }
+
+    /// Synced paths (not excluded) that `present` says are no longer
+    /// there, children before their directories.
+    fn gone(&self, st: &State, present: impl Fn(&str) -> bool) -> Vec<String> {
+        st.synced
+            .keys()
+            .rev()
+            .filter(|p| !present(p) && !self.excluded(p))
+            .cloned()
+            .collect()
     }
 
     /// Whether the object at `key` is already exactly ours: a request that

@@ -59,14 +59,7 @@ impl Mirror {
         let mut parents: BTreeSet<String> = BTreeSet::new();
 
         // Deleted there: children before their directories.
-        let gone: Vec<String> = st
-            .synced
-            .keys()
-            .rev()
-            .filter(|p| !remote.contains_key(*p) && !self.excluded(p))
-            .cloned()
-            .collect();
-        for path in gone {
+        for path in self.gone(&st, |p| remote.contains_key(p)) {
             let s = st.synced[&path].clone();
             if !unchanged_here(&root, &path, &s)? {
                 pulled.skipped.push(path);
