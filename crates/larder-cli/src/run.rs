@@ -35,7 +35,7 @@ pub struct RunArgs {
     /// When changes go to the store besides fsync and exit: `close` (a
     /// written file is closed), `fsync` (only then), `periodic=SECS`,
     /// `write-through` (every change, before its call returns).
-    #[arg(long, value_name = "MODE", value_parser = parse_sync_mode)]
+    #[arg(long, value_name = "MODE", requires = "store", value_parser = parse_sync_mode)]
     sync_mode: Option<SyncMode>,
     /// With --store: fetch all file contents in the background at start
     /// (otherwise each file's bytes are fetched when first read).

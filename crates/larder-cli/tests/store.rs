@@ -140,6 +140,9 @@ fn bad_store_input_is_a_clear_error() {
     let (code, err) = s(&["run", app, "--store", "d", "--poll", "0"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("positive number of seconds"), "{err}");
+    let (code, err) = s(&["run", app, "--sync-mode", "fsync"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--store"), "{err}");
     let (code, err) = s(&["run", app, "--prefetch"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--store"), "{err}");
