@@ -13,6 +13,18 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `larder compose APP --persist WHERE -o OUT` (APP a guest of examples/guests).
+fn compose_persist(app: &str, persist: &str, out: &Path) -> std::process::Output {
+    larder(&[
+        "compose",
+        guest(app).to_str().unwrap(),
+        "--persist",
+        persist,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
 fn run_store(store: &Path, extra: &[&str], app: &str, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_larder"));
     cmd.arg("run")
@@ -191,14 +203,7 @@ fn sigkill_with_an_s3_store_loses_nothing_fsynced() {
 fn sigkill_a_composed_app_loses_nothing_fsynced() {
     let dir = tempfile::tempdir().unwrap();
     let composed = dir.path().join("durable-persist.wasm");
-    let out = larder(&[
-        "compose",
-        guest("durable").to_str().unwrap(),
-        "--persist",
-        "host",
-        "-o",
-        composed.to_str().unwrap(),
-    ]);
+    let out = compose_persist("durable", "host", &composed);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let store = dir.path().join("store");
     crash_rounds(&composed, store.to_str().unwrap(), 15, dir.path());
@@ -374,14 +379,7 @@ fn files_persist_in_s3_and_other_clients_share_them() {
 /// it and `larder ls|cat` read it.
 fn composed_app_keeps_its_files_in(store: &str, scratch: &Path) {
     let composed = scratch.join("append-persist.wasm");
-    let out = larder(&[
-        "compose",
-        guest("append").to_str().unwrap(),
-        "--persist",
-        "host",
-        "-o",
-        composed.to_str().unwrap(),
-    ]);
+    let out = compose_persist("append", "host", &composed);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         imports(&composed)
@@ -457,25 +455,11 @@ fn a_composed_app_keeps_its_files_in_a_lent_directory() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("keeps its own"));
-    let out = larder(&[
-        "compose",
-        guest("append").to_str().unwrap(),
-        "--persist",
-        "elsewhere",
-        "-o",
-        composed.to_str().unwrap(),
-    ]);
+    let out = compose_persist("append", "elsewhere", &composed);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("expected `host`"));
     // Socket and HTTP apps have no persistent build yet: said, not guessed.
-    let out = larder(&[
-        "compose",
-        guest("netcopy").to_str().unwrap(),
-        "--persist",
-        "host",
-        "-o",
-        composed.to_str().unwrap(),
-    ]);
+    let out = compose_persist("netcopy", "host", &composed);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("command apps only"),

@@ -287,14 +287,12 @@ impl VfsBuilder {
             ..
         }) = self.store
         {
-            spawn_periodic(Arc::downgrade(&vfs), every);
+            every_while_alive(&vfs, every, |v| {
+                let _ = v.sync();
+            });
         }
         if let Some(every) = self.store.as_ref().and_then(|s| s.poll) {
-            let weak = Arc::downgrade(&vfs);
-            std::thread::spawn(move || loop {
-                std::thread::sleep(every);
-                let Some(v) = weak.upgrade() else { return };
-                // Errors are logged by the mirror; the next round retries.
+            every_while_alive(&vfs, every, |v| {
                 if v.sync().is_ok() {
                     if let Some(m) = &v.mirror {
                         let _ = m
@@ -318,15 +316,14 @@ impl VfsBuilder {
     }
 }
 
-/// Syncs every `every` while the filesystem lives (errors are logged by
-/// the mirror and retried next time).
-fn spawn_periodic(vfs: Weak<Vfs>, every: Duration) {
+/// Runs `round` every `every` on a thread of its own while the filesystem
+/// lives (the mirror logs errors; the next round retries).
+fn every_while_alive(vfs: &Arc<Vfs>, every: Duration, round: impl Fn(&Vfs) + Send + 'static) {
+    let vfs: Weak<Vfs> = Arc::downgrade(vfs);
     std::thread::spawn(move || loop {
         std::thread::sleep(every);
         match vfs.upgrade() {
-            Some(v) => {
-                let _ = v.sync();
-            }
+            Some(v) => round(&v),
             None => return,
         }
     });
