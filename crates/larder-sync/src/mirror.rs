@@ -132,6 +132,24 @@ struct State {
     /// Sources of files restored lazily, by inode, to re-point when the
     /// mirror moves their unfetched bytes to a new object.
     lazy: HashMap<u64, Arc<StoreSource>>,
+    /// Writes that failed in a way that may still have reached the store
+    /// (a timeout, a dropped connection), by path.
+    unsure: BTreeMap<String, Unsure>,
+}
+
+/// What an unsure write sent: an object with exactly this metadata (which
+/// carries the mtime to the nanosecond) and size is that write, landed.
+#[derive(Clone, Debug)]
+struct Unsure {
+    kind: Kind,
+    meta: Metadata,
+    size: u64,
+}
+
+impl Unsure {
+    fn landed(&self, info: &ObjectInfo) -> bool {
+        info.meta == self.meta && info.size == self.size
+    }
 }
 
 /// What one sync did.
@@ -475,6 +493,28 @@ impl Mirror {
         let current = self.scan(fs)?;
         let mut report = Report::default();
 
+        // Unsure writes of paths gone since (or now of another kind): the
+        // object is removed if it is that write, landed.
+        let stale: Vec<(String, Unsure)> = st
+            .unsure
+            .iter()
+            .filter(|(p, u)| current.get(*p).is_none_or(|n| n.kind != u.kind))
+            .map(|(p, u)| (p.clone(), u.clone()))
+            .collect();
+        for (path, u) in stale.into_iter().rev() {
+            let key = self.key(&path, u.kind);
+            if let Some(info) = self.retried(&key, || self.store.head(&key))? {
+                if u.landed(&info) {
+                    self.retried(&key, || self.store.delete(&key))?;
+                    report.deleted += 1;
+                    if st.synced.get(&path).is_some_and(|s| s.kind == u.kind) {
+                        st.synced.remove(&path);
+                    }
+                }
+            }
+            st.unsure.remove(&path);
+        }
+
         // Objects whose kind changed go first, with whatever was stored
         // below a directory that is now something else (children before
         // their directory): in a directory store a file and a directory
@@ -528,12 +568,9 @@ impl Mirror {
             if up_to_date(st, path, node) {
                 continue;
             }
-            let prev = st.synced.get(path);
             let key = self.key(path, node.kind);
-            let cond = match prev {
-                Some(s) => Cond::IfMatch(s.etag.clone()),
-                None => Cond::IfNoneMatch,
-            };
+            let cond = self.write_cond(st, path, &key)?;
+            let prev = st.synced.get(path);
             let meta = Mirror::metadata(node.kind, &node.stat);
             let source = (node.kind == Kind::File)
                 .then(|| by_ino.get(&(node.stat.ino, node.stat.data_change)))
@@ -618,8 +655,20 @@ impl Mirror {
                         }
                     }
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    // It may have landed all the same: remember what was
+                    // sent, to recognise it (see `write_cond`, `unsure`).
+                    let size = if node.kind == Kind::Dir {
+                        0
+                    } else {
+                        node.stat.size
+                    };
+                    let kind = node.kind;
+                    st.unsure.insert(path.clone(), Unsure { kind, meta, size });
+                    return Err(e.into());
+                }
             };
+            st.unsure.remove(path);
             st.synced.insert(
                 path.clone(),
                 Synced {
@@ -638,6 +687,23 @@ impl Mirror {
             self.delete_one(st, &path, &mut report)?;
         }
         Ok(report)
+    }
+
+    /// The condition a write of `path` needs: the object must still be the
+    /// one last synced (or absent). After an unsure write it may be that
+    /// write instead, landed: then that is the version to replace.
+    fn write_cond(&self, st: &State, path: &str, key: &str) -> Result<Cond, SyncError> {
+        let synced = match st.synced.get(path) {
+            Some(s) => Cond::IfMatch(s.etag.clone()),
+            None => Cond::IfNoneMatch,
+        };
+        let Some(u) = st.unsure.get(path) else {
+            return Ok(synced);
+        };
+        Ok(match self.retried(key, || self.store.head(key))? {
+            Some(info) if u.landed(&info) => Cond::IfMatch(info.etag),
+            _ => synced,
+        })
     }
 
     /// Synced paths (not excluded) that `present` says are no longer
@@ -718,8 +784,10 @@ impl Mirror {
         };
         let key = self.key(path, s.kind);
         let current: Option<ObjectInfo> = self.retried(&key, || self.store.head(&key))?;
+        let ours =
+            |c: &ObjectInfo| c.etag == s.etag || st.unsure.get(path).is_some_and(|u| u.landed(c));
         match current {
-            Some(c) if c.etag != s.etag && s.kind != Kind::Dir => {
+            Some(c) if !ours(&c) && s.kind != Kind::Dir => {
                 tracing::warn!(%path, "not deleting: another writer changed it in the store");
                 report
                     .conflicts
@@ -732,6 +800,7 @@ impl Mirror {
             None => {}
         }
         st.synced.remove(path);
+        st.unsure.remove(path);
         Ok(())
     }
 

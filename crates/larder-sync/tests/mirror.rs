@@ -321,6 +321,62 @@ fn a_lost_reply_is_not_a_conflict() {
     assert_eq!(tree(&restored(store, "")), tree(&fs));
 }
 
+/// A write that failed for good but had landed (a reply lost, then the
+/// store down for every retry) is recognised as ours later: a removal,
+/// a rewrite or a change of kind made meanwhile replaces it, with no
+/// conflict reported and nothing left behind. (Found by the composed-app
+/// outage test: SIGSTOP'd servers apply requests queued before the stop.)
+#[test]
+fn a_write_that_landed_unseen_is_still_ours() {
+    let store = Arc::new(MemStore::new());
+    let fs = Fs::in_memory();
+    let once = larder_sync::Retry {
+        attempts: 1,
+        ..fast_retry()
+    };
+    let mirror = Mirror::new(store.clone(), "").with_retry(once);
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let write = |name: &str, text: &str| {
+        let f = root
+            .open_at(PF::empty(), name, OF::CREATE | OF::TRUNCATE, DF::WRITE)
+            .unwrap();
+        f.write(text.as_bytes(), 0).unwrap();
+    };
+    let sync_lost = || {
+        store.lose_replies(1);
+        assert!(
+            mirror.sync(&fs).is_err(),
+            "the only attempt's reply is lost"
+        );
+    };
+    write("kept", "v1");
+    mirror.sync(&fs).unwrap();
+
+    // Created, landed unseen, then removed here.
+    write("gone", "x");
+    sync_lost();
+    root.unlink_file_at("gone").unwrap();
+    // Created, landed unseen, then rewritten here.
+    write("again", "first");
+    sync_lost();
+    write("again", "second, longer");
+    // Updated, landed unseen, then removed here.
+    write("kept", "v2");
+    sync_lost();
+    root.unlink_file_at("kept").unwrap();
+    // A file landed unseen, then a directory of the same name here.
+    write("kind", "file");
+    sync_lost();
+    root.unlink_file_at("kind").unwrap();
+    root.create_directory_at("kind").unwrap();
+
+    let r = mirror.sync(&fs).unwrap();
+    assert!(r.conflicts.is_empty(), "{r:?}");
+    let keys: Vec<String> = store.contents().into_keys().collect();
+    assert_eq!(keys, ["again", "kind/"], "nothing else is left");
+    assert_eq!(tree(&restored(store, "")), tree(&fs));
+}
+
 /// A small change to a large file sends the pieces it touched, not the
 /// file; whatever the change (inside a piece, across two, growing,
 /// shrinking), the store ends up holding exactly the file.
