@@ -27,7 +27,7 @@ pub struct RunArgs {
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
     /// Keep the filesystem in a store: a directory (or file:///path), or
-    /// s3://bucket/prefix[?endpoint=URL&region=R&path-style=true].
+    /// s3://bucket/prefix[?endpoint=URL&region=R&path-style=BOOL&timeout=SECS].
     /// Restored at start (each file's contents fetched when first read),
     /// mirrored on fsync, on close (see --sync-mode) and at exit.
     #[arg(long, value_name = "URL")]

@@ -17,15 +17,15 @@ pub struct Opened {
 }
 
 /// `./dir`, `/abs/dir` or `file:///abs/dir`: a local directory (created if
-/// missing). `s3://bucket/prefix[?endpoint=URL&region=R&path-style=true]`:
+/// missing). `s3://bucket/prefix[?endpoint=URL&region=R&path-style=BOOL&timeout=SECS]`:
 /// S3 or an S3-compatible server; credentials, region and endpoint also
 /// come from the standard `AWS_*` environment and profiles.
 pub fn open(url: &str) -> Result<Opened> {
     if url.is_empty() {
         bail!("--store: empty");
     }
-    if let Some(rest) = url.strip_prefix("s3://") {
-        return open_s3(url, rest);
+    if url.starts_with("s3://") {
+        return open_s3(url);
     }
     if url.contains("://") && !url.starts_with("file://") {
         bail!("--store {url}: expected a directory, file:///path or s3://bucket/prefix");
@@ -41,44 +41,14 @@ pub fn open(url: &str) -> Result<Opened> {
     })
 }
 
-fn open_s3(url: &str, rest: &str) -> Result<Opened> {
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
-    if bucket.is_empty() {
-        bail!("--store {url}: no bucket (expected s3://bucket/prefix)");
-    }
-    let mut prefix = prefix.trim_matches('/').to_string();
-    if !prefix.is_empty() {
-        prefix.push('/');
-    }
-    let mut config = larder_sync::s3::S3Config {
-        bucket: bucket.to_string(),
-        prefix: prefix.clone(),
-        ..Default::default()
-    };
-    let mut path_style = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match k {
-            "endpoint" => config.endpoint = Some(v.to_string()),
-            "region" => config.region = Some(v.to_string()),
-            "path-style" => {
-                path_style = Some(match v {
-                    "true" | "1" | "" => true,
-                    "false" | "0" => false,
-                    _ => bail!("--store {url}: path-style is true or false"),
-                })
-            }
-            _ => bail!("--store {url}: unknown option {k:?} (endpoint, region, path-style)"),
-        }
-    }
-    // Servers other than AWS (an explicit endpoint) mostly want path-style.
-    config.path_style = path_style.unwrap_or(config.endpoint.is_some());
+fn open_s3(url: &str) -> Result<Opened> {
+    let config = larder_sync::s3::S3Config::from_url(url)
+        .map_err(|e| anyhow::anyhow!("--store {url}: {e}"))?;
     let store =
         larder_sync::s3::S3Store::open(&config).with_context(|| format!("--store {url}"))?;
     Ok(Opened {
         store: Arc::new(store),
-        prefix,
+        prefix: config.prefix,
     })
 }
 

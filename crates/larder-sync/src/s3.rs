@@ -1,8 +1,13 @@
 //! S3 and S3-compatible servers as the store (aws-sdk-s3). Credentials,
-//! region and profiles come from the standard `AWS_*` environment and
-//! config files; an endpoint URL and path-style addressing serve other
-//! servers. Requests run on a small tokio runtime of the store's own, so
-//! the mirror stays synchronous like the filesystem it mirrors.
+//! region and endpoint come from the standard `AWS_*` environment (and, on
+//! the host, config files and profiles); an endpoint URL and path-style
+//! addressing serve other servers.
+//!
+//! The mirror is synchronous like the filesystem it mirrors, so requests
+//! are waited for: on the host on a small tokio runtime of the store's own;
+//! inside a component over `wasi:http` (aws-smithy-wasm) on wstd's
+//! executor, which is what lets a composed app reach S3 with no help from
+//! its runtime beyond `wasi:http`.
 
 use crate::store::{
     Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Progress, Result, StoreError,
@@ -15,7 +20,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::time::Duration;
 
 /// Bodies above this go up in parts, several at once.
 const MULTIPART_THRESHOLD: usize = 16 << 20;
@@ -26,10 +31,10 @@ const PARALLEL: usize = 32;
 const PARALLEL_PARTS: usize = 4;
 
 /// Where the store is.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct S3Config {
     pub bucket: String,
-    /// Key prefix the filesystem lives under (for the start-up probe).
+    /// Key prefix the filesystem lives under: empty, or ending in `/`.
     pub prefix: String,
     /// For S3-compatible servers, e.g. `http://127.0.0.1:9000`.
     pub endpoint: Option<String>,
@@ -39,12 +44,69 @@ pub struct S3Config {
     pub path_style: bool,
     /// How long one request may take before it counts as failed (and the
     /// mirror retries it); default 60 s.
-    pub attempt_timeout: Option<std::time::Duration>,
+    pub attempt_timeout: Option<Duration>,
+}
+
+impl S3Config {
+    /// `s3://bucket/prefix[?endpoint=URL&region=R&path-style=BOOL&timeout=SECS]`.
+    /// Path-style defaults to on with an explicit endpoint (servers other
+    /// than AWS mostly want it). Errors name what is wrong, not the URL.
+    pub fn from_url(url: &str) -> std::result::Result<S3Config, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or("expected s3://bucket/prefix")?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        if bucket.is_empty() {
+            return Err("no bucket (expected s3://bucket/prefix)".into());
+        }
+        let mut prefix = prefix.trim_matches('/').to_string();
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        let mut config = S3Config {
+            bucket: bucket.to_string(),
+            prefix,
+            ..Default::default()
+        };
+        let mut path_style = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "endpoint" if v.starts_with("http://") || v.starts_with("https://") => {
+                    config.endpoint = Some(v.to_string())
+                }
+                "endpoint" => return Err(format!("endpoint {v:?} is not an http(s) URL")),
+                "region" if !v.is_empty() => config.region = Some(v.to_string()),
+                "region" => return Err("region is empty".into()),
+                "path-style" => {
+                    path_style = Some(match v {
+                        "true" | "1" | "" => true,
+                        "false" | "0" => false,
+                        _ => return Err("path-style is true or false".into()),
+                    })
+                }
+                "timeout" => match v.parse::<f64>() {
+                    Ok(secs) if secs > 0.0 && secs.is_finite() && secs <= 86_400.0 => {
+                        config.attempt_timeout = Some(Duration::from_secs_f64(secs))
+                    }
+                    _ => return Err(format!("timeout {v:?}: expected seconds, above 0")),
+                },
+                _ => {
+                    return Err(format!(
+                        "unknown option {k:?} (endpoint, region, path-style, timeout)"
+                    ))
+                }
+            }
+        }
+        config.path_style = path_style.unwrap_or(config.endpoint.is_some());
+        Ok(config)
+    }
 }
 
 pub struct S3Store {
     inner: Inner,
-    rt: tokio::runtime::Runtime,
+    rt: Runtime,
     conditions: bool,
 }
 
@@ -123,16 +185,29 @@ fn meta_map(meta: &Metadata) -> HashMap<String, String> {
     meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-impl S3Store {
-    /// Runs `f` on the store's runtime and waits for it. The caller may be
-    /// inside another runtime (wasmtime-wasi's sync host functions are),
-    /// where blocking on ours is refused, so the task is spawned and
-    /// waited for without tokio.
+/// Runs requests to completion for the synchronous mirror.
+#[cfg(not(target_arch = "wasm32"))]
+struct Runtime(tokio::runtime::Runtime);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Runtime {
+    fn new() -> Result<Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map(Runtime)
+            .map_err(|e| StoreError::new(ErrorKind::Permanent, format!("tokio: {e}")))
+    }
+
+    /// Runs `f` and waits for it. The caller may be inside another runtime
+    /// (wasmtime-wasi's sync host functions are), where blocking on ours is
+    /// refused, so the task is spawned and waited for without tokio.
     fn run<T: Send + 'static>(
         &self,
         f: impl std::future::Future<Output = Result<T>> + Send + 'static,
     ) -> Result<T> {
-        let task = self.rt.spawn(f);
+        let task = self.0.spawn(f);
         futures::executor::block_on(task).unwrap_or_else(|e| {
             Err(StoreError::new(
                 ErrorKind::Transient,
@@ -141,45 +216,139 @@ impl S3Store {
         })
     }
 
-    pub fn open(config: &S3Config) -> Result<S3Store> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::new(ErrorKind::Permanent, format!("tokio: {e}")))?;
-        let client = rt.block_on(async {
+    /// [`Runtime::run`] for a listing, calling `progress` with its HEAD
+    /// count every 100 ms meanwhile.
+    fn list(&self, i: Inner, prefix: String, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        let count = std::sync::Arc::new(Counter::default());
+        let c = count.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.0.spawn(async move {
+            let _ = tx.send(i.list(&prefix, &c).await);
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(r) => return r,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => progress(
+                    count.done.load(Ordering::Relaxed),
+                    count.total.load(Ordering::Relaxed),
+                ),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(StoreError::new(
+                        ErrorKind::Transient,
+                        "S3 listing task ended without an answer",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The SDK's configuration from the usual sources (environment,
+    /// profiles, instance metadata), as every AWS tool reads them.
+    fn shared_config(&self, config: &S3Config) -> Result<aws_sdk_s3::config::Builder> {
+        Ok(self.0.block_on(async {
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
             if let Some(r) = &config.region {
                 loader = loader.region(aws_config::Region::new(r.clone()));
             }
             let shared = loader.load().await;
-            let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_secs(10))
-                .operation_attempt_timeout(
-                    config
-                        .attempt_timeout
-                        .unwrap_or(std::time::Duration::from_secs(60)),
-                )
-                .build();
-            // One attempt per call: the mirror retries, with backoff, and
-            // keeps what failed queued.
-            let mut b = aws_sdk_s3::config::Builder::from(&shared)
-                .force_path_style(config.path_style)
-                .timeout_config(timeouts)
-                .retry_config(
-                    aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(1),
-                );
-            if let Some(ep) = &config.endpoint {
-                b = b.endpoint_url(ep);
-            }
+            let mut b = aws_sdk_s3::config::Builder::from(&shared);
             if shared.region().is_none() {
                 b = b.region(aws_sdk_s3::config::Region::new("us-east-1"));
             }
-            Client::from_conf(b.build())
-        });
+            b
+        }))
+    }
+}
+
+/// Inside a component: one request at a time from the adapter's calls,
+/// with wstd's reactor running the SDK's futures (several HEADs or parts
+/// at once within a call) over `wasi:http`.
+#[cfg(target_arch = "wasm32")]
+struct Runtime;
+
+#[cfg(target_arch = "wasm32")]
+impl Runtime {
+    fn new() -> Result<Runtime> {
+        Ok(Runtime)
+    }
+
+    fn run<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        wstd::runtime::block_on(f)
+    }
+
+    /// No thread to report from: progress is given once, at the end.
+    fn list(&self, i: Inner, prefix: String, _: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        let count = Counter::default();
+        wstd::runtime::block_on(async { i.list(&prefix, &count).await })
+    }
+
+    /// The environment is the only source in a sandbox: `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` (or
+    /// `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`).
+    fn shared_config(&self, config: &S3Config) -> Result<aws_sdk_s3::config::Builder> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+        else {
+            return Err(StoreError::new(
+                ErrorKind::Permanent,
+                "no credentials: give the component AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY (e.g. wasmtime run --env AWS_ACCESS_KEY_ID \
+                 --env AWS_SECRET_ACCESS_KEY)",
+            ));
+        };
+        let credentials = aws_credential_types::Credentials::new(
+            id,
+            secret,
+            env("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        );
+        let region = config
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        let mut b = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(region))
+            .credentials_provider(credentials)
+            .http_client(aws_smithy_wasm::wasi::WasiHttpClientBuilder::new().build())
+            .sleep_impl(aws_smithy_wasm::wasi::WasiSleep);
+        if let Some(ep) = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
+            b = b.endpoint_url(ep);
+        }
+        Ok(b)
+    }
+}
+
+impl S3Store {
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        self.rt.run(f)
+    }
+
+    pub fn open(config: &S3Config) -> Result<S3Store> {
+        let rt = Runtime::new()?;
+        let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(config.attempt_timeout.unwrap_or(Duration::from_secs(60)))
+            .build();
+        // One attempt per call: the mirror retries, with backoff, and
+        // keeps what failed queued.
+        let mut b = rt
+            .shared_config(config)?
+            .force_path_style(config.path_style)
+            .timeout_config(timeouts)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(1));
+        if let Some(ep) = &config.endpoint {
+            b = b.endpoint_url(ep);
+        }
         let mut store = S3Store {
             inner: Inner {
-                client,
+                client: Client::from_conf(b.build()),
                 bucket: config.bucket.clone(),
             },
             rt,
@@ -201,7 +370,12 @@ impl S3Store {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let key = format!("{prefix}.larder-probe-{}-{nanos}", std::process::id());
+        // No process ids in a component: a random tag keeps two starts apart.
+        let tag = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            nanos,
+        );
+        let key = format!("{prefix}.larder-probe-{tag:016x}");
         let none = Metadata::new();
         self.put(&key, b"", &none, &Cond::IfNoneMatch)?;
         let second = self.put(&key, b"", &none, &Cond::IfNoneMatch);
@@ -503,34 +677,11 @@ impl ObjectStore for S3Store {
     }
 
     fn list_reporting(&self, prefix: &str, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
-        let (i, prefix) = (self.inner.clone(), prefix.to_string());
-        let count = Arc::new(Counter::default());
-        let c = count.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.rt.spawn(async move {
-            let _ = tx.send(i.list(&prefix, &c).await);
-        });
-        // Waited for on this thread (see `run`), reporting as HEADs finish.
-        loop {
-            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
-                Ok(r) => {
-                    if let Ok(all) = &r {
-                        progress(all.len() as u64, all.len() as u64);
-                    }
-                    return r;
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => progress(
-                    count.done.load(Ordering::Relaxed),
-                    count.total.load(Ordering::Relaxed),
-                ),
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(StoreError::new(
-                        ErrorKind::Transient,
-                        "S3 listing task ended without an answer",
-                    ))
-                }
-            }
-        }
+        let all = self
+            .rt
+            .list(self.inner.clone(), prefix.to_string(), progress)?;
+        progress(all.len() as u64, all.len() as u64);
+        Ok(all)
     }
 
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
@@ -568,5 +719,49 @@ impl ObjectStore for S3Store {
 
     fn enforces_conditions(&self) -> bool {
         self.conditions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_into_configs() {
+        let c = S3Config::from_url("s3://b").unwrap();
+        assert_eq!((c.bucket.as_str(), c.prefix.as_str()), ("b", ""));
+        assert!(!c.path_style && c.endpoint.is_none() && c.attempt_timeout.is_none());
+        let c = S3Config::from_url(
+            "s3://b//some/prefix/?endpoint=http://127.0.0.1:9000&region=eu-west-1&timeout=1.5",
+        )
+        .unwrap();
+        assert_eq!(c.prefix, "some/prefix/");
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.attempt_timeout, Some(Duration::from_millis(1500)));
+        assert!(
+            c.path_style,
+            "an explicit endpoint means path-style by default"
+        );
+        let c =
+            S3Config::from_url("s3://b/p?endpoint=https://s3.example&path-style=false").unwrap();
+        assert!(!c.path_style);
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_wrong() {
+        for (url, says) in [
+            ("http://b/p", "expected s3://"),
+            ("s3:///p", "no bucket"),
+            ("s3://b/p?colour=blue", "unknown option \"colour\""),
+            ("s3://b/p?path-style=maybe", "path-style is true or false"),
+            ("s3://b/p?timeout=-1", "timeout"),
+            ("s3://b/p?timeout=inf", "timeout"),
+            ("s3://b/p?endpoint=127.0.0.1:9000", "not an http(s) URL"),
+            ("s3://b/p?region=", "region is empty"),
+        ] {
+            let e = S3Config::from_url(url).unwrap_err();
+            assert!(e.contains(says), "{url}: {e}");
+        }
     }
 }
