@@ -76,12 +76,14 @@ test: setup guests
     cargo clippy --locked -p vfs-adapter --features net --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p vfs-adapter --features http --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p vfs-adapter --features persist --target wasm32-wasip2 -- -D warnings
+    cargo clippy --locked -p vfs-adapter --features persist-s3 --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p http-bridge --target wasm32-wasip2 -- -D warnings
     # no_std + alloc: a target that has no std at all, and the guest target.
     cargo build --locked -p fs-core --no-default-features --target wasm32v1-none
     cargo build --locked -p fs-core --no-default-features --target wasm32-wasip2
-    # The sync engine builds for the guest too (composed-app persistence).
-    cargo build --locked -p larder-sync --target wasm32-wasip2
+    # The sync engine builds for the guest too (composed-app persistence),
+    # with its S3 store over wasi:http.
+    cargo build --locked -p larder-sync --features s3 --target wasm32-wasip2
     cargo test --workspace --locked
     # Last, so the run closes on a suite that has tests (not an empty doctest run).
     cargo test --locked -p fs-core --features fuzzing --test fuzz_regressions
@@ -105,6 +107,7 @@ example-append: guests
 # against bundle size; table and plot under target/bench/.
 bench: guests
     test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || (apt-get update -qq && apt-get install -y -qq fonts-dejavu-core)
+    cargo build --locked --release -p larder-cli
     cargo run --locked --release -p larder-bench
 
 # fs-core's own hot paths (criterion, with a memcpy baseline).

@@ -98,6 +98,7 @@ pub fn run(root: &Path, repeats: usize) -> Result<Option<Vec<Row>>> {
         image: image_of(&big)?,
         preopens: larder_compose::default_preopens(),
         read_only: Vec::new(),
+        store: String::new(),
     };
     let bytes = larder_compose::compose(&app, "edge_http", &bundle)
         .map_err(|e| format_err!("compose edge_http: {e:#}"))?;

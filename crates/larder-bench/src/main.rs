@@ -206,6 +206,7 @@ fn startup(
             image: bundle_image(size)?,
             preopens: larder_compose::default_preopens(),
             read_only: Vec::new(),
+            store: String::new(),
         };
         let bytes = larder_compose::compose(fsbench, "fsbench", &bundle)
             .map_err(|e| format_err!("compose: {e:#}"))?;

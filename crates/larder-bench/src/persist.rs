@@ -57,7 +57,7 @@ pub fn section(bench: &Bench, fsbench: &[u8], repeats: usize) -> Result<String> 
             preopens: larder_compose::default_preopens(),
             ..Default::default()
         },
-        true,
+        Some(larder_compose::Persist::Host),
     )
     .map_err(|e| format_err!("compose fsbench --persist host: {e:#}"))?;
     let persistent = Arc::new(Component::new(&bench.engine, &persistent)?);

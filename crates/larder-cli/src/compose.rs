@@ -4,7 +4,7 @@
 use crate::report;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use larder_compose::{adapter, compose_with, default_preopens, Build, Bundle};
+use larder_compose::{adapter, compose_with, default_preopens, Build, Bundle, Persist};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vfs_host::Mount;
@@ -25,10 +25,13 @@ pub struct ComposeArgs {
     /// any, the whole tree is offered as `/`.
     #[arg(long, value_name = "NAME[=PATH]")]
     preopen: Vec<String>,
-    /// Keep the app's files across runs: `host` stores them in a store the
-    /// runtime lends the component (`larder run out.wasm --store DIR|s3://`),
-    /// restored at start, saved on fsync and when a written file is closed.
-    #[arg(long, value_name = "WHERE")]
+    /// Keep the app's files across runs, restored at start, saved on fsync
+    /// and when a written file is closed: `host` keeps them in a store the
+    /// runtime lends the component (`larder run out.wasm --store DIR|s3://`);
+    /// s3://BUCKET/PREFIX[?endpoint=URL&region=R&path-style=BOOL&timeout=SECS]
+    /// in S3, reached over wasi:http from inside the component (`wasmtime run
+    /// -S http`; credentials from the AWS_* environment at run time).
+    #[arg(long, value_name = "host|s3://BUCKET/PREFIX")]
     persist: Option<String>,
 }
 
@@ -52,9 +55,17 @@ pub struct AdapterArgs {
     #[arg(long, conflicts_with_all = ["sockets", "http", "mount", "preopen"])]
     http_bridge: bool,
     /// The build that keeps its files in a store the host lends it
-    /// (`larder:vfs/store`; `larder run --store` provides one).
-    #[arg(long, conflicts_with_all = ["sockets", "http", "http_bridge"])]
-    persist: bool,
+    /// (`--persist` or `--persist host`: `larder:vfs/store`, which `larder
+    /// run --store` provides), or in S3 over wasi:http (`--persist
+    /// s3://BUCKET/PREFIX[?...]`, as with `larder compose`).
+    #[arg(
+        long,
+        value_name = "host|s3://BUCKET/PREFIX",
+        num_args = 0..=1,
+        default_missing_value = "host",
+        conflicts_with_all = ["sockets", "http", "http_bridge"]
+    )]
+    persist: Option<String>,
     /// Bundle host directory HOST as guest directory GUEST, as with
     /// `larder compose`. Repeatable.
     #[arg(long, value_name = "GUEST=HOST[:ro]")]
@@ -77,33 +88,43 @@ fn adapter_cmd(args: &AdapterArgs) -> Result<()> {
     if args.http_bridge {
         return write_atomically(&args.output, larder_compose::HTTP_BRIDGE);
     }
-    let build = if args.http {
-        Build::Edge
-    } else if args.persist {
-        Build::Persist
-    } else if args.sockets {
-        Build::Sockets
-    } else {
-        Build::Files
+    let persist = args.persist.as_deref().map(persist_arg).transpose()?;
+    let build = match (&persist, args.http, args.sockets) {
+        (Some((Persist::Host, _)), ..) => Build::Persist,
+        (Some((Persist::S3, _)), ..) => Build::PersistS3,
+        (None, true, _) => Build::Edge,
+        (None, false, true) => Build::Sockets,
+        (None, false, false) => Build::Files,
     };
-    let bundle = bundle_from_args(&args.mount, &args.preopen)?;
+    let mut bundle = bundle_from_args(&args.mount, &args.preopen)?;
+    bundle.store = persist.map(|(_, url)| url).unwrap_or_default();
     write_atomically(&args.output, &adapter(&bundle, build)?)
+}
+
+/// `--persist host` or `--persist s3://...` (checked here, so a bad URL is
+/// reported now rather than when the app starts); the URL for the bundle.
+fn persist_arg(s: &str) -> Result<(Persist, String)> {
+    if s == "host" {
+        return Ok((Persist::Host, String::new()));
+    }
+    if s.starts_with("s3://") {
+        larder_sync::s3::S3Config::from_url(s)
+            .map_err(|e| anyhow::anyhow!("--persist {s}: {e}"))?;
+        return Ok((Persist::S3, s.to_string()));
+    }
+    bail!("--persist {s}: expected `host` or s3://BUCKET/PREFIX")
 }
 
 fn compose_cmd(args: &ComposeArgs) -> Result<()> {
     let app =
         std::fs::read(&args.app).with_context(|| format!("cannot read {}", args.app.display()))?;
-    let persist = match args.persist.as_deref() {
-        None => false,
-        Some("host") => true,
-        Some(s) if s.starts_with("s3://") => bail!(
-            "--persist {s}: S3 straight from the component (over wasi:http) is not \
-             available yet; use --persist host and `larder run --store {s}`"
-        ),
-        Some(s) => bail!("--persist {s}: expected `host`"),
-    };
-    let bundle = bundle_from_args(&args.mount, &args.preopen)?;
-    let out = compose_with(&app, &args.app.display().to_string(), &bundle, persist)?;
+    let persist = args.persist.as_deref().map(persist_arg).transpose()?;
+    let mut bundle = bundle_from_args(&args.mount, &args.preopen)?;
+    let how = persist.map(|(how, url)| {
+        bundle.store = url;
+        how
+    });
+    let out = compose_with(&app, &args.app.display().to_string(), &bundle, how)?;
     write_atomically(&args.output, &out)
 }
 
@@ -154,6 +175,7 @@ fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
         image,
         preopens: named,
         read_only,
+        store: String::new(),
     };
     check_preopens(&b)?;
     Ok(b)

@@ -26,6 +26,17 @@ const WIT: &[(&str, &str)] = &[
     ("larder.wit", include_str!("../../../wit/larder.wit")),
 ];
 
+/// World `name` of Larder's WIT, with the packages it uses resolved.
+pub(crate) fn world(name: &str) -> Result<(Resolve, wit_parser::WorldId)> {
+    let mut resolve = Resolve::default();
+    let mut pkg = None;
+    for (file, text) in WIT {
+        pkg = Some(resolve.push_source(file, text)?);
+    }
+    let world = resolve.select_world(&[pkg.expect("larder.wit")], Some(name))?;
+    Ok((resolve, world))
+}
+
 /// The name of the bundle interface, as components import and export it.
 pub const INTERFACE: &str = "larder:vfs/bundle@0.1.0";
 
@@ -37,6 +48,9 @@ pub struct Bundle {
     pub preopens: Vec<(String, String)>,
     /// Absolute guest paths of read-only mounts.
     pub read_only: Vec<String>,
+    /// Where the S3-persisting build keeps the files (`s3://...`); no
+    /// credentials, which come from the environment at run time.
+    pub store: String,
 }
 
 /// Where the static data (return areas, records, strings) starts; page 0
@@ -105,6 +119,11 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
     let ret_preopens = layout.list(&preopens);
     let read_only: Vec<Vec<&str>> = bundle.read_only.iter().map(|p| vec![p.as_str()]).collect();
     let ret_read_only = layout.list(&read_only);
+    let (store_at, store_len) = layout.string(&bundle.store);
+    let ret_store = layout.addr();
+    layout.u32(store_at);
+    layout.u32(store_len);
+    layout.align();
     let ret_read = layout.addr();
     layout.u32(0);
     layout.u32(0);
@@ -120,7 +139,7 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
         .ty()
         .function([ValType::I64, ValType::I32], [ValType::I32]);
     let mut funcs = FunctionSection::new();
-    for ty in [0, 0, 1, 2] {
+    for ty in [0, 0, 1, 2, 0] {
         funcs.function(ty);
     }
     let mut memories = MemorySection::new();
@@ -133,7 +152,7 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
     });
     let mut exports = ExportSection::new();
     exports.export("memory", ExportKind::Memory, 0);
-    for (i, f) in ["preopens", "read-only", "image-size", "read-image"]
+    for (i, f) in ["preopens", "read-only", "image-size", "read-image", "store"]
         .iter()
         .enumerate()
     {
@@ -188,6 +207,9 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
         .i32_const(ret_read as i32)
         .end();
     code.function(&f);
+    let mut f = Function::new([]);
+    f.instructions().i32_const(ret_store as i32).end();
+    code.function(&f);
 
     let mut data = DataSection::new();
     data.active(0, &ConstExpr::i32_const(STATIC_BASE as i32), layout.bytes);
@@ -204,12 +226,7 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
         .section(&data);
     let mut module = module.finish();
 
-    let mut resolve = Resolve::default();
-    let mut pkg = None;
-    for (name, text) in WIT {
-        pkg = Some(resolve.push_source(name, text)?);
-    }
-    let world = resolve.select_world(&[pkg.expect("larder.wit")], Some("bundle-provider"))?;
+    let (resolve, world) = world("bundle-provider")?;
     wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)?;
     ComponentEncoder::default()
         .module(&module)?

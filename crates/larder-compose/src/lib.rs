@@ -6,6 +6,9 @@
 //! directories to ship and the preopens to offer.
 
 pub mod bundle;
+mod nofs;
+mod runbridge;
+pub use nofs::component as no_filesystem;
 
 use anyhow::{bail, Context, Result};
 pub use bundle::Bundle;
@@ -23,6 +26,9 @@ pub const ADAPTER_EDGE: &[u8] = include_bytes!(env!("LARDER_ADAPTER_EDGE_WASM"))
 /// The build whose filesystem persists in a store the host lends it
 /// (`larder:vfs/store`, which the composed app then imports).
 pub const ADAPTER_PERSIST: &[u8] = include_bytes!(env!("LARDER_ADAPTER_PERSIST_WASM"));
+/// The build whose filesystem persists in S3, reached over `wasi:http`
+/// from inside the component; the bundle names the bucket.
+pub const ADAPTER_PERSIST_S3: &[u8] = include_bytes!(env!("LARDER_ADAPTER_PERSIST_S3_WASM"));
 /// The component placed after an app exporting `wasi:http/incoming-handler`
 /// (crates/http-bridge): it hands the host's request to the adapter and
 /// calls the app's handler with the adapter's wrappers.
@@ -40,6 +46,18 @@ pub enum Build {
     Edge,
     /// Files, stdio and clocks, kept in the host's `larder:vfs/store`.
     Persist,
+    /// Files, stdio and clocks, kept in S3 over `wasi:http`; the bucket is
+    /// the bundle's `store`.
+    PersistS3,
+}
+
+/// Where a composed app's files persist (see [`compose_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    /// In a store the host lends (`larder run --store`).
+    Host,
+    /// In S3, from inside the component: the bundle's `store` names it.
+    S3,
 }
 
 impl Build {
@@ -49,6 +67,7 @@ impl Build {
             Build::Sockets => ADAPTER_NET,
             Build::Edge => ADAPTER_EDGE,
             Build::Persist => ADAPTER_PERSIST,
+            Build::PersistS3 => ADAPTER_PERSIST_S3,
         }
     }
 
@@ -67,6 +86,7 @@ impl Build {
 }
 
 const HANDLER: &str = "wasi:http/incoming-handler@";
+const RUN: &str = "wasi:cli/run@";
 
 /// The preopens an app gets when none are named: the whole tree as `/`.
 pub fn default_preopens() -> Vec<(String, String)> {
@@ -91,6 +111,26 @@ fn instantiate_adapter(
     let a = graph.instantiate(a);
     let export = graph.alias_instance_export(b, bundle::INTERFACE)?;
     graph.set_instantiation_argument(a, bundle::INTERFACE, export)?;
+    // A build whose own libc imports a filesystem gets an empty one, not
+    // the host's: the app's only filesystem is the adapter's.
+    let pkg = graph[a].package().expect("an instantiation");
+    let world = graph[pkg].ty();
+    let own: Vec<String> = graph.types()[world]
+        .imports
+        .keys()
+        .filter(|i| i.starts_with("wasi:filesystem/"))
+        .cloned()
+        .collect();
+    if !own.is_empty() {
+        let n = register(graph, "larder:no-filesystem", nofs::component()?)?;
+        let n = graph.instantiate(n);
+        for import in own {
+            let e = graph.alias_instance_export(n, &import)?;
+            graph
+                .set_instantiation_argument(a, &import, e)
+                .with_context(|| format!("plugging an empty {import} into the adapter"))?;
+        }
+    }
     Ok(a)
 }
 
@@ -103,6 +143,7 @@ fn exports_of(graph: &CompositionGraph, node: NodeId) -> Vec<String> {
 /// The adapter (`build` of it) with `bundle` plugged in: a component with
 /// no Larder imports, ready for `wac plug`.
 pub fn adapter(bundle: &Bundle, build: Build) -> Result<Vec<u8>> {
+    check_store(bundle, build)?;
     let mut graph = CompositionGraph::new();
     let a = instantiate_adapter(&mut graph, build.bytes(), bundle)?;
     for name in exports_of(&graph, a) {
@@ -125,12 +166,28 @@ const BRIDGE_HANDLER: &str = "wasi:http/incoming-handler@0.2.12";
 /// `app` with its filesystem (and the interfaces sharing its resources)
 /// served by the adapter holding `bundle`.
 pub fn compose(app: &[u8], app_name: &str, bundle: &Bundle) -> Result<Vec<u8>> {
-    compose_with(app, app_name, bundle, false)
+    compose_with(app, app_name, bundle, None)
+}
+
+/// The S3 build needs a bucket to keep the files in; the others must not
+/// name one (it would be ignored).
+fn check_store(bundle: &Bundle, build: Build) -> Result<()> {
+    match (build, bundle.store.is_empty()) {
+        (Build::PersistS3, true) => bail!("persisting to S3 needs the bucket (s3://BUCKET/PREFIX)"),
+        (Build::PersistS3, false) | (_, true) => Ok(()),
+        (_, false) => bail!("only the S3-persisting build keeps its files in a bundled store URL"),
+    }
 }
 
 /// [`compose`]; with `persist`, the adapter keeps the app's files in a store
-/// the host lends it (`larder:vfs/store`, e.g. `larder run --store`).
-pub fn compose_with(app: &[u8], app_name: &str, bundle: &Bundle, persist: bool) -> Result<Vec<u8>> {
+/// the host lends it (`larder:vfs/store`, e.g. `larder run --store`) or in
+/// the S3 bucket `bundle.store` names, reached over `wasi:http`.
+pub fn compose_with(
+    app: &[u8],
+    app_name: &str,
+    bundle: &Bundle,
+    persist: Option<Persist>,
+) -> Result<Vec<u8>> {
     if wasmparser::Parser::is_core_wasm(app) {
         bail!(
             "{app_name} is a core WebAssembly module, not a component (build for \
@@ -151,13 +208,15 @@ pub fn compose_with(app: &[u8], app_name: &str, bundle: &Bundle, persist: bool) 
         bail!("{app_name} does not import wasi:filesystem; there is nothing for Larder to serve");
     }
     let build = match (Build::for_app(&imports, &app_exports), persist) {
-        (Build::Files, true) => Build::Persist,
-        (_, true) => bail!(
+        (Build::Files, Some(Persist::Host)) => Build::Persist,
+        (Build::Files, Some(Persist::S3)) => Build::PersistS3,
+        (_, Some(_)) => bail!(
             "{app_name} uses wasi:sockets or wasi:http; a persistent filesystem is \
              available for command apps only so far"
         ),
-        (build, false) => build,
+        (build, None) => build,
     };
+    check_store(bundle, build)?;
     let adapter = instantiate_adapter(&mut graph, build.bytes(), bundle)?;
     let provided = exports_of(&graph, adapter);
     let app = graph.instantiate(app_pkg);
@@ -174,7 +233,18 @@ pub fn compose_with(app: &[u8], app_name: &str, bundle: &Bundle, persist: bool) 
     }
     for name in app_exports {
         let e = graph.alias_instance_export(app, &name)?;
-        if name.starts_with(HANDLER) {
+        if name.starts_with(RUN) && matches!(build, Build::Persist | Build::PersistS3) {
+            // The app's run, then the adapter's last sync.
+            let bridge = register(&mut graph, "larder:run-bridge", runbridge::component()?)?;
+            let bridge = graph.instantiate(bridge);
+            graph
+                .set_instantiation_argument(bridge, runbridge::APP_RUN, e)
+                .with_context(|| format!("plugging {app_name}'s {name} into the run bridge"))?;
+            let flush = graph.alias_instance_export(adapter, runbridge::PERSIST)?;
+            graph.set_instantiation_argument(bridge, runbridge::PERSIST, flush)?;
+            let run = graph.alias_instance_export(bridge, runbridge::RUN)?;
+            graph.export(run, &name)?;
+        } else if name.starts_with(HANDLER) {
             // The host calls the bridge, which calls the app's handler.
             let bridge = instantiate_bridge(&mut graph, adapter, e)?;
             let h = graph.alias_instance_export(bridge, BRIDGE_HANDLER)?;

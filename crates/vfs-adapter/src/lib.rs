@@ -13,17 +13,28 @@ mod io;
 #[cfg(feature = "net")]
 mod net;
 mod passthrough;
-#[cfg(feature = "persist")]
+#[cfg(any(feature = "persist", feature = "persist-s3"))]
 mod persist;
 mod state;
 
-#[cfg(all(feature = "persist", feature = "net"))]
+#[cfg(all(any(feature = "persist", feature = "persist-s3"), feature = "net"))]
 compile_error!("the persistent adapter is built for command apps only (no `net`/`http`)");
+#[cfg(all(feature = "persist", feature = "persist-s3"))]
+compile_error!("one store per build: `persist` (lent by the host) or `persist-s3`");
 
-#[cfg(not(any(feature = "net", feature = "persist")))]
+#[cfg(not(any(feature = "net", feature = "persist", feature = "persist-s3")))]
 wit_bindgen::generate!({
     path: "../../wit",
     world: "larder:vfs/adapter",
+    generate_all,
+});
+
+// The build whose filesystem persists in S3; its wasi:http imports come
+// from the S3 client's own bindings, not from this world.
+#[cfg(feature = "persist-s3")]
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "larder:vfs/adapter-persistent",
     generate_all,
 });
 

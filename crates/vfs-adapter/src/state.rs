@@ -63,12 +63,32 @@ pub fn get() -> &'static State {
     STATE.get_or_init(|| match build() {
         Ok(s) => s,
         // The bundle is made by `larder compose`, not by the app: a broken
-        // one is a broken build, reported as loudly as wasm allows.
-        Err(e) => panic!("larder: cannot load the bundled filesystem: {e}"),
+        // one is a broken build, reported as loudly as wasm allows. So is a
+        // store that cannot be read: starting empty would hide the files.
+        Err(e) => panic!("larder: {e}"),
     })
 }
 
 fn build() -> Result<State, String> {
+    let fs = bundled().map_err(|e| format!("cannot load the bundled filesystem: {e}"))?;
+    #[cfg(any(feature = "persist", feature = "persist-s3"))]
+    crate::persist::attach(&fs, &bundle::read_only())
+        .map_err(|e| format!("cannot restore the app's files from the store: {e}"))?;
+    let mut preopens = Vec::new();
+    for p in bundle::preopens() {
+        let d = fs
+            .preopen(
+                rel(&p.path),
+                DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY,
+            )
+            .map_err(|e| format!("preopen {} ({}): {e}", p.name, p.path))?;
+        preopens.push((d, p.name));
+    }
+    Ok(State { _fs: fs, preopens })
+}
+
+/// The filesystem as bundled: the image, its read-only mounts marked.
+fn bundled() -> Result<Fs, String> {
     let fs = Fs::new(FsConfig::default(), Arc::new(WallClock)).map_err(|e| e.to_string())?;
     let rw = DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY;
     let len = bundle::image_size();
@@ -87,17 +107,7 @@ fn build() -> Result<State, String> {
             .set_read_only_recursive();
         }
     }
-    #[cfg(feature = "persist")]
-    crate::persist::attach(&fs, &read_only)
-        .map_err(|e| format!("restoring from the store: {e}"))?;
-    let mut preopens = Vec::new();
-    for p in bundle::preopens() {
-        let d = fs
-            .preopen(rel(&p.path), rw)
-            .map_err(|e| format!("preopen {} ({}): {e}", p.name, p.path))?;
-        preopens.push((d, p.name));
-    }
-    Ok(State { _fs: fs, preopens })
+    Ok(fs)
 }
 
 /// Guest paths in the bundle are absolute; fs-core resolves from the root.

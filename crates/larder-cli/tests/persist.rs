@@ -1,0 +1,416 @@
+//! Composed apps that keep their files: `larder compose --persist s3://...`
+//! under the real `wasmtime run -S http` against a real S3-compatible
+//! server (moto on loopback), with no help from the runtime; the last sync
+//! at exit (both routes); and an S3 outage in the middle of a run.
+
+mod common;
+#[path = "../../larder-sync/tests/common/moto.rs"]
+mod moto;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `larder compose APP --persist URL -o DIR/APP-s3.wasm`, checked.
+fn compose_s3(app: &str, url: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("{app}-s3.wasm"));
+    let r = larder(&[
+        "compose",
+        guest(app).to_str().unwrap(),
+        "--persist",
+        url,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    out
+}
+
+/// Plain `wasmtime run -S http`, credentials passed from this process's
+/// environment (moto::Moto::start sets them) by name only.
+fn wasmtime_s3(component: &Path) -> Command {
+    let mut cmd = Command::new("wasmtime");
+    cmd.args(["run", "-S", "http"])
+        .args([
+            "--env",
+            "AWS_ACCESS_KEY_ID",
+            "--env",
+            "AWS_SECRET_ACCESS_KEY",
+        ])
+        .arg(component);
+    cmd
+}
+
+/// `larder run` with a store, stdin from `input`.
+fn larder_run_with_input(app: &Path, store: &str, input: &str) -> Output {
+    with_input(
+        Command::new(env!("CARGO_BIN_EXE_larder")).args([
+            "run",
+            app.to_str().unwrap(),
+            "--store",
+            store,
+        ]),
+        input,
+    )
+}
+
+/// Runs `cmd` with `input` on stdin; its output.
+fn with_input(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The acceptance run of the issue: a composed app writes, exits; a second
+/// run reads it back; `larder run --store` (the host-side engine) and
+/// `larder ls` see the same tree, and the composed app carries on from what
+/// the host side wrote. Also through `wac plug` with `larder adapter`.
+#[test]
+fn a_composed_app_keeps_its_files_in_s3_under_plain_wasmtime() {
+    let m = moto::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = m.url("direct");
+    let composed = compose_s3("append", &url, dir.path());
+    let imports = imports(&composed);
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:http/outgoing-handler@")),
+        "it reaches S3 over wasi:http: {imports:?}"
+    );
+    assert!(
+        !imports.iter().any(|i| i.starts_with("larder:")),
+        "and needs nothing from the runtime but WASI: {imports:?}"
+    );
+    assert_no_host_filesystem(&composed);
+    // No credentials in the .wasm: the URL is all that is bundled.
+    let bytes = std::fs::read(&composed).unwrap();
+    assert!(!bytes
+        .windows(b"AWS_SECRET".len())
+        .any(|w| w == b"AWS_SECRET_"));
+
+    ok(wasmtime_s3(&composed).args(["/log", "/files", "20"]));
+    ok(wasmtime_s3(&composed).args(["/log", "/files", "5"]));
+    let cat = larder(&["cat", "--store", &url, "/log"]);
+    assert!(cat.status.success(), "{}", text(&cat.stderr));
+    assert_eq!(text(&cat.stdout).lines().count(), 25, "both runs' records");
+
+    // The host-side engine continues the same tree, and the composed app
+    // continues from what it wrote.
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["run", guest("append").to_str().unwrap(), "--store", &url])
+        .args(["--", "/log", "/files", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    ok(wasmtime_s3(&composed).args(["/log", "/files", "2"]));
+    let log = text(&larder(&["cat", "--store", &url, "/log"]).stdout);
+    assert_eq!(log.lines().count(), 30);
+    assert!(log
+        .lines()
+        .all(|l| l.len() == 63 && l.starts_with("instance")));
+
+    // One tree, three views: `larder ls`, the host-side engine, the
+    // composed app (fsshell composed for the same prefix).
+    let shell = compose_s3("fsshell", &url, dir.path());
+    let ls = text(&larder(&["ls", "--store", &url, "/files"]).stdout);
+    let mut from_ls: Vec<String> = ls
+        .lines()
+        .filter_map(|l| l.rsplit('/').next().map(String::from))
+        .filter(|n| n != "files")
+        .collect();
+    from_ls.sort();
+    assert_eq!(from_ls.len(), 20, "{ls}");
+    let composed_ls = with_input(&mut wasmtime_s3(&shell), "ls /files\n");
+    assert!(
+        composed_ls.status.success(),
+        "{}",
+        text(&composed_ls.stderr)
+    );
+    let host_ls = larder_run_with_input(&guest("fsshell"), &url, "ls /files\n");
+    assert!(host_ls.status.success(), "{}", text(&host_ls.stderr));
+    assert_eq!(text(&composed_ls.stdout).trim(), from_ls.join(" "));
+    assert_eq!(text(&host_ls.stdout).trim(), from_ls.join(" "));
+
+    // Another S3 client sees plain objects with s3fs-style metadata.
+    let seen = m.boto3(
+        "h = S3.head_object(Bucket=B, Key='direct/log')\n\
+         print(h['ContentLength'], h['Metadata']['mode'])\n",
+    );
+    assert_eq!(seen, format!("{} {}\n", 30 * 64, 0o100644));
+
+    // wac users: the S3 adapter on its own, plugged with `wac plug`.
+    let adapter = dir.path().join("vfs-s3.wasm");
+    let out = larder(&[
+        "adapter",
+        "--persist",
+        &url,
+        "-o",
+        adapter.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plugged = dir.path().join("plugged.wasm");
+    ok(Command::new("wac").args([
+        "plug",
+        "--plug",
+        adapter.to_str().unwrap(),
+        guest("fsshell").to_str().unwrap(),
+        "-o",
+        plugged.to_str().unwrap(),
+    ]));
+    assert_no_host_filesystem(&plugged);
+    let out = with_input(&mut wasmtime_s3(&plugged), "cat /files/i0-19\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // append writes its instance number (0 outside `larder run`) in each.
+    assert_eq!(text(&out.stdout), "0\n", "a file the first run wrote");
+}
+
+/// Changes an app neither fsyncs nor closes (a directory made, a file
+/// removed, a rename) reach the store when it returns from `main` or calls
+/// `exit`: the run bridge and the adapter's `wasi:cli/exit` sync last.
+/// Both routes: S3 under wasmtime, and a lent directory under `larder run`.
+#[test]
+fn the_last_changes_reach_the_store_at_exit() {
+    let m = moto::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = m.url("exit");
+    let lent = dir.path().join("lent");
+    let lent = lent.to_str().unwrap();
+    let lent_app = dir.path().join("fsshell-host.wasm");
+    let out = larder(&[
+        "compose",
+        guest("fsshell").to_str().unwrap(),
+        "--persist",
+        "host",
+        "-o",
+        lent_app.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s3_app = compose_s3("fsshell", &url, dir.path());
+    type Run<'a> = Box<dyn Fn(&str) -> Output + 'a>;
+    let routes: [(&str, Run); 2] = [
+        (
+            "s3",
+            Box::new(|input: &str| with_input(&mut wasmtime_s3(&s3_app), input)),
+        ),
+        (
+            "lent",
+            Box::new(|input: &str| larder_run_with_input(&lent_app, lent, input)),
+        ),
+    ];
+    for (route, run) in routes {
+        let out = run("mkdir /d\nwrite /d/a one\nwrite /d/b two\nsync /d/a\n");
+        assert!(out.status.success(), "{route}: {}", text(&out.stderr));
+        // Returning from main: a removal and a new directory.
+        let out = run("rm /d/a\nmkdir /d/e\n");
+        assert!(out.status.success(), "{route}: {}", text(&out.stderr));
+        assert_eq!(text(&run("ls /d\n").stdout), "b e\n", "{route}");
+        // std::process::exit(3): the status is a failure, the change kept.
+        let out = run("rm /d/b\nquit 3\n");
+        assert_eq!(out.status.code(), Some(1), "{route}: {}", text(&out.stderr));
+        assert_eq!(text(&run("ls /d\n").stdout), "e\n", "{route}");
+        let out = run("write /d/c three\nquit 0\n");
+        assert!(out.status.success(), "{route}: {}", text(&out.stderr));
+        assert_eq!(text(&run("cat /d/c\n").stdout), "three\n", "{route}");
+    }
+    let ls = text(&larder(&["ls", "--store", &url, "/d"]).stdout);
+    assert!(
+        ls.contains("/d/c") && ls.contains("/d/e") && !ls.contains("/d/a"),
+        "{ls}"
+    );
+}
+
+/// A live composed app, driven line by line.
+struct Shell {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Shell {
+    fn start(cmd: &mut Command) -> Shell {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Shell {
+            stdin: child.stdin.take().unwrap(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+        }
+    }
+
+    /// Sends one command; its reply and how long it took.
+    fn ask(&mut self, line: &str) -> (String, Duration) {
+        let t = Instant::now();
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut reply = String::new();
+        self.stdout.read_line(&mut reply).unwrap();
+        (reply.trim_end().to_string(), t.elapsed())
+    }
+}
+
+/// Stops the server's process (SIGSTOP: connections hang, the worst case)
+/// and lets it go again on drop.
+struct Paused(u32);
+
+impl Paused {
+    fn signal(pid: u32, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+    fn new(pid: u32) -> Paused {
+        Paused::signal(pid, "-STOP");
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        Paused::signal(self.0, "-CONT");
+    }
+}
+
+/// The S3 server stops answering mid-run: the app's fsync fails (EIO)
+/// within the attempt timeout and retries, the app goes on working in
+/// memory, and once the server is back a later sync sends everything.
+/// Nothing is lost: the store and a fresh run hold every change.
+#[test]
+fn a_composed_app_rides_out_an_s3_outage() {
+    let m = moto::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    // One-second attempts, so the outage costs seconds, not minutes.
+    let url = format!("{}&timeout=1", m.url("outage"));
+    let app = compose_s3("fsshell", &url, dir.path());
+    let mut sh = Shell::start(&mut wasmtime_s3(&app));
+    assert_eq!(sh.ask("write /a one").0, "ok");
+    assert_eq!(sh.ask("sync /a").0, "ok");
+    {
+        let _paused = Paused::new(m.pid());
+        // Closing a written file tries to sync and, failing, keeps the
+        // change queued: the write itself succeeds.
+        assert_eq!(sh.ask("write /b two").0, "ok");
+        let (reply, took) = sh.ask("sync /b");
+        assert!(reply.starts_with("error:"), "fsync must fail: {reply}");
+        assert!(took < Duration::from_secs(60), "gave up in {took:?}");
+        assert_eq!(sh.ask("cat /b").0, "two", "the app's files still work");
+        assert_eq!(sh.ask("append /a +").0, "ok");
+        assert_eq!(sh.ask("rm /b").0, "ok");
+        assert_eq!(sh.ask("write /c three").0, "ok");
+    }
+    // Back: the next sync sends everything that waited.
+    assert_eq!(sh.ask("sync /c").0, "ok");
+    assert_eq!(sh.ask("ls /").0, "a c");
+    writeln!(sh.stdin, "exit").unwrap();
+    assert!(sh.child.wait().unwrap().success());
+    let cat = |p: &str| text(&larder(&["cat", "--store", &url, p]).stdout);
+    assert_eq!(cat("/a"), "one+");
+    assert_eq!(cat("/c"), "three");
+    let ls = text(&larder(&["ls", "--store", &url]).stdout);
+    assert!(!ls.contains("/b"), "the removal reached the store: {ls}");
+    let again = with_input(&mut wasmtime_s3(&app), "cat /a\nls /\n");
+    assert_eq!(text(&again.stdout), "one+\na c\n");
+}
+
+/// What can go wrong before the app runs is said plainly: bad URLs at
+/// compose time, missing credentials or an unreachable store at start.
+#[test]
+fn bad_s3_persistence_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.wasm");
+    let compose = |url: &str| {
+        larder(&[
+            "compose",
+            guest("fsshell").to_str().unwrap(),
+            "--persist",
+            url,
+            "-o",
+            out_path.to_str().unwrap(),
+        ])
+    };
+    for (url, says) in [
+        ("s3:///p", "no bucket"),
+        ("s3://b/p?secret=x", "unknown option \"secret\""),
+        ("s3://b/p?timeout=0", "timeout"),
+        ("s3://b/p?endpoint=ftp://x", "not an http(s) URL"),
+        ("gs://b/p", "expected `host` or s3://"),
+    ] {
+        let out = compose(url);
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{url}: {}",
+            text(&out.stderr)
+        );
+        assert!(!out_path.exists(), "nothing written for {url}");
+    }
+    let out = larder(&[
+        "compose",
+        guest("netcopy").to_str().unwrap(),
+        "--persist",
+        "s3://b/p",
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("command apps only"));
+
+    // Nothing listens on port 9: the app stops at start, naming the store,
+    // rather than running on an empty filesystem.
+    let app = compose_s3(
+        "fsshell",
+        "s3://b/p?endpoint=http://127.0.0.1:9",
+        dir.path(),
+    );
+    let out = with_input(
+        Command::new("wasmtime")
+            .args(["run", "-S", "http"])
+            .args([
+                "--env",
+                "AWS_ACCESS_KEY_ID=k",
+                "--env",
+                "AWS_SECRET_ACCESS_KEY=s",
+            ])
+            .arg(&app),
+        "ls /\n",
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot restore the app's files from the store")
+            && err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+    // No credentials in its environment: said, with the way to give them.
+    let out = with_input(
+        Command::new("wasmtime")
+            .args(["run", "-S", "http"])
+            .arg(&app),
+        "ls /\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no credentials"),
+        "{}",
+        text(&out.stderr)
+    );
+}

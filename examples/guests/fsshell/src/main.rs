@@ -1,0 +1,56 @@
+//! A line-driven file shell, for tests that drive an app step by step and
+//! watch each call's outcome (a store going away between two of them, say).
+//!
+//! One command per line on stdin, one reply line on stdout:
+//! `write PATH TEXT` (create or truncate, write, close: no fsync),
+//! `append PATH TEXT`, `sync PATH` (open and fsync), `cat PATH`,
+//! `ls DIR`, `rm PATH`, `mkdir PATH`. Replies are `ok`, the text, or
+//! `error: ...`; the shell keeps going after an error. EOF or `exit` ends
+//! it by returning from `main`; `quit CODE` by `std::process::exit(CODE)`.
+
+use std::io::{BufRead, Write};
+
+fn run(line: &str) -> std::io::Result<String> {
+    let mut words = line.splitn(3, ' ');
+    let cmd = words.next().unwrap_or("");
+    let path = words.next().unwrap_or("");
+    let text = words.next().unwrap_or("");
+    match cmd {
+        "write" => std::fs::write(path, text).map(|_| "ok".into()),
+        "append" => std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)?
+            .write_all(text.as_bytes())
+            .map(|_| "ok".into()),
+        "sync" => std::fs::File::open(path)?.sync_all().map(|_| "ok".into()),
+        "cat" => std::fs::read_to_string(path),
+        "ls" => {
+            let mut names: Vec<String> = std::fs::read_dir(path)?
+                .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect::<Result<_, _>>()?;
+            names.sort();
+            Ok(names.join(" "))
+        }
+        "rm" => std::fs::remove_file(path).map(|_| "ok".into()),
+        "mkdir" => std::fs::create_dir_all(path).map(|_| "ok".into()),
+        _ => Ok(format!("error: unknown command {cmd:?}")),
+    }
+}
+
+fn main() {
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("read stdin");
+        if line == "exit" {
+            break;
+        }
+        if let Some(code) = line.strip_prefix("quit ") {
+            std::process::exit(code.parse().expect("quit CODE"));
+        }
+        let reply = run(&line).unwrap_or_else(|e| format!("error: {e}"));
+        writeln!(out, "{reply}")
+            .and_then(|_| out.flush())
+            .expect("write stdout");
+    }
+}
