@@ -23,6 +23,8 @@ pub struct Traffic {
     pub deletes: u64,
     pub gets: u64,
     pub get_bytes: u64,
+    /// Requests refused while down or by an injected failure.
+    pub refused: u64,
 }
 
 #[derive(Default)]
@@ -87,15 +89,19 @@ impl MemStore {
     }
 
     fn gate(&self) -> Result<()> {
+        let refuse = |why| {
+            self.traffic.lock().unwrap().refused += 1;
+            Err(StoreError::new(ErrorKind::Transient, why))
+        };
         if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::new(ErrorKind::Transient, "store is down"));
+            return refuse("store is down");
         }
         let failed = self
             .fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if failed {
-            return Err(StoreError::new(ErrorKind::Transient, "injected failure"));
+            return refuse("injected failure");
         }
         Ok(())
     }

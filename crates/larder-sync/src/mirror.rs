@@ -25,8 +25,9 @@ use fs_core::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 mod pull;
 pub use pull::Pulled;
@@ -135,7 +136,15 @@ struct State {
     /// Writes that failed in a way that may still have reached the store
     /// (a timeout, a dropped connection), by path.
     unsure: BTreeMap<String, Unsure>,
+    /// When the last sync failed, if the last one did.
+    failed_at: Option<Instant>,
 }
+
+/// For this long after a failed sync, syncs nobody waits on (at close,
+/// write-through) make one attempt per request instead of retrying, so an
+/// app closing files during an outage is not held up by every retry; fsync
+/// still retries, and reports.
+const QUIET_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
 /// What an unsure write sent: an object with exactly this metadata (which
 /// carries the mtime to the nanosecond) and size is that write, landed.
@@ -209,6 +218,9 @@ pub struct Mirror {
     /// Guest paths (relative) whose subtrees are not mirrored.
     exclude: Vec<String>,
     retry: Retry,
+    /// Set for the length of a background sync soon after a failure: one
+    /// attempt per request (see QUIET_AFTER_FAILURE).
+    one_attempt: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -284,6 +296,7 @@ impl Mirror {
             prefix,
             exclude: Vec::new(),
             retry: Retry::default(),
+            one_attempt: AtomicBool::new(false),
             state: Mutex::new(State::default()),
         }
     }
@@ -317,6 +330,13 @@ impl Mirror {
         what: &str,
         op: impl FnMut() -> crate::store::Result<T>,
     ) -> crate::store::Result<T> {
+        if self.one_attempt.load(Ordering::Relaxed) {
+            let once = Retry {
+                attempts: 1,
+                ..self.retry
+            };
+            return with_retry(&once, what, op);
+        }
         with_retry(&self.retry, what, op)
     }
 
@@ -464,18 +484,29 @@ impl Mirror {
     /// is durable in the store (or with the error that stopped it, the rest
     /// left for the next sync).
     pub fn sync(&self, fs: &Fs) -> Result<Report, SyncError> {
+        self.sync_with(fs, false)
+    }
+
+    fn sync_with(&self, fs: &Fs, background: bool) -> Result<Report, SyncError> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let seq = fs.change_seq();
         if st.clean && seq == st.seen_seq {
             return Ok(Report::default());
         }
         st.clean = false;
+        let hurried = background
+            && st
+                .failed_at
+                .is_some_and(|t| t.elapsed() < QUIET_AFTER_FAILURE);
+        self.one_attempt.store(hurried, Ordering::Relaxed);
         let result = self.sync_locked(&mut st, fs);
+        self.one_attempt.store(false, Ordering::Relaxed);
         match &result {
             Ok(report) => {
                 st.seen_seq = seq;
                 st.clean = true;
                 st.last_error = None;
+                st.failed_at = None;
                 st.conflicts.extend(report.conflicts.iter().cloned());
                 if report.uploaded + report.copied + report.deleted > 0 {
                     tracing::debug!(?report, "synced");
@@ -484,9 +515,17 @@ impl Mirror {
             Err(e) => {
                 tracing::error!(error = %e, "sync failed; changes stay queued");
                 st.last_error = Some(e.to_string());
+                st.failed_at = Some(Instant::now());
             }
         }
         result
+    }
+
+    /// A sync nobody waits on (a close, a write-through change): errors are
+    /// logged and the changes stay queued; shortly after a failure, one
+    /// attempt per request (see QUIET_AFTER_FAILURE).
+    pub fn sync_in_background(&self, fs: &Fs) {
+        let _ = self.sync_with(fs, true);
     }
 
     fn sync_locked(&self, st: &mut State, fs: &Fs) -> Result<Report, SyncError> {
@@ -1045,8 +1084,7 @@ impl SyncHook for MirrorHook {
 
     fn closed(&self, fs: &Fs, _ino: u64) {
         if self.on_close || self.write_through {
-            // Errors are logged by `sync` and the changes stay queued.
-            let _ = self.mirror.sync(fs);
+            self.mirror.sync_in_background(fs);
         }
     }
 
@@ -1055,6 +1093,6 @@ impl SyncHook for MirrorHook {
     }
 
     fn changed(&self, fs: &Fs) {
-        let _ = self.mirror.sync(fs);
+        self.mirror.sync_in_background(fs);
     }
 }

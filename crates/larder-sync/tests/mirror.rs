@@ -208,6 +208,44 @@ fn faults_delay_never_lose() {
     assert_eq!(tree(&restored(store, "")), tree(&fs));
 }
 
+/// Soon after a failed sync, a close (which nobody waits on to learn the
+/// outcome) makes one attempt per request rather than retrying, so an app
+/// closing files in an outage is not held up; fsync still retries.
+#[test]
+fn closes_in_an_outage_do_not_wait_out_the_retries() {
+    let store = Arc::new(MemStore::new());
+    let fs = Fs::in_memory();
+    let mirror = Arc::new(Mirror::new(store.clone(), "").with_retry(fast_retry()));
+    fs.set_sync_hook(Arc::new(MirrorHook {
+        mirror: mirror.clone(),
+        on_close: true,
+        write_through: false,
+    }));
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let open = |name: &str| {
+        root.open_at(PF::empty(), name, OF::CREATE, DF::WRITE)
+            .unwrap()
+    };
+    let refused = || store.traffic().refused;
+    store.set_down(true);
+    let f = open("a");
+    f.write(b"one", 0).unwrap();
+    assert_eq!(f.sync(), Err(fs_core::ErrorCode::Io));
+    assert_eq!(refused(), u64::from(fast_retry().attempts), "fsync retries");
+    drop(f);
+    assert_eq!(refused(), u64::from(fast_retry().attempts) + 1, "one try");
+    let g = open("b");
+    g.write(b"two", 0).unwrap();
+    drop(g);
+    assert_eq!(refused(), u64::from(fast_retry().attempts) + 2);
+    // Back: the next close sends everything.
+    store.set_down(false);
+    let h = open("c");
+    drop(h);
+    assert!(mirror.status().clean, "{:?}", mirror.status());
+    assert_eq!(tree(&restored(store, "")), tree(&fs));
+}
+
 /// Write-through: every change is in the store when its call returns, with
 /// no fsync or close; while the store is down calls still succeed, the
 /// changes queue, and the first change after it is back sends them all.
