@@ -109,6 +109,20 @@ fn parse_preopen(s: &str) -> Result<(String, String, bool), String> {
     Ok((name.to_string(), path.to_string(), ro))
 }
 
+/// An engine that caches compiled code where the wasmtime CLI does (its
+/// config file, else `~/.cache/wasmtime`), so an app run again starts
+/// without being compiled again; without a usable cache, it compiles.
+fn engine() -> Engine {
+    let mut config = wasmtime::Config::new();
+    match wasmtime::Cache::from_file(None) {
+        Ok(cache) => {
+            config.cache(Some(cache));
+        }
+        Err(e) => tracing::debug!(error = %e, "no compilation cache"),
+    }
+    Engine::new(&config).unwrap_or_default()
+}
+
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("larder run: {msg}");
     ExitCode::from(EXIT_USAGE)
@@ -125,7 +139,16 @@ pub fn main(args: RunArgs) -> ExitCode {
             args.app.display()
         ));
     }
-    let engine = Engine::default();
+    // Checked before compiling, which takes a while for a large app.
+    let imports = larder_compose::imports_of(&bytes).unwrap_or_default();
+    if let Some(name) = imports.iter().find(|name| name.starts_with("wasi:http/")) {
+        return usage(format_args!(
+            "{} imports {name}, which `larder run` does not provide (an HTTP client, or an \
+             app composed with --persist s3://); run it with `wasmtime run -S http`",
+            args.app.display()
+        ));
+    }
+    let engine = engine();
     let component = match Component::new(&engine, &bytes) {
         Ok(c) => c,
         Err(e) => {
@@ -164,8 +187,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         if args.prefetch || args.poll.is_some() || args.sync_mode.is_some() {
             return usage(format_args!(
                 "--sync-mode, --prefetch and --poll apply to the host's filesystem; {} keeps \
-                 its own (restored when it starts, saved on fsync and when a written file is \
-                 closed)",
+                 its own (restored when it starts, saved on fsync, when a written file is \
+                 closed and at exit)",
                 args.app.display()
             ));
         }

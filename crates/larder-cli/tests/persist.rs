@@ -400,6 +400,14 @@ fn bad_s3_persistence_input_is_a_clear_error() {
             && err.contains("127.0.0.1:9"),
         "{err}"
     );
+    // `larder run` has no wasi:http to give it: said, with what to use.
+    let out = larder(&["run", app.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("wasmtime run -S http"),
+        "{}",
+        text(&out.stderr)
+    );
     // No credentials in its environment: said, with the way to give them.
     let out = with_input(
         Command::new("wasmtime")

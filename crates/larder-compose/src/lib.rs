@@ -88,6 +88,27 @@ impl Build {
 const HANDLER: &str = "wasi:http/incoming-handler@";
 const RUN: &str = "wasi:cli/run@";
 
+/// The names a component imports at its top level, read without
+/// compiling it (nested components' imports are their own).
+pub fn imports_of(component: &[u8]) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut depth = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload? {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ComponentImportSection(s) if depth == 0 => {
+                for i in s {
+                    names.push(i?.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
 /// The preopens an app gets when none are named: the whole tree as `/`.
 pub fn default_preopens() -> Vec<(String, String)> {
     vec![("/".into(), "/".into())]
