@@ -107,16 +107,20 @@ impl Bench {
         if cmd.wasi_cli_run().call_run(&mut store)?.is_err() {
             return Err(format_err!("fsbench failed"));
         }
-        let text = String::from_utf8(out.contents().to_vec())?;
-        let mut res = BTreeMap::new();
-        for line in text.lines() {
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            if let [name, secs, units] = parts[..] {
-                res.insert(name.to_string(), (secs.parse()?, units.parse()?));
-            }
-        }
-        Ok(res)
+        results(&String::from_utf8(out.contents().to_vec())?)
     }
+}
+
+/// fsbench's report: one `workload seconds units` line each.
+fn results(text: &str) -> Result<BTreeMap<String, (f64, f64)>> {
+    let mut res = BTreeMap::new();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if let [name, secs, units] = parts[..] {
+            res.insert(name.to_string(), (secs.parse()?, units.parse()?));
+        }
+    }
+    Ok(res)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -327,6 +331,7 @@ fn main() -> Result<()> {
     // `BENCH_ONLY=persist just bench`: only the composed-app persistence rows.
     if std::env::var("BENCH_ONLY").as_deref() == Ok("persist") {
         print!("{}", persist::section(&bench, &fsbench, repeats)?);
+        print!("{}", persist::s3_section(&root, &wasm, repeats)?);
         return Ok(());
     }
 
@@ -487,6 +492,8 @@ fn main() -> Result<()> {
     md.push_str(&sync_section(&root, repeats)?);
     eprintln!("persistence of composed apps...");
     md.push_str(&persist::section(&bench, &fsbench, repeats)?);
+    eprintln!("persistence of composed apps in S3, through the CLIs...");
+    md.push_str(&persist::s3_section(&root, &wasm, repeats)?);
     print!("{md}");
     std::fs::write(out_dir.join("results.md"), &md)?;
     plot(

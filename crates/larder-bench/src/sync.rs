@@ -26,7 +26,9 @@ pub struct Rows {
     pub overwrite_bytes: u64,
 }
 
-struct Moto(Child, String);
+/// moto's S3 server on a free loopback port, with a bucket `bench`;
+/// killed on drop. `.1` is its endpoint URL.
+pub struct Moto(Child, pub String);
 
 impl Drop for Moto {
     fn drop(&mut self) {
@@ -35,7 +37,7 @@ impl Drop for Moto {
     }
 }
 
-fn moto(root: &Path) -> Option<Moto> {
+pub fn moto(root: &Path) -> Option<Moto> {
     let bin: PathBuf = root.join("target/s3server/bin");
     if !bin.join("moto_server").exists() {
         return None;
