@@ -53,7 +53,14 @@ impl Moto {
         std::env::set_var("AWS_ACCESS_KEY_ID", "test");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
         std::env::set_var("AWS_REGION", "us-east-1");
-        m.boto3("S3.create_bucket(Bucket=B)");
+        // The first request can fail while a server started alongside
+        // others is still warming up (seen on a loaded 2-core machine).
+        let mut tries = 0;
+        while let Err(e) = m.try_boto3("S3.create_bucket(Bucket=B)") {
+            tries += 1;
+            assert!(tries < 10, "cannot create the bucket: {e}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
         m
     }
 
@@ -68,6 +75,12 @@ impl Moto {
     /// Runs Python with boto3 (installed with moto): an S3 client that is
     /// not Larder's. `S3` in the script is a client for this server.
     pub fn boto3(&self, script: &str) -> String {
+        self.try_boto3(script)
+            .unwrap_or_else(|e| panic!("boto3 script failed:\n{e}"))
+    }
+
+    /// [`Moto::boto3`], its stderr as the error if the script failed.
+    pub fn try_boto3(&self, script: &str) -> Result<String, String> {
         let prelude = format!(
             "import boto3\nS3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='t', aws_secret_access_key='t', region_name='us-east-1')\nB = '{}'\n",
             self.endpoint, self.bucket
@@ -77,12 +90,10 @@ impl Moto {
             .arg(format!("{prelude}{script}"))
             .output()
             .expect("run python");
-        assert!(
-            out.status.success(),
-            "boto3 script failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 
