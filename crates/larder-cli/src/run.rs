@@ -140,7 +140,9 @@ pub fn main(args: RunArgs) -> ExitCode {
         ));
     }
     // Checked before compiling, which takes a while for a large app.
-    let imports = larder_compose::imports_of(&bytes).unwrap_or_default();
+    let imports = larder_compose::top_level(&bytes)
+        .unwrap_or_default()
+        .imports;
     if let Some(name) = imports.iter().find(|name| name.starts_with("wasi:http/")) {
         return usage(format_args!(
             "{} imports {name}, which `larder run` does not provide (an HTTP client, or an \

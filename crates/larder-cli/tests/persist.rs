@@ -13,17 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// `larder compose APP --persist URL -o DIR/APP-s3.wasm`, checked.
-fn compose_s3(app: &str, url: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(format!("{app}-s3.wasm"));
-    let r = larder(&[
-        "compose",
-        guest(app).to_str().unwrap(),
-        "--persist",
-        url,
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+/// `larder compose APP --persist WHERE`, checked; DIR/APP-host.wasm or
+/// DIR/APP-s3.wasm.
+fn compose_into(app: &str, persist: &str, dir: &Path) -> PathBuf {
+    let tag = if persist == "host" { "host" } else { "s3" };
+    let out = dir.join(format!("{app}-{tag}.wasm"));
+    let r = compose_persist(app, persist, &out);
     assert!(r.status.success(), "{}", text(&r.stderr));
     out
 }
@@ -82,7 +77,7 @@ fn a_composed_app_keeps_its_files_in_s3_under_plain_wasmtime() {
     let m = moto::Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let url = m.url("direct");
-    let composed = compose_s3("append", &url, dir.path());
+    let composed = compose_into("append", &url, dir.path());
     let imports = imports(&composed);
     assert!(
         imports
@@ -124,7 +119,7 @@ fn a_composed_app_keeps_its_files_in_s3_under_plain_wasmtime() {
 
     // One tree, three views: `larder ls`, the host-side engine, the
     // composed app (fsshell composed for the same prefix).
-    let shell = compose_s3("fsshell", &url, dir.path());
+    let shell = compose_into("fsshell", &url, dir.path());
     let ls = text(&larder(&["ls", "--store", &url, "/files"]).stdout);
     let mut from_ls: Vec<String> = ls
         .lines()
@@ -188,17 +183,8 @@ fn the_last_changes_reach_the_store_at_exit() {
     let url = m.url("exit");
     let lent = dir.path().join("lent");
     let lent = lent.to_str().unwrap();
-    let lent_app = dir.path().join("fsshell-host.wasm");
-    let out = larder(&[
-        "compose",
-        guest("fsshell").to_str().unwrap(),
-        "--persist",
-        "host",
-        "-o",
-        lent_app.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let s3_app = compose_s3("fsshell", &url, dir.path());
+    let lent_app = compose_into("fsshell", "host", dir.path());
+    let s3_app = compose_into("fsshell", &url, dir.path());
     type Run<'a> = Box<dyn Fn(&str) -> Output + 'a>;
     let routes: [(&str, Run); 2] = [
         (
@@ -335,7 +321,7 @@ fn a_composed_app_rides_out_an_s3_outage() {
     let dir = tempfile::tempdir().unwrap();
     // One-second attempts, so the outage costs seconds, not minutes.
     let url = format!("{}&timeout=1", m.url("outage"));
-    let app = compose_s3("fsshell", &url, dir.path());
+    let app = compose_into("fsshell", &url, dir.path());
     rides_out_an_outage(&m, &url, || wasmtime_s3(&app));
 }
 
@@ -345,16 +331,7 @@ fn a_composed_app_rides_out_an_s3_outage_in_a_lent_store() {
     let m = moto::Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("{}&timeout=1", m.url("lent-outage"));
-    let app = dir.path().join("fsshell-host.wasm");
-    let out = larder(&[
-        "compose",
-        guest("fsshell").to_str().unwrap(),
-        "--persist",
-        "host",
-        "-o",
-        app.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = compose_into("fsshell", "host", dir.path());
     rides_out_an_outage(&m, &url, || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_larder"));
         c.args(["run", app.to_str().unwrap(), "--store", &url]);
@@ -368,16 +345,7 @@ fn a_composed_app_rides_out_an_s3_outage_in_a_lent_store() {
 fn bad_s3_persistence_input_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.wasm");
-    let compose = |url: &str| {
-        larder(&[
-            "compose",
-            guest("fsshell").to_str().unwrap(),
-            "--persist",
-            url,
-            "-o",
-            out_path.to_str().unwrap(),
-        ])
-    };
+    let compose = |url: &str| compose_persist("fsshell", url, &out_path);
     for (url, says) in [
         ("s3:///p", "no bucket"),
         ("s3://b/p?secret=x", "unknown option \"secret\""),
@@ -394,20 +362,13 @@ fn bad_s3_persistence_input_is_a_clear_error() {
         );
         assert!(!out_path.exists(), "nothing written for {url}");
     }
-    let out = larder(&[
-        "compose",
-        guest("netcopy").to_str().unwrap(),
-        "--persist",
-        "s3://b/p",
-        "-o",
-        out_path.to_str().unwrap(),
-    ]);
+    let out = compose_persist("netcopy", "s3://b/p", &out_path);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("command apps only"));
 
     // Nothing listens on port 9: the app stops at start, naming the store,
     // rather than running on an empty filesystem.
-    let app = compose_s3(
+    let app = compose_into(
         "fsshell",
         "s3://b/p?endpoint=http://127.0.0.1:9",
         dir.path(),

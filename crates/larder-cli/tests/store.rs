@@ -13,18 +13,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `larder compose APP --persist WHERE -o OUT` (APP a guest of examples/guests).
-fn compose_persist(app: &str, persist: &str, out: &Path) -> std::process::Output {
-    larder(&[
-        "compose",
-        guest(app).to_str().unwrap(),
-        "--persist",
-        persist,
-        "-o",
-        out.to_str().unwrap(),
-    ])
-}
-
 fn run_store(store: &Path, extra: &[&str], app: &str, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_larder"));
     cmd.arg("run")

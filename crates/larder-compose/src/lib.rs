@@ -88,10 +88,17 @@ impl Build {
 const HANDLER: &str = "wasi:http/incoming-handler@";
 const RUN: &str = "wasi:cli/run@";
 
-/// The names a component imports at its top level, read without
-/// compiling it (nested components' imports are their own).
-pub fn imports_of(component: &[u8]) -> Result<Vec<String>> {
-    let mut names = Vec::new();
+/// The names a component imports and exports at its top level.
+#[derive(Debug, Default)]
+pub struct TopLevel {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// [`TopLevel`] of `component`, read without compiling it (nested
+/// components' and modules' names are their own).
+pub fn top_level(component: &[u8]) -> Result<TopLevel> {
+    let mut names = TopLevel::default();
     let mut depth = 0;
     for payload in wasmparser::Parser::new(0).parse_all(component) {
         match payload? {
@@ -100,7 +107,12 @@ pub fn imports_of(component: &[u8]) -> Result<Vec<String>> {
             wasmparser::Payload::End(_) => depth -= 1,
             wasmparser::Payload::ComponentImportSection(s) if depth == 0 => {
                 for i in s {
-                    names.push(i?.name.name.to_string());
+                    names.imports.push(i?.name.name.to_string());
+                }
+            }
+            wasmparser::Payload::ComponentExportSection(s) if depth == 0 => {
+                for e in s {
+                    names.exports.push(e?.name.name.to_string());
                 }
             }
             _ => {}

@@ -170,18 +170,25 @@ fn a_rename_is_a_server_side_copy() {
     assert_eq!(tree(&restored(store, "")), tree(&fs));
 }
 
+/// A filesystem mirrored to `store` through the hook fsync, close (with
+/// `on_close`) and every change (with `write_through`) go through.
+fn hooked(store: &Arc<MemStore>, on_close: bool, write_through: bool) -> (Fs, Arc<Mirror>) {
+    let fs = Fs::in_memory();
+    let mirror = Arc::new(Mirror::new(store.clone(), "").with_retry(fast_retry()));
+    fs.set_sync_hook(Arc::new(MirrorHook {
+        mirror: mirror.clone(),
+        on_close,
+        write_through,
+    }));
+    (fs, mirror)
+}
+
 /// A store that fails: sync retries, then reports; nothing queued is lost,
 /// and once the store is back the next sync sends it all.
 #[test]
 fn faults_delay_never_lose() {
     let store = Arc::new(MemStore::new());
-    let fs = Fs::in_memory();
-    let mirror = Arc::new(Mirror::new(store.clone(), "").with_retry(fast_retry()));
-    fs.set_sync_hook(Arc::new(MirrorHook {
-        mirror: mirror.clone(),
-        on_close: true,
-        write_through: false,
-    }));
+    let (fs, mirror) = hooked(&store, true, false);
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let f = root
         .open_at(PF::empty(), "a", OF::CREATE, DF::WRITE)
@@ -214,13 +221,7 @@ fn faults_delay_never_lose() {
 #[test]
 fn closes_in_an_outage_do_not_wait_out_the_retries() {
     let store = Arc::new(MemStore::new());
-    let fs = Fs::in_memory();
-    let mirror = Arc::new(Mirror::new(store.clone(), "").with_retry(fast_retry()));
-    fs.set_sync_hook(Arc::new(MirrorHook {
-        mirror: mirror.clone(),
-        on_close: true,
-        write_through: false,
-    }));
+    let (fs, mirror) = hooked(&store, true, false);
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let open = |name: &str| {
         root.open_at(PF::empty(), name, OF::CREATE, DF::WRITE)
@@ -252,13 +253,7 @@ fn closes_in_an_outage_do_not_wait_out_the_retries() {
 #[test]
 fn write_through_stores_each_change_before_returning() {
     let store = Arc::new(MemStore::new());
-    let fs = Fs::in_memory();
-    let mirror = Arc::new(Mirror::new(store.clone(), "").with_retry(fast_retry()));
-    fs.set_sync_hook(Arc::new(MirrorHook {
-        mirror: mirror.clone(),
-        on_close: false,
-        write_through: true,
-    }));
+    let (fs, mirror) = hooked(&store, false, true);
     let held = |key: &str| store.contents().get(key).map(|(b, _)| b.clone());
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let f = root

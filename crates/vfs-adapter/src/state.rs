@@ -70,9 +70,10 @@ pub fn get() -> &'static State {
 }
 
 fn build() -> Result<State, String> {
-    let fs = bundled().map_err(|e| format!("cannot load the bundled filesystem: {e}"))?;
+    let read_only = bundle::read_only();
+    let fs = bundled(&read_only).map_err(|e| format!("cannot load the bundled filesystem: {e}"))?;
     #[cfg(any(feature = "persist", feature = "persist-s3"))]
-    crate::persist::attach(&fs, &bundle::read_only())
+    crate::persist::attach(&fs, &read_only)
         .map_err(|e| format!("cannot restore the app's files from the store: {e}"))?;
     let mut preopens = Vec::new();
     for p in bundle::preopens() {
@@ -88,15 +89,14 @@ fn build() -> Result<State, String> {
 }
 
 /// The filesystem as bundled: the image, its read-only mounts marked.
-fn bundled() -> Result<Fs, String> {
+fn bundled(read_only: &[String]) -> Result<Fs, String> {
     let fs = Fs::new(FsConfig::default(), Arc::new(WallClock)).map_err(|e| e.to_string())?;
     let rw = DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY;
     let len = bundle::image_size();
-    let read_only = bundle::read_only();
     if len > 0 {
         let root = fs.root(rw).map_err(|e| e.to_string())?;
         image::load_lazy(&root, Arc::new(Bundle { len }), false).map_err(|e| e.to_string())?;
-        for path in &read_only {
+        for path in read_only {
             root.open_at(
                 PathFlags::empty(),
                 rel(path),

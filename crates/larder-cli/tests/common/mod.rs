@@ -63,6 +63,18 @@ pub fn larder(args: &[&str]) -> Output {
         .expect("run larder")
 }
 
+/// `larder compose APP --persist WHERE -o OUT` (APP a guest of examples/guests).
+pub fn compose_persist(app: &str, persist: &str, out: &Path) -> Output {
+    larder(&[
+        "compose",
+        guest(app).to_str().unwrap(),
+        "--persist",
+        persist,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -170,37 +182,16 @@ pub fn assert_conformant(route: &str, ours: &str, theirs: &str) {
 
 /// The top-level import names of a component.
 pub fn imports(component: &Path) -> Vec<String> {
-    top_level_names(component, false)
+    top_level(component).imports
 }
 
 /// The top-level export names of a component.
 pub fn exports(component: &Path) -> Vec<String> {
-    top_level_names(component, true)
+    top_level(component).exports
 }
 
-fn top_level_names(component: &Path, exports: bool) -> Vec<String> {
-    let bytes = std::fs::read(component).unwrap();
-    let mut names = Vec::new();
-    let mut depth = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
-        match payload.unwrap() {
-            wasmparser::Payload::ModuleSection { .. }
-            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
-            wasmparser::Payload::End(_) => depth -= 1,
-            wasmparser::Payload::ComponentImportSection(s) if depth == 0 && !exports => {
-                for i in s {
-                    names.push(i.unwrap().name.name.to_string());
-                }
-            }
-            wasmparser::Payload::ComponentExportSection(s) if depth == 0 && exports => {
-                for e in s {
-                    names.push(e.unwrap().name.name.to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    names
+fn top_level(component: &Path) -> larder_compose::TopLevel {
+    larder_compose::top_level(&std::fs::read(component).unwrap()).unwrap()
 }
 
 pub fn assert_no_host_filesystem(component: &Path) {
