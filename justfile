@@ -28,7 +28,8 @@ build:
 
 # The main demo: an app composed with Larder and bundled config dirs runs
 # under plain `wasmtime run`; fs-core keeps state in a snapshot image across
-# runs; components share one filesystem under vfs-host / larder run.
+# runs; components share one filesystem under vfs-host / larder run; files
+# persist with --store, and a composed app persists to S3 by itself.
 demo: setup guests build
     @echo "== larder compose: bundle examples/bundle into the settings app, run it with plain wasmtime"
     target/release/larder compose examples/guests/target/wasm32-wasip2/release/settings.wasm -o target/demo/settings.wasm --mount /etc/app=examples/bundle/config:ro --mount /var/lib/app=examples/bundle/state
@@ -48,6 +49,16 @@ demo: setup guests build
     target/release/larder run examples/guests/target/wasm32-wasip2/release/append.wasm --store target/demo/store -- /log /files 3
     target/release/larder ls --store target/demo/store
     wc -l target/demo/store/log
+    @echo; echo "== larder compose --persist s3://: the composed app keeps its files in S3 itself (moto on loopback), under plain wasmtime"
+    target/s3server/bin/moto_server -H 127.0.0.1 -p 8090 >/dev/null 2>&1 & \
+      trap "kill $! 2>/dev/null" EXIT; \
+      for i in $(seq 300); do curl -s -o /dev/null 127.0.0.1:8090 && break; sleep 0.1; done; \
+      target/s3server/bin/python -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:8090', aws_access_key_id='demo', aws_secret_access_key='demo', region_name='us-east-1').create_bucket(Bucket='demo')"; \
+      target/release/larder compose examples/guests/target/wasm32-wasip2/release/append.wasm --persist 's3://demo/app?endpoint=http://127.0.0.1:8090' -o target/demo/append-s3.wasm; \
+      export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo; set -x; \
+      wasmtime run -S http --env AWS_ACCESS_KEY_ID --env AWS_SECRET_ACCESS_KEY target/demo/append-s3.wasm /log /files 3; \
+      wasmtime run -S http --env AWS_ACCESS_KEY_ID --env AWS_SECRET_ACCESS_KEY target/demo/append-s3.wasm /log /files 2; \
+      target/release/larder ls --store 's3://demo/app?endpoint=http://127.0.0.1:8090'
     @echo; echo "== an HTTP handler with bundled, writable files under wasmtime serve"
     target/release/larder compose examples/guests/target/wasm32-wasip2/release/edge_http.wasm -o target/demo/edge-http.wasm --mount /srv/files=examples/edge-http/files
     wasmtime serve -S cli --addr 127.0.0.1:8089 --max-instance-reuse-count 100 target/demo/edge-http.wasm 2>/dev/null & \
