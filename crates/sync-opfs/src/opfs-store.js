@@ -1,0 +1,264 @@
+// `larder:vfs/store` on the Origin Private File System, in the 1:1 layout
+// of the other stores: object `notes/a.txt` is the file `<root>/notes/a.txt`,
+// a `dir/` key is a directory, so the page's own script reads the app's files
+// where it expects them. OPFS keeps no modes, owners or nanosecond times, so
+// each object's metadata and ETag live in a sidecar file in `<root>.meta/`
+// (one flat directory, names percent-encoded), which also names the data
+// version it describes (size and last-modified time). A sidecar that does
+// not match its file (a crash between the two writes, or the page's script
+// rewrote the file) is ignored: the object then reads as a plain file with
+// a version tag of its own, as a file another tool put in a local store.
+//
+// Bytes are replaced with `createWritable`, which writes a swap file and
+// swaps it in on `close()`: a reader (or a later session, after the worker
+// was killed mid-write) sees the old file or the new one, never a mix.
+
+import { assemble, asStoreError, check, clamp, compareKeys, components, defaultMeta, fail } from './store-rules.js';
+
+// Chromium's in-progress `createWritable` swap files.
+const SWAP_SUFFIX = '.crswap';
+
+const isNotFound = (e) => e && (e.name === 'NotFoundError' || e.name === 'TypeMismatchError');
+// Quota and lock contention may pass; a bad name or a broken profile will not.
+const isTransient = (e) => e && (e.name === 'QuotaExceededError' || e.name === 'NoModificationAllowedError');
+
+export class OpfsStore {
+  /** Opens (creating) the store at OPFS directory `root`. */
+  static async open(root = 'larder', opfs = navigator.storage) {
+    const top = await opfs.getDirectory();
+    const data = await top.getDirectoryHandle(root, { create: true });
+    const meta = await top.getDirectoryHandle(`${root}.meta`, { create: true });
+    return new OpfsStore(data, meta);
+  }
+
+  #data;
+  #meta;
+  #seq = 0;
+  /** Test hook: called with (key, writable) after half the bytes of a put
+   * are written and before the swap; may never return. */
+  midPut = null;
+
+  constructor(data, meta) {
+    this.#data = data;
+    this.#meta = meta;
+  }
+
+  /** The directory holding `parts` (created with `create`), or null. */
+  async #dir(parts, create = false) {
+    let d = this.#data;
+    for (const name of parts) {
+      try {
+        d = await d.getDirectoryHandle(name, { create });
+      } catch (e) {
+        if (isNotFound(e) && !create) return null;
+        throw e;
+      }
+    }
+    return d;
+  }
+
+  /** The entry `key` names, of the kind its key says, or null. */
+  async #entry(key) {
+    const parts = components(key);
+    const parent = await this.#dir(parts.slice(0, -1));
+    if (!parent) return null;
+    const name = parts[parts.length - 1];
+    try {
+      if (key.endsWith('/')) return { dir: await parent.getDirectoryHandle(name), parent, name };
+      const handle = await parent.getFileHandle(name);
+      return { handle, file: await handle.getFile(), parent, name };
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
+  }
+
+  async #sidecar(key, handle) {
+    try {
+      const h = handle ?? (await this.#meta.getFileHandle(encodeURIComponent(key)));
+      return JSON.parse(await (await h.getFile()).text());
+    } catch (e) {
+      if (isNotFound(e) || e instanceof SyntaxError) return null;
+      throw e;
+    }
+  }
+
+  /** What `head` answers for `entry` with `sidecar` (null: none found). */
+  #info(key, entry, sidecar) {
+    if (entry.dir) {
+      if (sidecar?.kind === 'dir') return { key, size: 0n, etag: sidecar.etag, meta: sidecar.meta };
+      return { key, size: 0n, etag: '"d"', meta: defaultMeta(true, 0) };
+    }
+    const { size, lastModified } = entry.file;
+    if (sidecar?.kind === 'file' && sidecar.size === size && sidecar.modified === lastModified) {
+      return { key, size: BigInt(size), etag: sidecar.etag, meta: sidecar.meta };
+    }
+    return { key, size: BigInt(size), etag: `"f${size}-${lastModified}"`, meta: defaultMeta(false, lastModified) };
+  }
+
+  async #head(key) {
+    const entry = await this.#entry(key);
+    return entry && this.#info(key, entry, await this.#sidecar(key));
+  }
+
+  async #writeSidecar(key, record) {
+    const h = await this.#meta.getFileHandle(encodeURIComponent(key), { create: true });
+    const w = await h.createWritable();
+    await w.write(JSON.stringify(record));
+    await w.close();
+  }
+
+  async #removeSidecar(key) {
+    try {
+      await this.#meta.removeEntry(encodeURIComponent(key));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  #etag(size) {
+    const r = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+    return `"o${Date.now().toString(36)}-${(this.#seq++).toString(36)}-${size.toString(36)}-${r}"`;
+  }
+
+  /** Replaces `key` with `body` and `meta`; the condition has been checked. */
+  async #write(key, body, meta) {
+    const parts = components(key);
+    const parent = await this.#dir(parts.slice(0, -1), true);
+    const name = parts[parts.length - 1];
+    if (key.endsWith('/')) {
+      // A file where the directory goes (a kind change) was deleted first by
+      // the mirror; one left by someone else gives way.
+      try {
+        await parent.getFileHandle(name);
+        await parent.removeEntry(name);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      await parent.getDirectoryHandle(name, { create: true });
+      const etag = this.#etag(0);
+      await this.#writeSidecar(key, { kind: 'dir', etag, meta });
+      return etag;
+    }
+    // A directory where the file goes must be empty (its objects went first).
+    try {
+      await parent.getDirectoryHandle(name);
+      await parent.removeEntry(name);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    const handle = await parent.getFileHandle(name, { create: true });
+    const w = await handle.createWritable({ keepExistingData: false });
+    try {
+      if (this.midPut) {
+        const half = body.length >> 1;
+        await w.write(body.subarray(0, half));
+        await this.midPut(key);
+        await w.write(body.subarray(half));
+      } else {
+        await w.write(body);
+      }
+      await w.close();
+    } catch (e) {
+      await w.abort().catch(() => {});
+      throw e;
+    }
+    const file = await handle.getFile();
+    const etag = this.#etag(file.size);
+    await this.#writeSidecar(key, { kind: 'file', size: file.size, modified: file.lastModified, etag, meta });
+    return etag;
+  }
+
+  async list(prefix) {
+    return asStoreError(async () => {
+      const sidecars = new Map();
+      for await (const [name, h] of this.#meta.entries()) {
+        if (h.kind === 'file') sidecars.set(decodeURIComponent(name), h);
+      }
+      const found = [];
+      const walk = async (dir, rel) => {
+        for await (const [name, h] of dir.entries()) {
+          if (name.endsWith(SWAP_SUFFIX)) continue;
+          if (h.kind === 'directory') {
+            const key = `${rel}${name}/`;
+            found.push({ key, entry: { dir: h } });
+            await walk(h, key);
+          } else {
+            found.push({ key: rel + name, entry: { handle: h } });
+          }
+        }
+      };
+      await walk(this.#data, '');
+      const wanted = found.filter(({ key }) => key.startsWith(prefix));
+      const infos = await Promise.all(
+        wanted.map(async ({ key, entry }) => {
+          if (entry.handle) entry.file = await entry.handle.getFile();
+          const h = sidecars.get(key);
+          return this.#info(key, entry, h ? await this.#sidecar(key, h) : null);
+        }),
+      );
+      return infos.sort((a, b) => compareKeys(a.key, b.key));
+    }, isTransient);
+  }
+
+  async head(key) {
+    return asStoreError(() => this.#head(key), isTransient);
+  }
+
+  async get(key, range, cond) {
+    return asStoreError(async () => {
+      const entry = await this.#entry(key);
+      if (!entry) fail('not-found', key);
+      check(key, cond, this.#info(key, entry, await this.#sidecar(key)).etag);
+      if (entry.dir) return new Uint8Array();
+      // `entry.file` is a snapshot: if the file is replaced meanwhile, reading
+      // it fails (NotReadableError) rather than mixing two versions.
+      const [start, end] = clamp(range, entry.file.size);
+      return new Uint8Array(await entry.file.slice(start, end).arrayBuffer());
+    }, (e) => isTransient(e) || e?.name === 'NotReadableError');
+  }
+
+  async put(key, body, meta, cond) {
+    return asStoreError(async () => {
+      check(key, cond, (await this.#head(key))?.etag);
+      return this.#write(key, body, meta);
+    }, isTransient);
+  }
+
+  async putParts(key, parts, meta, cond) {
+    return asStoreError(async () => {
+      const entry = await this.#entry(key);
+      const current = entry && this.#info(key, entry, await this.#sidecar(key));
+      check(key, cond, current?.etag);
+      const bytes = entry?.file && parts.some((p) => p.tag === 'keep')
+        ? new Uint8Array(await entry.file.arrayBuffer())
+        : new Uint8Array();
+      return this.#write(key, assemble(parts, bytes), meta);
+    }, isTransient);
+  }
+
+  async copy(source, destination, meta, cond) {
+    const body = await this.get(source, undefined, { tag: 'none' });
+    return this.put(destination, body, meta, cond);
+  }
+
+  async delete(key) {
+    return asStoreError(async () => {
+      const entry = await this.#entry(key);
+      if (entry) {
+        try {
+          await entry.parent.removeEntry(entry.name);
+        } catch (e) {
+          // Other files still inside: the directory stays for them, as a
+          // prefix stays in S3; only the marker's metadata goes.
+          if (!(entry.dir && e.name === 'InvalidModificationError')) throw e;
+        }
+      }
+      await this.#removeSidecar(key);
+    }, isTransient);
+  }
+
+  enforcesConditions() {
+    return true;
+  }
+}
