@@ -18,6 +18,10 @@ setup:
     # C examples: clang with Debian's wasi-libc (wasm32-wasi, preview 1).
     test -e /usr/lib/wasm32-wasi/libc.a -a -x /usr/bin/clang -a -x /usr/bin/wasm-ld || \
         { $(command -v sudo || true) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(command -v sudo || true) apt-get install -y -qq clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null; }
+    # The browser tests: Debian's Chromium (driven headless by playwright-core)
+    # and Node.js with npm for jco, the package and its tests.
+    test -x /usr/bin/chromium && command -v npm >/dev/null || \
+        { $(command -v sudo || true) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(command -v sudo || true) apt-get install -y -qq chromium $(command -v npm >/dev/null || echo nodejs npm) >/dev/null; }
 
 # The guest adapter users `wac plug` into apps, with an empty filesystem
 # preopened as `/` (the same bytes `larder adapter -o` writes).
@@ -77,8 +81,8 @@ guests: setup
     clang --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -o target/guests/c-notes.wasm examples/c-notes/notes.c
 
 # Every test: lints, the no_std build, then unit, property (fs-core vs
-# Linux), concurrency and fuzz-regression tests.
-test: setup guests
+# Linux), concurrency, browser (Chromium, Node) and fuzz-regression tests.
+test: setup guests web
     cargo fmt --all --check
     cargo clippy --locked --workspace --all-targets -- -D warnings
     cargo fmt --all --check --manifest-path examples/guests/Cargo.toml
@@ -96,8 +100,30 @@ test: setup guests
     # with its S3 store over wasi:http.
     cargo build --locked -p larder-sync --features s3 --target wasm32-wasip2
     cargo test --workspace --locked
+    # Composed apps under jco: in headless Chromium with OPFS, and on Node.
+    cd crates/sync-opfs && npm test
     # Last, so the run closes on a suite that has tests (not an empty doctest run).
     cargo test --locked -p fs-core --features fuzzing --test fuzz_regressions
+
+# The browser package (crates/sync-opfs) and the apps its tests and the
+# example run, composed with `--persist host` and transpiled by jco: for
+# browsers with multi-memory, and for Node 20 (whose V8 has none).
+web: guests
+    # `npm install` keeps to package-lock.json; `npm ci` refuses it because
+    # npm 11 leaves jco's other-platform optional packages out of the lock.
+    cd crates/sync-opfs && npm install --no-audit --no-fund --loglevel=error && npm run --silent build
+    cargo build --locked -p larder-cli
+    for app in notebook conformance fsbench; do \
+      target/debug/larder compose examples/guests/target/wasm32-wasip2/release/$app.wasm --persist host -o target/web/$app.wasm; \
+      crates/sync-opfs/node_modules/.bin/jco transpile target/web/$app.wasm --instantiation async --multi-memory --quiet -o target/web/browser/$app; \
+      crates/sync-opfs/node_modules/.bin/jco transpile target/web/$app.wasm --instantiation async --quiet -o target/web/node/$app; \
+      echo '{"type":"module"}' > target/web/node/$app/package.json; \
+    done
+
+# The browser example: a notebook whose files live in OPFS, on
+# http://127.0.0.1:8086 until Ctrl-C (reload it; restart the browser).
+example-browser: web
+    node crates/sync-opfs/serve.mjs --port 8086 /=examples/browser /larder=crates/sync-opfs/dist /app=target/web/browser
 
 # Two components in one process sharing files (vfs-host as a library).
 example-pipeline: guests
