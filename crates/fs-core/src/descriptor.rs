@@ -42,8 +42,12 @@ impl core::fmt::Debug for Descriptor {
 impl Drop for Descriptor {
     fn drop(&mut self) {
         self.shared.close_handle();
-        if self.flags.contains(DescriptorFlags::WRITE) {
-            self.inode.writers.fetch_sub(1, Ordering::Relaxed);
+        // Only the last writer's close is reported: streams hold clones of
+        // their descriptor, and a sync per dropped stream (libc makes one per
+        // seek) would send a file to the store once per random write.
+        if self.flags.contains(DescriptorFlags::WRITE)
+            && self.inode.writers.fetch_sub(1, Ordering::AcqRel) == 1
+        {
             if let Some((hook, fs)) = self.shared.sync_hook() {
                 hook.closed(&fs, self.inode.ino);
             }

@@ -72,7 +72,8 @@ pub trait SyncHook: Send + Sync {
     /// `sync` / `sync-data` on inode `ino`: return once its data (and, unless
     /// `data_only`, its metadata) is durable; the error is what fsync gives.
     fn sync(&self, fs: &Fs, ino: u64, data_only: bool) -> Result<()>;
-    /// A descriptor opened for writing on `ino` was dropped. Nothing can be
+    /// The last descriptor open for writing on `ino` (of those opened, and
+    /// their clones, such as a stream's) was dropped. Nothing can be
     /// reported from here; a failure must stay queued for the next sync.
     fn closed(&self, fs: &Fs, ino: u64);
     /// Whether [`changed`](Self::changed) is wanted (write-through); asked
