@@ -146,6 +146,13 @@ bench: guests
     test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || (apt-get update -qq && apt-get install -y -qq fonts-dejavu-core)
     cargo build --locked --release -p larder-cli
     cargo run --locked --release -p larder-bench
+    test -n "${BENCH_ONLY:-}" || just bench-browser
+
+# The browser rows: fsbench composed with `--persist host` in headless
+# Chromium, files in OPFS, against `wasmtime run --dir` on tmpfs in the same
+# run; table in target/bench/browser.md (`ROUNDS=N`, default 3).
+bench-browser: web
+    cd crates/sync-opfs && node bench/bench.mjs
 
 # fs-core's own hot paths (criterion, with a memcpy baseline).
 bench-core:
