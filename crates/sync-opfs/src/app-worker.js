@@ -13,7 +13,7 @@ const shim = { cli, clocks, io, random };
 let app;
 
 async function load(componentUrl, port, memory) {
-  const component = await import(/* @vite-ignore */ componentUrl);
+  const component = await import(componentUrl);
   const modules = new Map();
   const getCoreModule = (name) => {
     if (!modules.has(name)) modules.set(name, WebAssembly.compileStreaming(fetch(new URL(name, componentUrl))));

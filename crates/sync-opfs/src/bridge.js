@@ -30,7 +30,7 @@ export function storeClient(port, { control, buffer }, timeoutMs = 60_000) {
   const buf = new Uint8Array(buffer);
   let broken = null;
 
-  const await_ = (message) => {
+  const exchange = (message) => {
     Atomics.store(ctl, 0, IDLE);
     port.postMessage(message);
     Atomics.wait(ctl, 0, IDLE, timeoutMs);
@@ -44,11 +44,11 @@ export function storeClient(port, { control, buffer }, timeoutMs = 60_000) {
 
   const call = (op, args) => {
     if (broken) fail('transient', broken);
-    let [total, n] = await_({ op, args });
+    let [total, n] = exchange({ op, args });
     const reply = new Uint8Array(total);
     reply.set(buf.subarray(0, n));
     for (let got = n; got < total; got += n) {
-      [, n] = await_({ more: true });
+      [, n] = exchange({ more: true });
       reply.set(buf.subarray(0, n), got);
     }
     const body = reply.subarray(1);

@@ -1,11 +1,9 @@
 // The composed notebook in headless Chromium (Debian's), its files in OPFS.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { MemoryStore } from '../src/memory-store.js';
-import { REPO, artefact, browser, open, profile, site } from './common.mjs';
+import { artefact, browser, conformanceReference, open, profile, settleConformance, site, withBrowser } from './common.mjs';
 import { apply, script } from './ops.js';
 
 let web;
@@ -72,9 +70,7 @@ test('notes survive a reload and a browser restart, and the page reads them from
 });
 
 test('a second tab is refused with a clear error while the first has the files open', async () => {
-  const p = profile();
-  const b = await browser(p.dir);
-  try {
+  await withBrowser(async (b) => {
     const first = await open(b.context, `${web.url}/`);
     assert.equal(await state(first), 'ready');
     await addNote(first, 'from the first tab');
@@ -93,18 +89,13 @@ test('a second tab is refused with a clear error while the first has the files o
     assert.equal(await state(second), 'ready', await second.textContent('#status'));
     assert.equal(await visits(second), 'Opened 3 times.');
     assert.deepEqual(await notes(second), ['from the first tab']);
-  } finally {
-    await b.context.close();
-    p.done();
-  }
+  });
 });
 
 const MiB = 1 << 20;
 
 test('workers killed between a write and its sync leave the old file or the new, never a torn one', async () => {
-  const p = profile();
-  const b = await browser(p.dir);
-  try {
+  await withBrowser(async (b) => {
     const page = await open(b.context, `${web.url}/test/page/`);
     const h = (f, ...args) => page.evaluate(f, ...args);
     const check = async (expected) => {
@@ -160,16 +151,11 @@ test('workers killed between a write and its sync leave the old file or the new,
       last = now;
     }
     console.log(`random kills within ${whole} ms: ${JSON.stringify(outcomes)}`);
-  } finally {
-    await b.context.close();
-    p.done();
-  }
+  });
 });
 
 test('the OPFS store answers as the in-memory model does, operation by operation', async () => {
-  const p = profile();
-  const b = await browser(p.dir);
-  try {
+  await withBrowser(async (b) => {
     const page = await open(b.context, `${web.url}/test/page/`);
     for (let seed = 1; seed <= 25; seed++) {
       const ops = script(seed, 80);
@@ -179,32 +165,19 @@ test('the OPFS store answers as the in-memory model does, operation by operation
         assert.deepEqual(opfs[i], model[i], `seed ${seed}, operation ${i}: ${JSON.stringify(ops[i]).slice(0, 300)}`);
       }
     }
-  } finally {
-    await b.context.close();
-    p.done();
-  }
+  });
 });
 
 test('the conformance program answers in the browser, files in OPFS, exactly as under larder run', async () => {
-  const larder = join(REPO, 'target/debug/larder');
-  const guest = join(REPO, 'examples/guests/target/wasm32-wasip2/release/conformance.wasm');
-  const reference = execFileSync(larder, ['run', guest], { encoding: 'utf8' });
-  // As on Node: an expired timer polled with a ready file is reported at
-  // once here, a poll later by wasmtime; both are right.
-  const settle = (out) => out.replace('poll-file-and-elapsed-timer: ok [0, 1]\n', 'poll-file-and-elapsed-timer: ok [1]\n');
-  const p = profile();
-  const b = await browser(p.dir);
-  try {
+  const reference = conformanceReference();
+  await withBrowser(async (b) => {
     const page = await open(b.context, `${web.url}/test/page/`);
     for (let round = 0; round < 2; round++) {
       assert.equal(await page.evaluate(() => harness.open({ component: '/app/conformance/conformance.js' })), 'open');
       const r = await page.evaluate(() => harness.runAs(['conformance']));
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(settle(r.stdout), reference);
+      assert.equal(settleConformance(r.stdout), reference);
       await page.evaluate(() => harness.terminate());
     }
-  } finally {
-    await b.context.close();
-    p.done();
-  }
+  });
 });

@@ -2,6 +2,7 @@
 // `just web` (composed with `larder compose --persist host`, transpiled by
 // jco into target/web/); the tests refuse to run without them.
 
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,4 +66,34 @@ export async function open(context, url) {
 export function artefact(name) {
   mkdirSync(ARTEFACTS, { recursive: true });
   return join(ARTEFACTS, name);
+}
+
+/** The conformance program's output under `larder run` (the host-side
+ * engine, itself held to `wasmtime run --dir` by the Rust tests). */
+export function conformanceReference() {
+  const larder = join(REPO, 'target/debug/larder');
+  const guest = join(REPO, 'examples/guests/target/wasm32-wasip2/release/conformance.wasm');
+  const out = execFileSync(larder, ['run', guest], { encoding: 'utf8' });
+  if (out.split('\n').length < 100) throw new Error('the conformance program printed too little');
+  return out;
+}
+
+/** `out` with the one line where two right answers differ made the
+ * reference's: polling a ready file with a timer that has just expired,
+ * wasmtime reports the timer a poll later (its sleep future has not been
+ * polled yet); jco's runs here report it at once. */
+export const settleConformance = (out) =>
+  out.replace('poll-file-and-elapsed-timer: ok [0, 1]\n', 'poll-file-and-elapsed-timer: ok [1]\n');
+
+/** Runs `fn(browser)` in a fresh headless Chromium and profile, closed
+ * afterwards whatever happens. */
+export async function withBrowser(fn) {
+  const p = profile();
+  const b = await browser(p.dir);
+  try {
+    return await fn(b);
+  } finally {
+    await b.context.close();
+    p.done();
+  }
 }
