@@ -120,7 +120,12 @@ fn fsync_and_close_reach_the_hook() {
     drop(stream);
     drop(w);
     assert!(
-        !hook.calls.lock().unwrap().iter().any(|c| c.starts_with("closed")),
+        !hook
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("closed")),
         "closed while a writer is still open"
     );
     drop(f);
