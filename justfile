@@ -113,6 +113,7 @@ web: guests
     # npm 11 leaves jco's other-platform optional packages out of the lock.
     cd crates/sync-opfs && npm install --no-audit --no-fund --loglevel=error && npm run --silent build
     cargo build --locked -p larder-cli
+    mkdir -p target/web
     for app in notebook conformance fsbench; do \
       target/debug/larder compose examples/guests/target/wasm32-wasip2/release/$app.wasm --persist host -o target/web/$app.wasm; \
       crates/sync-opfs/node_modules/.bin/jco transpile target/web/$app.wasm --instantiation async --multi-memory --quiet -o target/web/browser/$app; \
