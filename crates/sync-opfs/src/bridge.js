@@ -4,7 +4,7 @@
 // worker and sleeps in `Atomics.wait` until the reply is in shared memory;
 // replies larger than the buffer come in chunks, one wake-up each.
 
-import { fail } from './store-rules.js';
+import { STORE_OPERATIONS, fail } from './store-rules.js';
 
 const IDLE = 0;
 const READY = 1;
@@ -58,20 +58,10 @@ export function storeClient(port, { control, buffer }, timeoutMs = 60_000) {
     return value;
   };
 
-  return {
-    list: (prefix) => call('list', [prefix]),
-    head: (key) => call('head', [key]),
-    get: (key, range, cond) => call('get', [key, range, cond]),
-    put: (key, body, meta, cond) => call('put', [key, body, meta, cond]),
-    putParts: (key, parts, meta, cond) => call('putParts', [key, parts, meta, cond]),
-    copy: (source, destination, meta, cond) => call('copy', [source, destination, meta, cond]),
-    delete: (key) => call('delete', [key]),
-    // Every store behind the bridge checks conditions itself.
-    enforcesConditions: () => true,
-  };
+  const client = Object.fromEntries(STORE_OPERATIONS.map((op) => [op, (...args) => call(op, args)]));
+  // Every store behind the bridge checks conditions itself.
+  return { ...client, enforcesConditions: () => true };
 }
-
-const OPS = new Set(['list', 'head', 'get', 'put', 'putParts', 'copy', 'delete']);
 
 /** The OPFS worker's side: answers `port`'s calls with `store`'s async
  * functions. Calls come one at a time (the caller is blocked). */
@@ -101,7 +91,7 @@ export function serveStore(port, { control, buffer }, store) {
   port.onmessage = async ({ data }) => {
     if (data.more) return sendChunk();
     try {
-      if (!OPS.has(data.op)) fail('permanent', `no store operation ${data.op}`);
+      if (!STORE_OPERATIONS.includes(data.op)) fail('permanent', `no store operation ${data.op}`);
       const v = await store[data.op](...data.args);
       reply = v instanceof Uint8Array ? frame(OK_BYTES, v) : frame(OK_VALUE, encodeValue(v));
     } catch (e) {

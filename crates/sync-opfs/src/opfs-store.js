@@ -103,9 +103,13 @@ export class OpfsStore {
     return { key, size: BigInt(size), etag: `"f${size}-${lastModified}"`, meta: defaultMeta(false, lastModified) };
   }
 
-  async #head(key) {
-    const entry = await this.#entry(key);
+  /** What `head` answers for `entry` (null: no object). */
+  async #current(key, entry) {
     return entry && this.#info(key, entry, await this.#sidecar(key));
+  }
+
+  async #head(key) {
+    return this.#current(key, await this.#entry(key));
   }
 
   async #writeSidecar(key, record) {
@@ -222,7 +226,7 @@ export class OpfsStore {
     return asStoreError(async () => {
       const entry = await this.#entry(key);
       if (!entry) fail('not-found', key);
-      check(key, cond, this.#info(key, entry, await this.#sidecar(key)).etag);
+      check(key, cond, (await this.#current(key, entry)).etag);
       if (entry.dir) return new Uint8Array();
       // `entry.file` is a snapshot: if the file is replaced meanwhile, reading
       // it fails (NotReadableError) rather than mixing two versions.
@@ -234,7 +238,7 @@ export class OpfsStore {
   async put(key, body, meta, cond) {
     return asStoreError(async () => {
       const entry = await this.#entry(key);
-      check(key, cond, entry ? this.#info(key, entry, await this.#sidecar(key)).etag : undefined);
+      check(key, cond, (await this.#current(key, entry))?.etag);
       return this.#write(key, body, meta, entry);
     }, isTransient);
   }
@@ -242,8 +246,7 @@ export class OpfsStore {
   async putParts(key, parts, meta, cond) {
     return asStoreError(async () => {
       const entry = await this.#entry(key);
-      const current = entry && this.#info(key, entry, await this.#sidecar(key));
-      check(key, cond, current?.etag);
+      check(key, cond, (await this.#current(key, entry))?.etag);
       const bytes = entry?.file && parts.some((p) => p.tag === 'keep')
         ? new Uint8Array(await entry.file.arrayBuffer())
         : new Uint8Array();

@@ -4,13 +4,13 @@
 // caller.
 
 import { blockingPoll } from './blocking.js';
+import { STORE_OPERATIONS } from './store-rules.js';
 
-const STORE_FUNCTIONS = ['list', 'head', 'get', 'put', 'putParts', 'copy', 'delete', 'enforcesConditions'];
+const STORE_FUNCTIONS = [...STORE_OPERATIONS, 'enforcesConditions'];
+const blocking = new WeakMap();
 
 /** The import object for `instantiate`: each interface by its name, at
  * whatever version the component asks for. */
-const blocking = new WeakMap();
-
 function imports(shim, cli, store) {
   if (!blocking.has(shim.io)) blocking.set(shim.io, blockingPoll(shim.io));
   const { poll, monotonicClock } = blocking.get(shim.io);

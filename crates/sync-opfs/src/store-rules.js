@@ -2,6 +2,10 @@
 // bytes: key rules, conditions, ranges, key order and the errors' shape.
 // The Rust stores (crates/larder-sync) are the reference for all of it.
 
+/** The functions of `larder:vfs/store` that reach the store (beside
+ * `enforcesConditions`, which every store here answers `true`). */
+export const STORE_OPERATIONS = ['list', 'head', 'get', 'put', 'putParts', 'copy', 'delete'];
+
 /** Throws the WIT `error` variant. jco turns a thrown non-Error object into
  * the `err` of the import's result; a thrown `Error` would trap the app. */
 export function fail(tag, message) {
