@@ -3,6 +3,7 @@
 mod compose;
 mod progress;
 mod run;
+mod serve;
 mod store;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,9 @@ enum Command {
     /// List what a store holds (`--store DIR`), as `larder run --store`
     /// would see it.
     Ls(store::LsArgs),
+    /// Share one filesystem over 9P2000.L with apps in other processes
+    /// (composed with --remote) and any 9P2000.L client.
+    Serve(serve::ServeArgs),
     /// Print a file from a store.
     Cat(store::CatArgs),
     /// Copy a store's tree (or part) to a host directory.
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Compose(args) => compose::main(args),
         Command::Adapter(args) => compose::adapter_main(args),
+        Command::Serve(args) => serve::main(args),
         Command::Ls(args) => store::ls(args),
         Command::Cat(args) => store::cat(args),
         Command::Export(args) => store::export(args),

@@ -53,7 +53,7 @@ pub struct RunArgs {
     args: Vec<String>,
 }
 
-fn parse_mount(s: &str) -> Result<Mount, String> {
+pub(crate) fn parse_mount(s: &str) -> Result<Mount, String> {
     let m = Mount::parse(s).map_err(|e| e.to_string())?;
     if !m.host.is_dir() {
         return Err(format!(
@@ -74,7 +74,7 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn parse_sync_mode(s: &str) -> Result<SyncMode, String> {
+pub(crate) fn parse_sync_mode(s: &str) -> Result<SyncMode, String> {
     match s {
         "close" => Ok(SyncMode::OnClose),
         "fsync" => Ok(SyncMode::OnFsync),
