@@ -21,6 +21,8 @@ fn main() {
         "crates/fs-core/Cargo.toml",
         "crates/larder-sync/src",
         "crates/larder-sync/Cargo.toml",
+        "crates/larder-9p/src",
+        "crates/larder-9p/Cargo.toml",
         "wit",
         "Cargo.lock",
     ] {
@@ -30,7 +32,8 @@ fn main() {
     // apps that use sockets: others should not import them); the one that
     // passes wasi:http too (edge apps); the one that keeps its files in a
     // store the host lends; the one that keeps them in S3 over wasi:http;
-    // and the bridge for HTTP handlers.
+    // the one whose files are a `larder serve` elsewhere; and the bridge
+    // for HTTP handlers.
     let target_dir = root.join("target/adapter");
     for (package, features, name, var) in [
         (
@@ -62,6 +65,12 @@ fn main() {
             "persist-s3",
             "vfs_adapter_unbundled",
             "LARDER_ADAPTER_PERSIST_S3_WASM",
+        ),
+        (
+            "vfs-adapter",
+            "remote",
+            "vfs_adapter_unbundled",
+            "LARDER_ADAPTER_REMOTE_WASM",
         ),
         ("http-bridge", "", "http_bridge", "LARDER_HTTP_BRIDGE_WASM"),
     ] {

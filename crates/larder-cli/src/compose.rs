@@ -33,6 +33,12 @@ pub struct ComposeArgs {
     /// -S http`; credentials from the AWS_* environment at run time).
     #[arg(long, value_name = "host|s3://BUCKET/PREFIX")]
     persist: Option<String>,
+    /// Use the filesystem of the `larder serve` at HOST:PORT instead of one
+    /// of the app's own, shared with whatever else uses that server
+    /// (`wasmtime run -S inherit-network out.wasm`; LARDER_REMOTE in the
+    /// app's environment overrides the address at run time).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["persist", "mount", "preopen"])]
+    remote: Option<String>,
 }
 
 #[derive(Args)]
@@ -66,6 +72,10 @@ pub struct AdapterArgs {
         conflicts_with_all = ["sockets", "http", "http_bridge"]
     )]
     persist: Option<String>,
+    /// The build whose files are those of the `larder serve` at HOST:PORT,
+    /// as with `larder compose --remote`.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["sockets", "http", "http_bridge", "persist", "mount", "preopen"])]
+    remote: Option<String>,
     /// Bundle host directory HOST as guest directory GUEST, as with
     /// `larder compose`. Repeatable.
     #[arg(long, value_name = "GUEST=HOST[:ro]")]
@@ -88,10 +98,18 @@ fn adapter_cmd(args: &AdapterArgs) -> Result<()> {
     if args.http_bridge {
         return write_atomically(&args.output, larder_compose::HTTP_BRIDGE);
     }
+    if let Some(addr) = &args.remote {
+        let bundle = Bundle {
+            store: remote_arg(addr)?,
+            ..bundle_from_args(&[], &[])?
+        };
+        return write_atomically(&args.output, &adapter(&bundle, Build::Remote)?);
+    }
     let persist = args.persist.as_deref().map(persist_arg).transpose()?;
     let build = match (&persist, args.http, args.sockets) {
         (Some((Persist::Host, _)), ..) => Build::Persist,
         (Some((Persist::S3, _)), ..) => Build::PersistS3,
+        (Some((Persist::Remote, _)), ..) => Build::Remote,
         (None, true, _) => Build::Edge,
         (None, false, true) => Build::Sockets,
         (None, false, false) => Build::Files,
@@ -115,9 +133,30 @@ fn persist_arg(s: &str) -> Result<(Persist, String)> {
     bail!("--persist {s}: expected `host` or s3://BUCKET/PREFIX")
 }
 
+/// `HOST:PORT` as the remote adapter will read it.
+fn remote_arg(s: &str) -> Result<String> {
+    let ok = s.parse::<std::net::SocketAddr>().is_ok()
+        || s.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok()
+        });
+    if !ok {
+        bail!("--remote {s}: expected HOST:PORT, such as 127.0.0.1:5640");
+    }
+    Ok(s.to_string())
+}
+
 fn compose_cmd(args: &ComposeArgs) -> Result<()> {
     let app =
         std::fs::read(&args.app).with_context(|| format!("cannot read {}", args.app.display()))?;
+    if let Some(addr) = &args.remote {
+        let bundle = Bundle {
+            store: remote_arg(addr)?,
+            ..bundle_from_args(&[], &[])?
+        };
+        let name = args.app.display().to_string();
+        let out = compose_with(&app, &name, &bundle, Some(Persist::Remote))?;
+        return write_atomically(&args.output, &out);
+    }
     let persist = args.persist.as_deref().map(persist_arg).transpose()?;
     let mut bundle = bundle_from_args(&args.mount, &args.preopen)?;
     let how = persist.map(|(how, url)| {

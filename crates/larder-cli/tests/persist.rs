@@ -8,10 +8,10 @@ mod common;
 mod moto;
 
 use common::*;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// `larder compose APP --persist WHERE`, checked; DIR/APP-host.wasm or
 /// DIR/APP-s3.wasm.
@@ -236,63 +236,6 @@ fn the_last_changes_reach_the_store_at_exit() {
 }
 
 /// A live composed app, driven line by line.
-struct Shell {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Shell {
-    fn start(cmd: &mut Command) -> Shell {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        Shell {
-            stdin: child.stdin.take().unwrap(),
-            stdout: BufReader::new(child.stdout.take().unwrap()),
-            child,
-        }
-    }
-
-    /// Sends one command; its reply and how long it took.
-    fn ask(&mut self, line: &str) -> (String, Duration) {
-        let t = Instant::now();
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut reply = String::new();
-        self.stdout.read_line(&mut reply).unwrap();
-        (reply.trim_end().to_string(), t.elapsed())
-    }
-}
-
-/// Stops the server's process (SIGSTOP: connections hang, the worst case)
-/// and lets it go again on drop.
-struct Paused(u32);
-
-impl Paused {
-    fn signal(pid: u32, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {pid}");
-    }
-    fn new(pid: u32) -> Paused {
-        Paused::signal(pid, "-STOP");
-        Paused(pid)
-    }
-}
-
-impl Drop for Paused {
-    fn drop(&mut self) {
-        Paused::signal(self.0, "-CONT");
-    }
-}
-
 /// The S3 server stops answering mid-run: the app's fsync fails (EIO)
 /// within the attempt timeout and retries, closes meanwhile cost one
 /// attempt, the app goes on working in memory, and once the server is

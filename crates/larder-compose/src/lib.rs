@@ -29,6 +29,10 @@ pub const ADAPTER_PERSIST: &[u8] = include_bytes!(env!("LARDER_ADAPTER_PERSIST_W
 /// The build whose filesystem persists in S3, reached over `wasi:http`
 /// from inside the component; the bundle names the bucket.
 pub const ADAPTER_PERSIST_S3: &[u8] = include_bytes!(env!("LARDER_ADAPTER_PERSIST_S3_WASM"));
+/// The build whose filesystem is a `larder serve` in another process,
+/// reached over `wasi:sockets` (9P2000.L); the bundle's `store` is its
+/// address.
+pub const ADAPTER_REMOTE: &[u8] = include_bytes!(env!("LARDER_ADAPTER_REMOTE_WASM"));
 /// The component placed after an app exporting `wasi:http/incoming-handler`
 /// (crates/http-bridge): it hands the host's request to the adapter and
 /// calls the app's handler with the adapter's wrappers.
@@ -49,6 +53,8 @@ pub enum Build {
     /// Files, stdio and clocks, kept in S3 over `wasi:http`; the bucket is
     /// the bundle's `store`.
     PersistS3,
+    /// Stdio and clocks; files in the `larder serve` at the bundle's `store`.
+    Remote,
 }
 
 /// Where a composed app's files persist (see [`compose_with`]).
@@ -58,6 +64,9 @@ pub enum Persist {
     Host,
     /// In S3, from inside the component: the bundle's `store` names it.
     S3,
+    /// In a `larder serve` shared with other apps: the bundle's `store` is
+    /// its `host:port`.
+    Remote,
 }
 
 impl Build {
@@ -68,6 +77,7 @@ impl Build {
             Build::Edge => ADAPTER_EDGE,
             Build::Persist => ADAPTER_PERSIST,
             Build::PersistS3 => ADAPTER_PERSIST_S3,
+            Build::Remote => ADAPTER_REMOTE,
         }
     }
 
@@ -202,12 +212,16 @@ pub fn compose(app: &[u8], app_name: &str, bundle: &Bundle) -> Result<Vec<u8>> {
     compose_with(app, app_name, bundle, None)
 }
 
-/// The S3 build needs a bucket to keep the files in; the others must not
-/// name one (it would be ignored).
+/// The S3 build needs a bucket to keep the files in, and the remote build
+/// a server; the others must not name one (it would be ignored).
 fn check_store(bundle: &Bundle, build: Build) -> Result<()> {
     match (build, bundle.store.is_empty()) {
         (Build::PersistS3, true) => bail!("persisting to S3 needs the bucket (s3://BUCKET/PREFIX)"),
-        (Build::PersistS3, false) | (_, true) => Ok(()),
+        (Build::Remote, true) => bail!("the remote build needs the server's HOST:PORT"),
+        (Build::Remote, false) if !bundle.image.is_empty() => {
+            bail!("the remote build's files are the server's: it bundles no directories")
+        }
+        (Build::PersistS3 | Build::Remote, false) | (_, true) => Ok(()),
         (_, false) => bail!("only the S3-persisting build keeps its files in a bundled store URL"),
     }
 }
@@ -243,9 +257,10 @@ pub fn compose_with(
     let build = match (Build::for_app(&imports, &app_exports), persist) {
         (Build::Files, Some(Persist::Host)) => Build::Persist,
         (Build::Files, Some(Persist::S3)) => Build::PersistS3,
+        (Build::Files, Some(Persist::Remote)) => Build::Remote,
         (_, Some(_)) => bail!(
-            "{app_name} uses wasi:sockets or wasi:http; a persistent filesystem is \
-             available for command apps only so far"
+            "{app_name} uses wasi:sockets or wasi:http; a persistent or remote \
+             filesystem is available for command apps only so far"
         ),
         (build, None) => build,
     };

@@ -1,5 +1,6 @@
 //! `wasi:filesystem/{types,preopens}`: each method calls the fs-core method
-//! of the same name and translates types; no semantics live here.
+//! of the same name and translates types; no semantics live here. The
+//! remote build calls its 9P client instead, which has the same methods.
 
 use crate::exports::wasi::filesystem::preopens;
 use crate::exports::wasi::filesystem::types::{
@@ -10,13 +11,52 @@ use crate::exports::wasi::filesystem::types::{
 use crate::exports::wasi::io::streams::{InputStream, OutputStream};
 use crate::io::{Input, IoError, Output};
 use crate::wasi::clocks::wall_clock::Datetime;
-use crate::{state, Adapter};
+use crate::Adapter;
 use std::cell::RefCell;
 
 type Result<T> = std::result::Result<T, ErrorCode>;
 
-pub struct Descriptor(fs_core::Descriptor);
-pub struct DirStream(RefCell<fs_core::DirStream>);
+/// fs-core in this component; its few infallible calls made fallible so
+/// both backends read the same below.
+#[cfg(not(feature = "remote"))]
+mod backend {
+    pub use fs_core::{Descriptor, DirStream};
+
+    pub fn stat(d: &Descriptor) -> fs_core::Result<fs_core::Stat> {
+        Ok(d.stat())
+    }
+
+    pub fn metadata_hash(d: &Descriptor) -> fs_core::Result<fs_core::MetadataHash> {
+        Ok(d.metadata_hash())
+    }
+
+    pub fn preopens() -> Vec<(Descriptor, String)> {
+        crate::state::get()
+            .preopens
+            .iter()
+            // Only the open-handle quota can refuse a clone; a preopen that
+            // cannot be handed out is left out rather than trapping.
+            .filter_map(|(d, name)| Some((d.try_clone().ok()?, name.clone())))
+            .collect()
+    }
+}
+
+/// A `larder serve` in another process.
+#[cfg(feature = "remote")]
+mod backend {
+    pub use crate::remote::{preopens, Descriptor, DirStream};
+
+    pub fn stat(d: &Descriptor) -> fs_core::Result<fs_core::Stat> {
+        d.stat()
+    }
+
+    pub fn metadata_hash(d: &Descriptor) -> fs_core::Result<fs_core::MetadataHash> {
+        d.metadata_hash()
+    }
+}
+
+pub struct Descriptor(backend::Descriptor);
+pub struct DirStream(RefCell<backend::DirStream>);
 
 /// fs-core's error codes are WASI's, case for case and in the same order.
 pub fn code(e: fs_core::ErrorCode) -> ErrorCode {
@@ -175,7 +215,7 @@ impl wit::GuestDescriptor for Descriptor {
     }
 
     fn stat(&self) -> Result<DescriptorStat> {
-        Ok(stat(self.0.stat()))
+        backend::stat(&self.0).map(stat).map_err(code)
     }
 
     fn stat_at(&self, flags: PathFlags, path: String) -> Result<DescriptorStat> {
@@ -267,7 +307,7 @@ impl wit::GuestDescriptor for Descriptor {
     }
 
     fn metadata_hash(&self) -> Result<MetadataHashValue> {
-        Ok(hash(self.0.metadata_hash()))
+        backend::metadata_hash(&self.0).map(hash).map_err(code)
     }
 
     fn metadata_hash_at(&self, flags: PathFlags, path: String) -> Result<MetadataHashValue> {
@@ -290,15 +330,9 @@ impl wit::GuestDirectoryEntryStream for DirStream {
 
 impl preopens::Guest for Adapter {
     fn get_directories() -> Vec<(wit::Descriptor, String)> {
-        state::get()
-            .preopens
-            .iter()
-            .filter_map(|(d, name)| {
-                // Only the open-handle quota can refuse a clone; a preopen
-                // that cannot be handed out is left out rather than trapping.
-                let d = d.try_clone().ok()?;
-                Some((wit::Descriptor::new(Descriptor(d)), name.clone()))
-            })
+        backend::preopens()
+            .into_iter()
+            .map(|(d, name)| (wit::Descriptor::new(Descriptor(d)), name))
             .collect()
     }
 }

@@ -7,8 +7,11 @@ use crate::exports::wasi::io::poll::{self as poll_exp, GuestPollable, PollableBo
 use crate::exports::wasi::io::streams::{
     self as streams_exp, GuestInputStream, GuestOutputStream, InputStreamBorrow, StreamError,
 };
+#[cfg(feature = "remote")]
+use crate::remote::{FileReader, FileWriter};
 use crate::wasi::io::{error as host_error, poll as host_poll, streams as host};
 use crate::Adapter;
+#[cfg(not(feature = "remote"))]
 use fs_core::stream::{FileReader, FileWriter};
 use std::cell::RefCell;
 

@@ -15,14 +15,27 @@ mod net;
 mod passthrough;
 #[cfg(any(feature = "persist", feature = "persist-s3"))]
 mod persist;
+#[cfg(feature = "remote")]
+mod remote;
+#[cfg(not(feature = "remote"))]
 mod state;
 
 #[cfg(all(any(feature = "persist", feature = "persist-s3"), feature = "net"))]
 compile_error!("the persistent adapter is built for command apps only (no `net`/`http`)");
 #[cfg(all(feature = "persist", feature = "persist-s3"))]
 compile_error!("one store per build: `persist` (lent by the host) or `persist-s3`");
+#[cfg(all(
+    feature = "remote",
+    any(feature = "net", feature = "persist", feature = "persist-s3")
+))]
+compile_error!("the remote adapter is built alone: its files live in the server");
 
-#[cfg(not(any(feature = "net", feature = "persist", feature = "persist-s3")))]
+#[cfg(not(any(
+    feature = "net",
+    feature = "persist",
+    feature = "persist-s3",
+    feature = "remote"
+)))]
 wit_bindgen::generate!({
     path: "../../wit",
     world: "larder:vfs/adapter",
@@ -43,6 +56,14 @@ wit_bindgen::generate!({
 wit_bindgen::generate!({
     path: "../../wit",
     world: "larder:vfs/adapter-persist",
+    generate_all,
+});
+
+// The build whose filesystem is a `larder serve` reached over TCP.
+#[cfg(feature = "remote")]
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "larder:vfs/adapter-remote",
     generate_all,
 });
 

@@ -3,8 +3,10 @@
 //! builds.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -200,4 +202,63 @@ pub fn assert_no_host_filesystem(component: &Path) {
         .filter(|i| i.starts_with("wasi:filesystem/"))
         .collect();
     assert!(fs.is_empty(), "composed app still imports {fs:?}");
+}
+
+/// The fsshell guest (or anything line-driven) under test, one command
+/// and one reply line at a time.
+pub struct Shell {
+    pub child: Child,
+    pub stdin: ChildStdin,
+    pub stdout: BufReader<ChildStdout>,
+}
+
+impl Shell {
+    pub fn start(cmd: &mut Command) -> Shell {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Shell {
+            stdin: child.stdin.take().unwrap(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+        }
+    }
+
+    /// Sends one command; its reply and how long it took.
+    pub fn ask(&mut self, line: &str) -> (String, Duration) {
+        let t = Instant::now();
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut reply = String::new();
+        self.stdout.read_line(&mut reply).unwrap();
+        (reply.trim_end().to_string(), t.elapsed())
+    }
+}
+
+/// Stops the server's process (SIGSTOP: connections hang, the worst case)
+/// and lets it go again on drop.
+pub struct Paused(u32);
+
+impl Paused {
+    fn signal(pid: u32, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+    pub fn new(pid: u32) -> Paused {
+        Paused::signal(pid, "-STOP");
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        Paused::signal(self.0, "-CONT");
+    }
 }
