@@ -8,6 +8,7 @@
 
 mod edge;
 mod persist;
+mod remote;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ use wasmtime_wasi::p2::bindings::sync::Command;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-const WORKLOADS: [&str; 8] = [
+pub const WORKLOADS: [&str; 8] = [
     "seq-write",
     "seq-read",
     "rand-read",
@@ -328,6 +329,11 @@ fn main() -> Result<()> {
         host_linker,
         vfs_linker,
     };
+    // `BENCH_ONLY=remote just bench`: only the cross-process sharing rows.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("remote") {
+        print!("{}", remote::section(&root, &wasm, repeats)?);
+        return Ok(());
+    }
     // `BENCH_ONLY=persist just bench`: only the composed-app persistence rows.
     if std::env::var("BENCH_ONLY").as_deref() == Ok("persist") {
         print!("{}", persist::section(&bench, &fsbench, repeats)?);
@@ -494,6 +500,8 @@ fn main() -> Result<()> {
     md.push_str(&persist::section(&bench, &fsbench, repeats)?);
     eprintln!("persistence of composed apps in S3, through the CLIs...");
     md.push_str(&persist::s3_section(&root, &wasm, repeats)?);
+    eprintln!("sharing over 9P2000.L (larder serve), through the CLIs...");
+    md.push_str(&remote::section(&root, &wasm, repeats)?);
     print!("{md}");
     std::fs::write(out_dir.join("results.md"), &md)?;
     plot(
