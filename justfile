@@ -22,6 +22,10 @@ setup:
     # and Node.js with npm for jco, the package and its tests.
     test -x /usr/bin/chromium && command -v npm >/dev/null || \
         { $(command -v sudo || true) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(command -v sudo || true) apt-get install -y -qq chromium $(command -v npm >/dev/null || echo nodejs npm) >/dev/null; }
+    # An independent 9P2000.L client for `larder serve`'s interop tests:
+    # diodls and diodcat from Debian's diod.
+    command -v diodls >/dev/null || \
+        { $(command -v sudo || true) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(command -v sudo || true) apt-get install -y -qq diod >/dev/null; }
 
 # The guest adapter users `wac plug` into apps, with an empty filesystem
 # preopened as `/` (the same bytes `larder adapter -o` writes).
@@ -33,7 +37,8 @@ build:
 # The main demo: an app composed with Larder and bundled config dirs runs
 # under plain `wasmtime run`; fs-core keeps state in a snapshot image across
 # runs; components share one filesystem under vfs-host / larder run; files
-# persist with --store, and a composed app persists to S3 by itself.
+# persist with --store, and a composed app persists to S3 by itself; two
+# processes share one filesystem through `larder serve`.
 demo: setup guests build
     @echo "== larder compose: bundle examples/bundle into the settings app, run it with plain wasmtime"
     target/release/larder compose examples/guests/target/wasm32-wasip2/release/settings.wasm -o target/demo/settings.wasm --mount /etc/app=examples/bundle/config:ro --mount /var/lib/app=examples/bundle/state
@@ -70,6 +75,13 @@ demo: setup guests build
       for i in $(seq 200); do curl -s -o /dev/null 127.0.0.1:8089/files && break; sleep 0.1; done; \
       set -x; curl -s 127.0.0.1:8089/files; echo "hello from curl" | curl -s -T - 127.0.0.1:8089/files/hello.txt; \
       curl -s 127.0.0.1:8089/files; curl -s 127.0.0.1:8089/files/hello.txt
+    @echo; echo "== larder serve: two wasmtime processes append to one shared file over 9P2000.L; diod's client lists it"
+    target/release/larder compose examples/guests/target/wasm32-wasip2/release/append.wasm --remote 127.0.0.1:5640 -o target/demo/append-remote.wasm
+    target/release/larder serve --listen 127.0.0.1:5640 & \
+      trap "kill $! 2>/dev/null" EXIT; sleep 0.5; set -x; \
+      wasmtime run -S inherit-network --env LARDER_INSTANCE=1 target/demo/append-remote.wasm /log /files 100 & first=$!; \
+      wasmtime run -S inherit-network --env LARDER_INSTANCE=2 target/demo/append-remote.wasm /log /files 100; wait $first; \
+      diodls -s 127.0.0.1:5640 -a / -l /; diodcat -s 127.0.0.1:5640 -a / /log | wc -l
 
 # Guest programs for the tests and examples (wasm32-wasip2 components).
 guests: setup
@@ -92,6 +104,7 @@ test: setup guests web
     cargo clippy --locked -p vfs-adapter --features http --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p vfs-adapter --features persist --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p vfs-adapter --features persist-s3 --target wasm32-wasip2 -- -D warnings
+    cargo clippy --locked -p vfs-adapter --features remote --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p http-bridge --target wasm32-wasip2 -- -D warnings
     # no_std + alloc: a target that has no std at all, and the guest target.
     cargo build --locked -p fs-core --no-default-features --target wasm32v1-none
@@ -158,6 +171,12 @@ bench-browser: web
 # fs-core's own hot paths (criterion, with a memcpy baseline).
 bench-core:
     cargo bench --locked -p fs-core --bench fs
+
+# Fuzz the 9P2000.L decoder for SECS seconds; needs cargo-fuzz.
+fuzz-9p secs="60":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cd crates/larder-9p/fuzz && mkdir -p corpus/decode && cp -n regressions/decode/* corpus/decode/ && \
+      RUSTC_BOOTSTRAP=1 cargo fuzz run -O decode corpus/decode -- -max_total_time={{secs}}
 
 # Fuzz one target (image | ops) for SECS seconds; needs cargo-fuzz.
 fuzz target="ops" secs="60":
