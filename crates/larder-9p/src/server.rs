@@ -580,6 +580,11 @@ impl<'a> Session<'a> {
             self.check_new(newfid)?;
         }
         let f = self.fid(fid)?;
+        if names.is_empty() && newfid == fid {
+            return Ok(R::Walk {
+                qids: wire::Qids(Vec::new()),
+            });
+        }
         if names.is_empty() {
             let clone = Fid {
                 desc: f.desc.clone().filter(|_| f.path == "."),
