@@ -472,30 +472,33 @@ impl Client {
         }
     }
 
-    /// Sends every request, then collects every reply: one round trip.
-    fn call_all(&mut self, ts: &[T]) -> Result<Vec<R>> {
+    /// Sends every request, then collects every reply (errors included):
+    /// one round trip.
+    fn send_all(&mut self, ts: &[T]) -> Result<Vec<R>> {
         let s = self.session()?;
-        let mut tags = Vec::with_capacity(ts.len());
-        for t in ts {
-            match s.send(t) {
-                Ok(tag) => tags.push(tag),
-                Err(Gone) => return Err(self.lost()),
-            }
-        }
+        let tags: std::result::Result<Vec<u16>, Gone> = ts.iter().map(|t| s.send(t)).collect();
+        let Ok(tags) = tags else {
+            return Err(self.lost());
+        };
         let mut out = Vec::with_capacity(tags.len());
-        let mut failed = None;
         for tag in tags {
             match self.session.as_mut().map(|s| s.wait(tag)) {
-                Some(Ok(R::Lerror { ecode })) => {
-                    failed.get_or_insert(errno(ecode));
-                }
                 Some(Ok(r)) => out.push(r),
                 _ => return Err(self.lost()),
             }
         }
-        match failed {
+        Ok(out)
+    }
+
+    /// [`Client::send_all`], failing with the first error any reply carries.
+    fn call_all(&mut self, ts: &[T]) -> Result<Vec<R>> {
+        let replies = self.send_all(ts)?;
+        match replies.iter().find_map(|r| match r {
+            R::Lerror { ecode } => Some(errno(*ecode)),
+            _ => None,
+        }) {
             Some(e) => Err(e),
-            None => Ok(out),
+            None => Ok(replies),
         }
     }
 
@@ -678,25 +681,42 @@ impl Descriptor {
         with(|c| {
             let dfid = c.fid(&self.0)?;
             let newfid = c.new_fid();
-            let reply = c.call(T::OpenAt {
+            let block = c.block();
+            let mut batch = vec![T::OpenAt {
                 dfid,
                 newfid,
                 path_flags: path_flags.bits(),
                 path: path.to_owned(),
                 open_flags: open.bits(),
                 flags: flags.bits(),
-            });
-            let attr = match reply {
-                Ok(R::OpenAt { attr }) => attr,
-                Ok(r) => return Err(unexpected(r)),
-                Err(e) => {
+            }];
+            // Read-ahead at open: a file opened for reading is usually read
+            // from the start, so its first block comes in the same round
+            // trip (a directory or a failed open just fails this read).
+            let ahead =
+                flags.contains(DescriptorFlags::READ) && !open.contains(OpenFlags::DIRECTORY);
+            if ahead {
+                batch.push(T::Read {
+                    fid: newfid,
+                    offset: 0,
+                    count: block as u32,
+                });
+            }
+            let mut replies = c.send_all(&batch)?.into_iter();
+            let attr = match replies.next() {
+                Some(R::OpenAt { attr }) => attr,
+                Some(R::Lerror { ecode }) => {
                     c.free_fids.push(newfid);
-                    return Err(e);
+                    return Err(errno(ecode));
                 }
+                _ => return Err(ErrorCode::Io),
             };
             let kind = kind_of(attr.mode);
             if kind == DescriptorType::RegularFile {
                 c.cache.validate(attr.qid.path, attr.data_version);
+                if let Some(R::Read { data }) = replies.next() {
+                    c.cache.put(attr.qid.path, 0, data.0);
+                }
             }
             Ok(Descriptor(Rc::new(Handle {
                 fid: newfid,
