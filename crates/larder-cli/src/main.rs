@@ -58,7 +58,12 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        // Without RUST_LOG: the server's warnings (a connection it closed,
+        // and why), nothing else.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("larder_9p=warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -9,12 +9,15 @@ use common::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A `larder serve` on loopback, stopped on drop.
 struct Served {
     child: Child,
     port: u16,
+    /// What it has logged so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Served {
@@ -40,12 +43,15 @@ impl Served {
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("larder serve said: {line}"));
         // Keep draining its log so it never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             for l in err.lines().map_while(Result::ok) {
                 eprintln!("[serve] {l}");
+                kept.lock().unwrap().push(l);
             }
         });
-        Served { child, port }
+        Served { child, port, log }
     }
 
     fn addr(&self) -> String {
@@ -199,6 +205,34 @@ fn an_independent_9p_client_reads_what_an_app_wrote() {
 }
 
 #[test]
+fn wac_plug_users_get_the_remote_adapter_too() {
+    let served = Served::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = dir.path().join("vfs_adapter_remote.wasm");
+    let r = larder(&[
+        "adapter",
+        "--remote",
+        &served.addr(),
+        "-o",
+        adapter.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let app = dir.path().join("plugged.wasm");
+    ok(Command::new("wac")
+        .arg("plug")
+        .arg("--plug")
+        .arg(&adapter)
+        .arg(guest("fsshell"))
+        .arg("-o")
+        .arg(&app));
+    assert_no_host_filesystem(&app);
+    let mut sh = shell(&app, &[]);
+    assert_eq!(sh.ask("write /plugged yes").0, "ok");
+    let seen = ok(Command::new("diodcat").args(["-s", &served.addr(), "-a", "/", "/plugged"]));
+    assert_eq!(seen, "yes");
+}
+
+#[test]
 fn conformance_through_the_remote_adapter_matches_wasmtime() {
     let served = Served::start(&[]);
     let dir = tempfile::tempdir().unwrap();
@@ -277,6 +311,25 @@ fn secrets_addresses_and_bad_input() {
         &["--env", &right, "--env", "LARDER_REMOTE_SECRET=s3cr3t"],
     );
     assert_eq!(with.ask("write /x 1").0, "ok");
+    assert_eq!(with.ask("cat /x").0, "1");
+
+    // A malformed frame: that connection is closed, with a log line naming
+    // the problem, and the server carries on.
+    let mut bad = std::net::TcpStream::connect(served.addr()).unwrap();
+    std::io::Write::write_all(&mut bad, &3u32.to_le_bytes()).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(std::io::Read::read(&mut bad, &mut [0u8; 16]).unwrap(), 0);
+    let t = Instant::now();
+    while !served.log.lock().unwrap().iter().any(|l| {
+        l.contains("closing the connection: malformed message: frame size 3 out of bounds")
+    }) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no log line: {:?}",
+            served.log
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(with.ask("cat /x").0, "1");
 
     // Nothing listening: errors and one clear line, never a hang or trap.
