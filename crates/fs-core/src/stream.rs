@@ -2,6 +2,10 @@
 //! `append-via-stream`. Each holds its own handle to the file, so a stream
 //! outlives the descriptor it came from, as in WASI. Binding layers wrap
 //! these in their stream types and add nothing but error translation.
+//!
+//! The cursors work on anything with a file's four calls: fs-core's own
+//! descriptors, or a stand-in for a file held elsewhere (the remote
+//! adapter's), so stream semantics are written once.
 
 use crate::descriptor::Descriptor;
 use crate::error::{ErrorCode, Result};
@@ -11,12 +15,44 @@ use alloc::vec::Vec;
 /// Largest single read handed out (the reader asks again for more).
 pub const MAX_STREAM_READ: usize = 16 << 20;
 
-pub struct FileReader {
-    fd: Descriptor,
+/// What a stream needs of the file under it.
+pub trait StreamFile {
+    /// As [`Descriptor::read_append`].
+    fn read_append(&self, out: &mut Vec<u8>, len: usize, offset: u64) -> Result<usize>;
+    /// The file's current size.
+    fn size(&self) -> Result<u64>;
+    /// As [`Descriptor::write`].
+    fn write(&self, data: &[u8], offset: u64) -> Result<usize>;
+    /// As [`Descriptor::append`].
+    fn append(&self, data: &[u8]) -> Result<(u64, usize)>;
+}
+
+impl StreamFile for Descriptor {
+    fn read_append(&self, out: &mut Vec<u8>, len: usize, offset: u64) -> Result<usize> {
+        Descriptor::read_append(self, out, len, offset)
+    }
+    fn size(&self) -> Result<u64> {
+        Ok(self.stat().size)
+    }
+    fn write(&self, data: &[u8], offset: u64) -> Result<usize> {
+        Descriptor::write(self, data, offset)
+    }
+    fn append(&self, data: &[u8]) -> Result<(u64, usize)> {
+        Descriptor::append(self, data)
+    }
+}
+
+pub struct FileReader<F = Descriptor> {
+    fd: F,
     pos: u64,
 }
 
-impl FileReader {
+impl<F: StreamFile> FileReader<F> {
+    /// A reader of `fd` from `pos` (the caller checked the read mode).
+    pub fn new(fd: F, pos: u64) -> Self {
+        FileReader { fd, pos }
+    }
+
     /// Up to `len` bytes from the cursor, which moves past them; `None` at
     /// end of file, where the stream is closed.
     pub fn read(&mut self, len: usize) -> Result<Option<Vec<u8>>> {
@@ -36,7 +72,7 @@ impl FileReader {
 
     /// Moves the cursor up to `len` bytes on; `None` at end of file.
     pub fn skip(&mut self, len: u64) -> Result<Option<u64>> {
-        let size = self.fd.stat().size;
+        let size = self.fd.size()?;
         if self.pos >= size && len > 0 {
             return Ok(None);
         }
@@ -46,13 +82,19 @@ impl FileReader {
     }
 }
 
-pub struct FileWriter {
-    fd: Descriptor,
+pub struct FileWriter<F = Descriptor> {
+    fd: F,
     /// `None` appends.
     pos: Option<u64>,
 }
 
-impl FileWriter {
+impl<F: StreamFile> FileWriter<F> {
+    /// A writer of `fd` at `pos`, or appending for `None` (the caller
+    /// checked the write mode).
+    pub fn new(fd: F, pos: Option<u64>) -> Self {
+        FileWriter { fd, pos }
+    }
+
     /// Writes all of `bytes` (a stream write is all or an error); a full
     /// filesystem part way is `insufficient-space`.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {

@@ -250,13 +250,17 @@ struct Session<'a> {
     uid: u32,
 }
 
+fn qid_kind(k: DescriptorType) -> u8 {
+    match k {
+        DescriptorType::Directory => wire::QT_DIR,
+        DescriptorType::SymbolicLink => wire::QT_SYMLINK,
+        DescriptorType::RegularFile => wire::QT_FILE,
+    }
+}
+
 pub fn qid(s: &Stat) -> Qid {
     Qid {
-        kind: match s.kind {
-            DescriptorType::Directory => wire::QT_DIR,
-            DescriptorType::SymbolicLink => wire::QT_SYMLINK,
-            DescriptorType::RegularFile => wire::QT_FILE,
-        },
+        kind: qid_kind(s.kind),
         version: s.data_change as u32,
         path: s.ino,
     }
@@ -310,6 +314,13 @@ fn dirent_kind(k: DescriptorType) -> u8 {
         DescriptorType::Directory => wire::DT_DIR,
         DescriptorType::SymbolicLink => wire::DT_LNK,
         DescriptorType::RegularFile => wire::DT_REG,
+    }
+}
+
+fn hash(h: fs_core::MetadataHash) -> wire::Hash {
+    wire::Hash {
+        lower: h.lower,
+        upper: h.upper,
     }
 }
 
@@ -582,7 +593,7 @@ impl<'a> Session<'a> {
         let f = self.fid(fid)?;
         if names.is_empty() && newfid == fid {
             return Ok(R::Walk {
-                qids: wire::Qids(Vec::new()),
+                qids: wire::Walked(Vec::new()),
             });
         }
         if names.is_empty() {
@@ -592,7 +603,7 @@ impl<'a> Session<'a> {
             };
             self.fids.insert(newfid, clone);
             return Ok(R::Walk {
-                qids: wire::Qids(Vec::new()),
+                qids: wire::Walked(Vec::new()),
             });
         }
         let mut qids = Vec::new();
@@ -612,7 +623,7 @@ impl<'a> Session<'a> {
             self.fids.insert(newfid, at);
         }
         Ok(R::Walk {
-            qids: wire::Qids(qids),
+            qids: wire::Walked(qids),
         })
     }
 
@@ -920,21 +931,11 @@ impl<'a> Session<'a> {
                     .dir()?
                     .metadata_hash_at(path_flags(pf), &path)
                     .map_err(e)?;
-                R::HashAt {
-                    hash: wire::Hash {
-                        lower: h.lower,
-                        upper: h.upper,
-                    },
-                }
+                R::HashAt { hash: hash(h) }
             }
             T::HashFid { fid } => {
                 let h = self.fid(fid)?.opened()?.metadata_hash();
-                R::HashFid {
-                    hash: wire::Hash {
-                        lower: h.lower,
-                        upper: h.upper,
-                    },
-                }
+                R::HashFid { hash: hash(h) }
             }
             T::Append { fid, data } => {
                 let (offset, n) = self.fid(fid)?.opened()?.append(&data.0).map_err(e)?;
@@ -997,11 +998,7 @@ fn listing(d: &Descriptor) -> Res<Vec<DirEntry>> {
         let kind = dirent_kind(e.kind);
         out.push(DirEntry {
             qid: Qid {
-                kind: match e.kind {
-                    DescriptorType::Directory => wire::QT_DIR,
-                    DescriptorType::SymbolicLink => wire::QT_SYMLINK,
-                    DescriptorType::RegularFile => wire::QT_FILE,
-                },
+                kind: qid_kind(e.kind),
                 version: 0,
                 path: e.ino,
             },

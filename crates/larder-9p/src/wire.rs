@@ -171,42 +171,25 @@ impl Wire for Data {
     }
 }
 
-/// Walk names: `nwname[2]` then the names.
+/// What a walk carries: `n[2]` then up to [`MAX_WALK`] items (names in
+/// `Twalk`, qids in `Rwalk`).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Names(pub Vec<String>);
+pub struct Walked<T>(pub Vec<T>);
 
-impl Wire for Names {
+pub type Names = Walked<String>;
+pub type Qids = Walked<Qid>;
+
+impl<T: Wire> Wire for Walked<T> {
     fn put(&self, out: &mut Vec<u8>) {
         (self.0.len() as u16).put(out);
-        self.0.iter().for_each(|n| n.put(out));
+        self.0.iter().for_each(|x| x.put(out));
     }
     fn get(r: &mut Reader<'_>) -> Result<Self> {
         let n = u16::get(r)? as usize;
         if n > MAX_WALK {
             return Err(DecodeError::TooManyNames);
         }
-        (0..n)
-            .map(|_| String::get(r))
-            .collect::<Result<_>>()
-            .map(Names)
-    }
-}
-
-/// Walk answers: `nwqid[2]` then the qids.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Qids(pub Vec<Qid>);
-
-impl Wire for Qids {
-    fn put(&self, out: &mut Vec<u8>) {
-        (self.0.len() as u16).put(out);
-        self.0.iter().for_each(|q| q.put(out));
-    }
-    fn get(r: &mut Reader<'_>) -> Result<Self> {
-        let n = u16::get(r)? as usize;
-        if n > MAX_WALK {
-            return Err(DecodeError::TooManyNames);
-        }
-        (0..n).map(|_| Qid::get(r)).collect::<Result<_>>().map(Qids)
+        (0..n).map(|_| T::get(r)).collect::<Result<_>>().map(Walked)
     }
 }
 

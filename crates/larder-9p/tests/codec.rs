@@ -2,7 +2,7 @@
 //! decoder's contract on arbitrary bytes (the fuzz target's, here with
 //! proptest, plus the fuzz corpus's regressions).
 
-use larder_9p::wire::{self, Data, Names, NewTime, SetAttr, R, T};
+use larder_9p::wire::{self, Data, NewTime, SetAttr, Walked, R, T};
 use proptest::prelude::*;
 
 fn name() -> impl Strategy<Value = String> {
@@ -19,7 +19,7 @@ fn request() -> impl Strategy<Value = T> {
             .prop_map(|(fid, newfid, n)| T::Walk {
                 fid,
                 newfid,
-                names: Names(n)
+                names: Walked(n)
             }),
         (
             any::<u32>(),
@@ -100,7 +100,7 @@ proptest! {
     #[test]
     fn replies_round_trip(qids in prop::collection::vec(any::<(u8, u32, u64)>(), 0..=16), tag in any::<u16>(), data in prop::collection::vec(any::<u8>(), 0..200)) {
         let qids: Vec<wire::Qid> = qids.into_iter().map(|(kind, version, path)| wire::Qid { kind, version, path }).collect();
-        for r in [R::Walk { qids: wire::Qids(qids.clone()) }, R::Read { data: Data(data.clone()) }, R::Clunk {}, R::Lerror { ecode: 2 }] {
+        for r in [R::Walk { qids: wire::Walked(qids.clone()) }, R::Read { data: Data(data.clone()) }, R::Clunk {}, R::Lerror { ecode: 2 }] {
             let mut frame = Vec::new();
             r.encode(tag, &mut frame);
             prop_assert_eq!(wire::decode_r(&frame), Ok((tag, r)));

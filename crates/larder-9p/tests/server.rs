@@ -3,7 +3,7 @@
 //! other connections never notice.
 
 use larder_9p::server::{Config, Server};
-use larder_9p::wire::{self, Names, SetAttr, R, T};
+use larder_9p::wire::{self, SetAttr, Walked, R, T};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -109,7 +109,7 @@ impl Client {
             self.call(T::Walk {
                 fid: 0,
                 newfid: fid,
-                names: Names(vec![]),
+                names: Walked(vec![]),
             }),
             R::Walk { .. }
         ));
@@ -139,7 +139,7 @@ impl Client {
         let r = self.call(T::Walk {
             fid: 0,
             newfid: fid,
-            names: Names(vec![name.into()]),
+            names: Walked(vec![name.into()]),
         });
         assert!(
             matches!(r, R::Walk { ref qids } if qids.0.len() == 1),
@@ -267,7 +267,7 @@ fn per_connection_limits_hold() {
             c.call(T::Walk {
                 fid: 0,
                 newfid: fid,
-                names: Names(vec![])
+                names: Walked(vec![])
             }),
             R::Walk { .. }
         ));
@@ -276,7 +276,7 @@ fn per_connection_limits_hold() {
         c.call(T::Walk {
             fid: 0,
             newfid: 16,
-            names: Names(vec![])
+            names: Walked(vec![])
         }),
         R::Lerror { ecode: EMFILE }
     );
@@ -288,7 +288,7 @@ fn per_connection_limits_hold() {
     other.call(T::Walk {
         fid: 0,
         newfid: 4,
-        names: Names(vec!["big".into()]),
+        names: Walked(vec!["big".into()]),
     });
     other.call(T::Lopen {
         fid: 4,
@@ -303,7 +303,7 @@ fn per_connection_limits_hold() {
     let r = c.call(T::Walk {
         fid: 0,
         newfid: 16,
-        names: Names(vec![]),
+        names: Walked(vec![]),
     });
     assert!(matches!(r, R::Lerror { .. }), "still at the limit: {r:?}");
     assert_eq!(c.call(T::Clunk { fid: 15 }), R::Clunk {});
@@ -311,7 +311,7 @@ fn per_connection_limits_hold() {
         c.call(T::Walk {
             fid: 0,
             newfid: 15,
-            names: Names(vec!["big".into()])
+            names: Walked(vec!["big".into()])
         }),
         R::Walk { .. }
     ));
@@ -366,7 +366,7 @@ fn setattr_and_readdir_behave_as_linux_clients_expect() {
     c.call(T::Walk {
         fid: 0,
         newfid: 2,
-        names: Names(vec!["f".into()]),
+        names: Walked(vec!["f".into()]),
     });
     let r = c.call(T::Setattr {
         fid: 2,
@@ -390,7 +390,7 @@ fn setattr_and_readdir_behave_as_linux_clients_expect() {
     let r = c.call(T::Walk {
         fid: 0,
         newfid: 4,
-        names: Names(vec!["..".into(), "f".into()]),
+        names: Walked(vec!["..".into(), "f".into()]),
     });
     assert!(
         matches!(r, R::Walk { ref qids } if qids.0.len() == 2),
@@ -403,7 +403,7 @@ fn setattr_and_readdir_behave_as_linux_clients_expect() {
     c.call(T::Walk {
         fid: 0,
         newfid: 5,
-        names: Names(vec![]),
+        names: Walked(vec![]),
     });
     c.call(T::Lopen { fid: 5, flags: 0 });
     let mut names = Vec::new();

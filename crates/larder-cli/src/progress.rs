@@ -4,7 +4,8 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
-use vfs_host::{Mount, VfsBuilder};
+use std::sync::Arc;
+use vfs_host::{Mount, MountError, Vfs, VfsBuilder};
 
 /// Bytes of regular-file content under `dir` (symlinks not followed).
 fn content_bytes(dir: &Path) -> u64 {
@@ -69,4 +70,18 @@ pub fn attach(
         b.inc(n);
     });
     (builder, bar)
+}
+
+/// Builds the filesystem with `mounts` copied in, showing progress bars for
+/// the store's restore and the copy (`larder run`, `larder serve`).
+pub fn build(builder: VfsBuilder, mounts: Vec<Mount>) -> Result<Arc<Vfs>, MountError> {
+    let (builder, restoring) = attach_restore(builder);
+    let (mut builder, bar) = attach(builder, &mounts, "mounting");
+    for m in mounts {
+        builder = builder.mount(m);
+    }
+    let built = builder.build();
+    restoring.finish_and_clear();
+    bar.finish_and_clear();
+    built
 }

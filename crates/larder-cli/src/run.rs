@@ -215,21 +215,13 @@ pub fn main(args: RunArgs) -> ExitCode {
             Err(e) => return usage(format_args!("{e:#}")),
         }
     }
-    let (builder, restoring) = crate::progress::attach_restore(builder);
-    let (mut builder, bar) = crate::progress::attach(builder, &args.mounts, "mounting");
-    for m in args.mounts {
-        builder = builder.mount(m);
-    }
     for p in &args.preopens {
         match parse_preopen(p) {
             Ok((name, path, ro)) => builder = builder.preopen(name, path, ro),
             Err(e) => return usage(e),
         }
     }
-    let built = builder.build();
-    restoring.finish_and_clear();
-    bar.finish_and_clear();
-    let vfs = match built {
+    let vfs = match crate::progress::build(builder, args.mounts) {
         Ok(v) => v,
         Err(e) => return usage(e),
     };

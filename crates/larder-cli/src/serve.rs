@@ -66,15 +66,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
             Err(e) => return usage(format_args!("{e:#}")),
         }
     }
-    let (builder, restoring) = crate::progress::attach_restore(builder);
-    let (mut builder, bar) = crate::progress::attach(builder, &args.mounts, "mounting");
-    for m in args.mounts {
-        builder = builder.mount(m);
-    }
-    let built = builder.build();
-    restoring.finish_and_clear();
-    bar.finish_and_clear();
-    let vfs = match built {
+    let vfs = match crate::progress::build(builder, args.mounts) {
         Ok(v) => v,
         Err(e) => return usage(e),
     };

@@ -10,7 +10,7 @@ mod moto;
 use common::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 /// `larder compose APP --persist WHERE`, checked; DIR/APP-host.wasm or
@@ -49,23 +49,6 @@ fn larder_run_with_input(app: &Path, store: &str, input: &str) -> Output {
         ]),
         input,
     )
-}
-
-/// Runs `cmd` with `input` on stdin; its output.
-fn with_input(cmd: &mut Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 /// The acceptance run of the issue: a composed app writes, exits; a second

@@ -94,24 +94,6 @@ fn wasmtime_net(app: &Path, flags: &[&str]) -> Command {
     c
 }
 
-/// Runs `cmd` with `input` on stdin; its output.
-fn with_input(mut cmd: Command, input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 fn shell(app: &Path, flags: &[&str]) -> Shell {
     Shell::start(&mut wasmtime_net(app, flags))
 }
@@ -295,7 +277,7 @@ fn secrets_addresses_and_bad_input() {
     let served = Served::start(&["--secret", "s3cr3t"]);
     let app = compose_remote(dir.path(), "fsshell", "127.0.0.1:9");
     let right = format!("LARDER_REMOTE={}", served.addr());
-    let out = with_input(wasmtime_net(&app, &["--env", &right]), "write /x 1\n");
+    let out = with_input(&mut wasmtime_net(&app, &["--env", &right]), "write /x 1\n");
     assert!(
         text(&out.stdout).starts_with("error:"),
         "{}",
@@ -333,7 +315,7 @@ fn secrets_addresses_and_bad_input() {
     assert_eq!(with.ask("cat /x").0, "1");
 
     // Nothing listening: errors and one clear line, never a hang or trap.
-    let out = with_input(wasmtime_net(&app, &[]), "write /x 1\ncat /x\n");
+    let out = with_input(&mut wasmtime_net(&app, &[]), "write /x 1\ncat /x\n");
     assert!(out.status.success());
     assert_eq!(
         text(&out.stdout)

@@ -18,6 +18,7 @@ use crate::wasi::sockets::network::{
     IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
 };
 use crate::wasi::sockets::{instance_network, ip_name_lookup, tcp, tcp_create_socket};
+use fs_core::stream::StreamFile;
 use fs_core::{
     Advice, DescriptorFlags, DescriptorType, DirEntry, ErrorCode, MetadataHash, NewTimestamp,
     OpenFlags, PathFlags, Stat, Timestamp,
@@ -1000,26 +1001,17 @@ impl Descriptor {
 
     pub fn read_via_stream(&self, offset: u64) -> Result<FileReader> {
         self.stream_handle(DescriptorFlags::READ)?;
-        Ok(FileReader {
-            fd: self.clone(),
-            pos: offset,
-        })
+        Ok(FileReader::new(self.clone(), offset))
     }
 
     pub fn write_via_stream(&self, offset: u64) -> Result<FileWriter> {
         self.stream_handle(DescriptorFlags::WRITE)?;
-        Ok(FileWriter {
-            fd: self.clone(),
-            pos: Some(offset),
-        })
+        Ok(FileWriter::new(self.clone(), Some(offset)))
     }
 
     pub fn append_via_stream(&self) -> Result<FileWriter> {
         self.stream_handle(DescriptorFlags::WRITE)?;
-        Ok(FileWriter {
-            fd: self.clone(),
-            pos: None,
-        })
+        Ok(FileWriter::new(self.clone(), None))
     }
 
     fn stream_handle(&self, need: DescriptorFlags) -> Result<()> {
@@ -1038,7 +1030,7 @@ impl Descriptor {
             match c.call(T::Walk {
                 fid,
                 newfid,
-                names: wire::Names(Vec::new()),
+                names: wire::Walked(Vec::new()),
             }) {
                 Ok(_) => Ok(Handle {
                     fid: newfid,
@@ -1101,62 +1093,21 @@ impl DirStream {
     }
 }
 
-/// Largest single read a stream hands out (it asks again for more).
-const MAX_STREAM_READ: usize = 16 << 20;
+/// Streams are fs-core's cursors over the remote file.
+pub type FileReader = fs_core::stream::FileReader<Descriptor>;
+pub type FileWriter = fs_core::stream::FileWriter<Descriptor>;
 
-pub struct FileReader {
-    fd: Descriptor,
-    pos: u64,
-}
-
-impl FileReader {
-    pub fn read(&mut self, len: usize) -> Result<Option<Vec<u8>>> {
-        if len == 0 {
-            return Ok(Some(Vec::new()));
-        }
-        let mut buf = Vec::new();
-        let n = self
-            .fd
-            .read_append(&mut buf, len.min(MAX_STREAM_READ), self.pos)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        self.pos += n as u64;
-        Ok(Some(buf))
+impl StreamFile for Descriptor {
+    fn read_append(&self, out: &mut Vec<u8>, len: usize, offset: u64) -> Result<usize> {
+        Descriptor::read_append(self, out, len, offset)
     }
-
-    pub fn skip(&mut self, len: u64) -> Result<Option<u64>> {
-        let size = self.fd.stat()?.size;
-        if self.pos >= size && len > 0 {
-            return Ok(None);
-        }
-        let n = size.saturating_sub(self.pos).min(len);
-        self.pos += n;
-        Ok(Some(n))
+    fn size(&self) -> Result<u64> {
+        self.stat().map(|s| s.size)
     }
-}
-
-pub struct FileWriter {
-    fd: Descriptor,
-    pos: Option<u64>,
-}
-
-impl FileWriter {
-    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let mut done = 0;
-        while done < bytes.len() {
-            let n = match self.pos {
-                Some(pos) => self.fd.write(&bytes[done..], pos + done as u64)?,
-                None => self.fd.append(&bytes[done..])?.1,
-            };
-            if n == 0 {
-                return Err(ErrorCode::InsufficientSpace);
-            }
-            done += n;
-        }
-        if let Some(pos) = &mut self.pos {
-            *pos += done as u64;
-        }
-        Ok(())
+    fn write(&self, data: &[u8], offset: u64) -> Result<usize> {
+        Descriptor::write(self, data, offset)
+    }
+    fn append(&self, data: &[u8]) -> Result<(u64, usize)> {
+        Descriptor::append(self, data)
     }
 }

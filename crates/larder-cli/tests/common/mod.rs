@@ -262,3 +262,20 @@ impl Drop for Paused {
         Paused::signal(self.0, "-CONT");
     }
 }
+
+/// Runs `cmd` with `input` on stdin; its output.
+pub fn with_input(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
