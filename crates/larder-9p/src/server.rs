@@ -828,14 +828,17 @@ impl<'a> Session<'a> {
                     .map_err(e)?;
                 let a = attr(&d.stat());
                 let d = Arc::new(d);
-                let base = if d.get_type() == DescriptorType::Directory {
-                    d.clone()
+                // Where standard messages on this fid act: a directory is
+                // its own base; a file is `path` in the directory it was
+                // opened from (not `.`, which is that directory).
+                let (base, at) = if d.get_type() == DescriptorType::Directory {
+                    (d.clone(), ".".to_owned())
                 } else {
-                    dir
+                    (dir, path)
                 };
                 let fid = Fid {
                     desc: Some(d),
-                    ..Fid::at(base, ".".into())
+                    ..Fid::at(base, at)
                 };
                 self.fids.insert(newfid, fid);
                 R::OpenAt { attr: a }

@@ -429,3 +429,64 @@ fn setattr_and_readdir_behave_as_linux_clients_expect() {
     want[2..].sort();
     assert_eq!(names, want);
 }
+
+/// A file the extension opened is that file to standard messages too:
+/// chmod, truncate and stat act on it (not on the directory it was opened
+/// from), and nothing walks below it.
+#[test]
+fn extension_opened_files_are_themselves_to_standard_messages() {
+    let s = start(Config::default());
+    let mut c = Client::session(s.addr);
+    c.call(T::MkdirAt {
+        dfid: 0,
+        path: "d".into(),
+    });
+    let r = c.call(T::OpenAt {
+        dfid: 0,
+        newfid: 1,
+        path_flags: 0,
+        path: "d/f".into(),
+        open_flags: 1, // create
+        flags: 3,      // read | write
+    });
+    assert!(matches!(r, R::OpenAt { .. }), "{r:?}");
+    c.call(T::Write {
+        fid: 1,
+        offset: 0,
+        data: wire::Data(b"0123456789".to_vec()),
+    });
+    let r = c.call(T::Setattr {
+        fid: 1,
+        attr: SetAttr {
+            valid: wire::setattr::MODE | wire::setattr::SIZE,
+            mode: 0o600,
+            size: 4,
+            ..Default::default()
+        },
+    });
+    assert_eq!(r, R::Setattr {});
+    let mode_of = |c: &mut Client, path: &str| {
+        let R::StatAt { attr } = c.call(T::StatAt {
+            dfid: 0,
+            path_flags: 0,
+            path: path.into(),
+        }) else {
+            panic!()
+        };
+        (attr.mode, attr.size)
+    };
+    assert_eq!(mode_of(&mut c, "d/f"), (0o100600, 4));
+    assert_eq!(
+        mode_of(&mut c, "d").0,
+        0o040755,
+        "the directory kept its mode"
+    );
+    assert_eq!(
+        c.call(T::Walk {
+            fid: 1,
+            newfid: 2,
+            names: Walked(vec!["x".into()])
+        }),
+        R::Lerror { ecode: 20 }
+    );
+}
