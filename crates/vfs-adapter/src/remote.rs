@@ -321,7 +321,7 @@ impl Cache {
     fn validate(&mut self, ino: u64, version: u64) {
         if let Some(f) = self.files.get(&ino) {
             if f.version != version {
-                self.drop_file(ino);
+                self.invalidate(ino);
             }
         }
         self.files.entry(ino).or_insert_with(|| CachedFile {
@@ -330,7 +330,9 @@ impl Cache {
         });
     }
 
-    fn drop_file(&mut self, ino: u64) {
+    /// Forgets the file: it changed on the server (seen at open), or this
+    /// instance changed it (its version there moved on).
+    fn invalidate(&mut self, ino: u64) {
         if let Some(f) = self.files.remove(&ino) {
             self.bytes -= f.blocks.values().map(|b| b.len()).sum::<usize>();
         }
@@ -361,14 +363,6 @@ impl Cache {
         let len = f.blocks.remove(&block).map_or(0, |b| b.len());
         self.bytes -= len;
         true
-    }
-
-    /// This instance changed the file: what it cached no longer describes
-    /// it, and its version on the server moved on.
-    fn invalidate(&mut self, ino: u64) {
-        if self.files.contains_key(&ino) {
-            self.drop_file(ino);
-        }
     }
 }
 
@@ -539,7 +533,13 @@ impl Drop for Handle {
     fn drop(&mut self) {
         if self.fid != ROOT_FID {
             let (fid, epoch) = (self.fid, self.epoch);
-            with(|c| c.release(fid, epoch));
+            // A handle dropped while the client is busy (or being torn
+            // down) keeps its fid; the server frees it with the connection.
+            let _ = CLIENT.try_with(|c| {
+                if let Ok(mut c) = c.try_borrow_mut() {
+                    c.release(fid, epoch)
+                }
+            });
         }
     }
 }
