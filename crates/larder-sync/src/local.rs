@@ -5,13 +5,24 @@
 //! renamed into place and fsync'd with its directory: a reader sees the old
 //! or the new file, never a torn one, and a put that returned survives a
 //! crash.
+//!
+//! The invariant this file keeps: no operation ever reaches outside the
+//! root. Keys are checked (no `..`, `.`, empty or absolute components),
+//! and every path is walked from a descriptor of the root one component
+//! at a time with `O_NOFOLLOW`, so a symlink object (which an app or
+//! another store user can plant, pointing anywhere) is never traversed:
+//! a key below it is simply not there, and a write below it is refused.
 
 use crate::meta::{self, S_IFLNK, S_IFMT};
 use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Result, StoreError};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::ops::Range;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -22,107 +33,224 @@ const TMP_PREFIX: &str = ".larder-tmp-";
 
 pub struct LocalDir {
     root: PathBuf,
+    /// Every operation starts here, never from a path string.
+    root_fd: File,
     /// Makes a condition check and the write after it one step for the
     /// writers in this process (other processes: see the README).
     lock: Mutex<()>,
     seq: AtomicU64,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |e| {
-        let kind = match e.kind() {
-            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
-            std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut => ErrorKind::Transient,
-            _ => ErrorKind::Permanent,
-        };
-        StoreError::new(kind, format!("{}: {e}", path.display()))
+fn kind_of(e: std::io::ErrorKind) -> ErrorKind {
+    match e {
+        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+        std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut => ErrorKind::Transient,
+        _ => ErrorKind::Permanent,
     }
 }
 
+/// An error about `key` (or the root, for "").
+fn io(key: &str) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |e| StoreError::new(kind_of(e.kind()), format!("{key}: {e}"))
+}
+
+fn errno(key: &str) -> impl FnOnce(Errno) -> StoreError + '_ {
+    move |e| io(key)(e.into())
+}
+
+/// A key split into the directories above it and its last name.
+struct KeyPath<'a> {
+    parents: Vec<&'a str>,
+    name: &'a str,
+    dir: bool,
+}
+
+/// Refuses keys that are not a plain relative path of names: they could
+/// leave the root, or name something no other tool would find there.
+fn split(key: &str) -> Result<KeyPath<'_>> {
+    let dir = key.ends_with('/');
+    let rel = key.strip_suffix('/').unwrap_or(key);
+    let bad = rel.is_empty()
+        || rel.starts_with('/')
+        || rel.contains('\0')
+        || rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with(TMP_PREFIX));
+    if bad {
+        return Err(StoreError::new(
+            ErrorKind::Permanent,
+            format!("key {key:?} cannot be a path under the store"),
+        ));
+    }
+    let mut parents: Vec<&str> = rel.split('/').collect();
+    let name = parents.pop().expect("not empty");
+    Ok(KeyPath { parents, name, dir })
+}
+
+fn open_dir_at(dir: &File, name: &str) -> rustix::io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rfs::openat(dir, name, flags, Mode::empty()).map(File::from)
+}
+
+/// `open_dir_at` that also says "not a directory" for a symlink (where
+/// `O_NOFOLLOW` answers `ELOOP`), so callers see one case.
+fn enter(dir: &File, name: &str) -> rustix::io::Result<File> {
+    open_dir_at(dir, name).map_err(|e| if e == Errno::LOOP { Errno::NOTDIR } else { e })
+}
+
+fn stat_at(dir: &File, name: &str) -> rustix::io::Result<rfs::Stat> {
+    rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+}
+
+/// A version tag that changes whenever the file is replaced (new inode) or
+/// rewritten in place by another tool (size, mtime).
+fn etag(st: &rfs::Stat, size: u64) -> String {
+    format!(
+        "\"{:x}-{:x}-{:x}.{}\"",
+        st.st_ino, size, st.st_mtime, st.st_mtime_nsec
+    )
+}
+
+fn read_link_at(dir: &File, name: &str) -> rustix::io::Result<Vec<u8>> {
+    rfs::readlinkat(dir, name, Vec::new()).map(|t| t.into_bytes())
+}
+
 impl LocalDir {
-    /// A store rooted at `root`, created if missing.
+    /// A store rooted at `root`, created if missing (`larder run --store`).
     pub fn open(root: impl Into<PathBuf>) -> Result<LocalDir> {
         let root = root.into();
-        fs::create_dir_all(&root).map_err(io(&root))?;
-        remove_stale_temps(&root);
+        fs::create_dir_all(&root)
+            .map_err(|e| StoreError::new(kind_of(e.kind()), format!("{}: {e}", root.display())))?;
+        LocalDir::open_existing(root)
+    }
+
+    /// A store rooted at `root`, which must be a directory already (for
+    /// commands that only read a store: a typo must not create one).
+    pub fn open_existing(root: impl Into<PathBuf>) -> Result<LocalDir> {
+        let root = root.into();
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root_fd = rfs::open(&root, flags, Mode::empty())
+            .map(File::from)
+            .map_err(|e| {
+                let e: std::io::Error = e.into();
+                StoreError::new(kind_of(e.kind()), format!("{}: {e}", root.display()))
+            })?;
+        remove_stale_temps(&root_fd);
         Ok(LocalDir {
             root,
+            root_fd,
             lock: Mutex::new(()),
             seq: AtomicU64::new(0),
         })
     }
 
-    /// The host path of `key` (trailing `/` dropped); refuses keys that
-    /// would leave the root.
-    fn path(&self, key: &str) -> Result<PathBuf> {
-        let rel = key.strip_suffix('/').unwrap_or(key);
-        let bad = rel.is_empty()
-            || rel.starts_with('/')
-            || rel
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with(TMP_PREFIX));
-        if bad {
-            return Err(StoreError::new(
-                ErrorKind::Permanent,
-                format!("key {key:?} cannot be a path under the store"),
-            ));
-        }
-        Ok(self.root.join(rel))
+    /// Where the store is on the host.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
-    fn info(&self, key: String, path: &Path) -> Result<Option<ObjectInfo>> {
-        let m = match fs::symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(path)(e)),
+    /// The directory `parents` names, entered one name at a time and never
+    /// through a symlink; `create` makes the missing ones.
+    fn dir(&self, key: &str, parents: &[&str], create: bool) -> Result<File> {
+        let mut dir = self.root_fd.try_clone().map_err(io(key))?;
+        for (i, name) in parents.iter().enumerate() {
+            let mut next = enter(&dir, name);
+            if create && matches!(next, Err(Errno::NOENT)) {
+                match rfs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(errno(key)(e)),
+                }
+                next = enter(&dir, name);
+            }
+            dir = next.map_err(|e| {
+                if e == Errno::NOTDIR {
+                    let above = parents[..=i].join("/");
+                    StoreError::new(
+                        if create {
+                            ErrorKind::Permanent
+                        } else {
+                            ErrorKind::NotFound
+                        },
+                        format!("{key}: {above} in the store is not a directory"),
+                    )
+                } else {
+                    errno(key)(e)
+                }
+            })?;
+        }
+        Ok(dir)
+    }
+
+    fn info(&self, key: String, dir: &File, name: &str) -> Result<Option<ObjectInfo>> {
+        let st = match stat_at(dir, name) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(errno(&key)(e)),
         };
-        let is_dir_key = key.ends_with('/');
-        if is_dir_key != m.is_dir() {
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if key.ends_with('/') != ft.is_dir() {
             return Ok(None);
         }
-        let size = if m.is_file() {
-            m.len()
-        } else if m.file_type().is_symlink() {
-            fs::read_link(path).map_err(io(path))?.as_os_str().len() as u64
-        } else {
-            0
+        let size = match ft {
+            FileType::RegularFile => st.st_size as u64,
+            FileType::Symlink => read_link_at(dir, name).map_err(errno(&key))?.len() as u64,
+            _ => 0,
         };
-        let mode = if m.file_type().is_symlink() {
+        let mode = if ft.is_symlink() {
             S_IFLNK | 0o777
         } else {
-            m.mode()
+            st.st_mode
         };
         let meta = meta::encode(
             mode,
-            m.uid(),
-            m.gid(),
-            m.mtime().max(0) as u64,
-            m.mtime_nsec() as u32,
+            st.st_uid,
+            st.st_gid,
+            st.st_mtime.max(0) as u64,
+            st.st_mtime_nsec as u32,
         );
         Ok(Some(ObjectInfo {
+            etag: etag(&st, size),
             key,
             size,
-            etag: etag(&m, size),
             meta,
         }))
     }
 
-    fn walk(&self, dir: &Path, rel: &str, out: &mut Vec<ObjectInfo>) -> Result<()> {
-        for entry in fs::read_dir(dir).map_err(io(dir))? {
-            let entry = entry.map_err(io(dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+    fn walk(&self, dir: &File, rel: &str, out: &mut Vec<ObjectInfo>) -> Result<()> {
+        let mut entries = rfs::Dir::read_from(dir).map_err(errno(rel))?;
+        while let Some(entry) = entries.read() {
+            let entry = entry.map_err(errno(rel))?;
+            let raw = entry.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            let Ok(name) = std::str::from_utf8(raw) else {
+                tracing::warn!(
+                    "skipping {}/{}: not a UTF-8 name, so not a path Larder can hold",
+                    self.root.join(rel).display(),
+                    raw.escape_ascii()
+                );
+                continue;
+            };
             if name.starts_with(TMP_PREFIX) {
                 continue;
             }
             let key = format!("{rel}{name}");
-            let path = entry.path();
-            let is_dir = entry.file_type().map_err(io(&path))?.is_dir();
+            let is_dir = match stat_at(dir, name) {
+                Ok(st) => FileType::from_raw_mode(st.st_mode).is_dir(),
+                Err(Errno::NOENT) => continue, // gone since the listing
+                Err(e) => return Err(errno(&key)(e)),
+            };
             if is_dir {
-                if let Some(i) = self.info(format!("{key}/"), &path)? {
+                if let Some(i) = self.info(format!("{key}/"), dir, name)? {
                     out.push(i);
                 }
-                self.walk(&path, &format!("{key}/"), out)?;
-            } else if let Some(i) = self.info(key, &path)? {
+                match enter(dir, name) {
+                    Ok(sub) => self.walk(&sub, &format!("{key}/"), out)?,
+                    Err(Errno::NOENT | Errno::NOTDIR) => {} // replaced meanwhile
+                    Err(e) => return Err(errno(&key)(e)),
+                }
+            } else if let Some(i) = self.info(key, dir, name)? {
                 out.push(i);
             }
         }
@@ -134,104 +262,188 @@ impl LocalDir {
         cond.check(key, current.as_ref().map(|c| c.etag.as_str()))
     }
 
-    fn temp(&self, dir: &Path) -> PathBuf {
+    fn temp(&self) -> String {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        dir.join(format!("{TMP_PREFIX}{}-{n}", std::process::id()))
+        format!("{TMP_PREFIX}{}-{n}", std::process::id())
     }
 
-    /// Mode, owner (when permitted) and mtime of `path` from `meta`.
-    fn apply(path: &Path, meta: &Metadata) -> Result<()> {
+    /// Mode, owner (when permitted) and mtime of the open `f` from `meta`.
+    fn apply(key: &str, f: &File, meta: &Metadata) -> Result<()> {
         let m = meta::decode(meta);
-        fs::set_permissions(path, fs::Permissions::from_mode(m.mode & 0o7777)).map_err(io(path))?;
+        f.set_permissions(fs::Permissions::from_mode(m.mode & 0o7777))
+            .map_err(io(key))?;
         // Only root may give files away; elsewhere the owner is the user's.
-        let _ = std::os::unix::fs::chown(path, Some(m.uid), Some(m.gid));
+        let _ = std::os::unix::fs::fchown(f, Some(m.uid), Some(m.gid));
         let t = SystemTime::UNIX_EPOCH + Duration::new(m.mtime_secs, m.mtime_nanos);
-        File::open(path)
-            .and_then(|f| f.set_modified(t))
-            .map_err(io(path))
+        f.set_modified(t).map_err(io(key))
+    }
+
+    /// Writes the file or symlink object `key` as `name` in `dir`: to a
+    /// temporary name first, renamed over the old one.
+    fn replace(
+        &self,
+        key: &str,
+        dir: &File,
+        name: &str,
+        body: &[u8],
+        meta: &Metadata,
+    ) -> Result<()> {
+        let tmp = self.temp();
+        let written = if meta::decode(meta).mode & S_IFMT == S_IFLNK {
+            rfs::symlinkat(OsStr::from_bytes(body), dir, tmp.as_str()).map_err(errno(key))
+        } else {
+            let flags =
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            rfs::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))
+                .map_err(errno(key))
+                .and_then(|fd| {
+                    let mut f = File::from(fd);
+                    f.write_all(body).map_err(io(key))?;
+                    LocalDir::apply(key, &f, meta)?;
+                    f.sync_all().map_err(io(key))
+                })
+        };
+        let renamed =
+            written.and_then(|()| rfs::renameat(dir, tmp.as_str(), dir, name).map_err(errno(key)));
+        if renamed.is_err() {
+            let _ = rfs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
+        }
+        renamed
+    }
+
+    fn put_dir(&self, key: &str, dir: &File, name: &str, meta: &Metadata) -> Result<()> {
+        match rfs::mkdirat(dir, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(errno(key)(e)),
+        }
+        let d = enter(dir, name).map_err(|e| {
+            if e == Errno::NOTDIR {
+                StoreError::new(
+                    ErrorKind::Permanent,
+                    format!("{key}: a file or symlink stands where the directory goes"),
+                )
+            } else {
+                errno(key)(e)
+            }
+        })?;
+        LocalDir::apply(key, &d, meta)
     }
 }
 
 /// Deletes temporary files whose writer is gone (killed mid-put); those
 /// of live processes (named by PID) are left to finish.
-fn remove_stale_temps(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
+fn remove_stale_temps(dir: &File) {
+    let Ok(mut entries) = rfs::Dir::read_from(dir) else {
         return;
     };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let path = e.path();
+    while let Some(Ok(e)) = entries.read() {
+        let Ok(name) = e.file_name().to_str() else {
+            continue;
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
         if let Some(rest) = name.strip_prefix(TMP_PREFIX) {
             let pid = rest.split('-').next().unwrap_or("");
             let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
             if !alive {
-                tracing::debug!(path = %path.display(), "removing a torn write's temporary file");
-                let _ = fs::remove_file(&path);
+                tracing::debug!(name, "removing a torn write's temporary file");
+                let _ = rfs::unlinkat(dir, name, AtFlags::empty());
             }
-        } else if e.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_stale_temps(&path);
+        } else if let Ok(sub) = open_dir_at(dir, name) {
+            remove_stale_temps(&sub);
         }
     }
 }
 
 /// Runs `f`, then puts `dir`'s mtime back: the mirror sets directories'
 /// times from their markers, and adding or removing a child must not move
-/// them afterwards.
-fn keeping_mtime<T>(dir: &Path, root: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let before = (dir != root)
-        .then(|| fs::metadata(dir).and_then(|m| m.modified()).ok())
+/// them afterwards. The root has no marker and keeps real times.
+fn keeping_mtime<T>(
+    key: &str,
+    dir: &File,
+    is_root: bool,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let before = (!is_root)
+        .then(|| dir.metadata().and_then(|m| m.modified()).ok())
         .flatten();
     let r = f()?;
     if let Some(t) = before {
-        File::open(dir)
-            .and_then(|d| d.set_modified(t))
-            .map_err(io(dir))?;
+        dir.set_modified(t).map_err(io(key))?;
     }
     Ok(r)
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 impl ObjectStore for LocalDir {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
-        self.walk(&self.root, "", &mut out)?;
+        self.walk(&self.root_fd, "", &mut out)?;
         out.retain(|o| o.key.starts_with(prefix));
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        let path = self.path(key)?;
-        self.info(key.to_string(), &path)
+        let p = split(key)?;
+        let dir = match self.dir(key, &p.parents, false) {
+            Ok(d) => d,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        self.info(key.to_string(), &dir, p.name)
     }
 
     fn get(&self, key: &str, range: Option<Range<u64>>, cond: &Cond) -> Result<Vec<u8>> {
-        let path = self.path(key)?;
-        let m = fs::symlink_metadata(&path).map_err(io(&path))?;
-        let all = if m.file_type().is_symlink() {
-            let target = fs::read_link(&path)
-                .map_err(io(&path))?
-                .into_os_string()
-                .into_encoded_bytes();
-            cond.check(key, Some(&etag(&m, target.len() as u64)))?;
-            target
-        } else if m.is_file() {
-            // The version is that of the file opened: replacements are
-            // renames, so what is read below is all of one version.
-            let mut f = File::open(&path).map_err(io(&path))?;
-            let m = f.metadata().map_err(io(&path))?;
-            cond.check(key, Some(&etag(&m, m.len())))?;
-            let r = range.unwrap_or(0..m.len());
-            let (start, end) = (r.start.min(m.len()), r.end.min(m.len()));
-            let mut buf = vec![0; end.saturating_sub(start) as usize];
-            f.seek(SeekFrom::Start(start)).map_err(io(&path))?;
-            f.read_exact(&mut buf).map_err(io(&path))?;
-            return Ok(buf);
-        } else {
-            Vec::new()
+        let p = split(key)?;
+        let dir = self.dir(key, &p.parents, false)?;
+        let st = stat_at(&dir, p.name).map_err(errno(key))?;
+        let all = match FileType::from_raw_mode(st.st_mode) {
+            FileType::Symlink if !p.dir => {
+                let target = read_link_at(&dir, p.name).map_err(errno(key))?;
+                cond.check(key, Some(&etag(&st, target.len() as u64)))?;
+                target
+            }
+            FileType::RegularFile if !p.dir => {
+                // The version is that of the file opened: replacements are
+                // renames, so what is read below is all of one version.
+                // NONBLOCK: should a FIFO be swapped in, the open must not hang.
+                let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+                let f: File = rfs::openat(&dir, p.name, flags, Mode::empty())
+                    .map_err(errno(key))?
+                    .into();
+                let st = rfs::fstat(&f).map_err(errno(key))?;
+                if !FileType::from_raw_mode(st.st_mode).is_file() {
+                    return Err(StoreError::new(
+                        ErrorKind::NotFound,
+                        format!("{key}: replaced"),
+                    ));
+                }
+                let len = st.st_size as u64;
+                cond.check(key, Some(&etag(&st, len)))?;
+                let r = range.unwrap_or(0..len);
+                let (start, end) = (r.start.min(len), r.end.min(len));
+                let n = usize::try_from(end.saturating_sub(start)).map_err(|_| {
+                    StoreError::new(ErrorKind::Permanent, format!("{key}: range too large"))
+                })?;
+                let mut buf = Vec::new();
+                buf.try_reserve_exact(n).map_err(|_| {
+                    StoreError::new(
+                        ErrorKind::Permanent,
+                        format!("{key}: {n} bytes do not fit in memory; read it in ranges"),
+                    )
+                })?;
+                buf.resize(n, 0);
+                f.read_exact_at(&mut buf, start).map_err(io(key))?;
+                return Ok(buf);
+            }
+            FileType::Directory if p.dir => Vec::new(),
+            _ => {
+                return Err(StoreError::new(
+                    ErrorKind::NotFound,
+                    format!("{key}: no such object"),
+                ))
+            }
         };
         let len = all.len() as u64;
         let r = range.unwrap_or(0..len);
@@ -239,43 +451,25 @@ impl ObjectStore for LocalDir {
     }
 
     fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String> {
-        let path = self.path(key)?;
-        let parent = path.parent().expect("under the root").to_path_buf();
+        let p = split(key)?;
         let _g = self.lock.lock().unwrap();
         self.check(key, cond)?;
-        fs::create_dir_all(&parent).map_err(io(&parent))?;
-        if key.ends_with('/') {
-            keeping_mtime(&parent, &self.root, || match fs::create_dir(&path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
-                Err(e) => Err(io(&path)(e)),
-            })?;
-            LocalDir::apply(&path, meta)?;
+        let dir = self.dir(key, &p.parents, true)?;
+        let is_root = p.parents.is_empty();
+        if p.dir {
+            keeping_mtime(key, &dir, is_root, || self.put_dir(key, &dir, p.name, meta))?;
         } else {
             // A directory left where the file goes (a kind change) must be
             // empty: its objects were deleted first.
-            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-                fs::remove_dir(&path).map_err(io(&path))?;
+            if stat_at(&dir, p.name).is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_dir()) {
+                rfs::unlinkat(&dir, p.name, AtFlags::REMOVEDIR).map_err(errno(key))?;
             }
-            keeping_mtime(&parent, &self.root, || {
-                let tmp = self.temp(&parent);
-                if meta::decode(meta).mode & S_IFMT == S_IFLNK {
-                    let target = String::from_utf8_lossy(body).into_owned();
-                    std::os::unix::fs::symlink(target, &tmp).map_err(io(&tmp))?;
-                } else {
-                    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-                    f.write_all(body).map_err(io(&tmp))?;
-                    LocalDir::apply(&tmp, meta)?;
-                    f.sync_all().map_err(io(&tmp))?;
-                }
-                fs::rename(&tmp, &path).map_err(|e| {
-                    let _ = fs::remove_file(&tmp);
-                    io(&path)(e)
-                })
+            keeping_mtime(key, &dir, is_root, || {
+                self.replace(key, &dir, p.name, body, meta)
             })?;
         }
-        sync_dir(&parent)?;
-        let info = self.head(key)?;
+        dir.sync_all().map_err(io(key))?;
+        let info = self.info(key.to_string(), &dir, p.name)?;
         info.map(|i| i.etag)
             .ok_or_else(|| StoreError::new(ErrorKind::Transient, format!("{key} vanished")))
     }
@@ -286,45 +480,37 @@ impl ObjectStore for LocalDir {
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        let path = self.path(key)?;
-        let parent = path.parent().expect("under the root").to_path_buf();
+        let p = split(key)?;
         let _g = self.lock.lock().unwrap();
-        keeping_mtime(&parent, &self.root, || self.remove(key, &path))
+        let dir = match self.dir(key, &p.parents, false) {
+            Ok(d) => d,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        keeping_mtime(key, &dir, p.parents.is_empty(), || {
+            let r = if p.dir {
+                // Other tools' files may still be inside: the directory stays
+                // for them, as a prefix stays in S3. A file there is another
+                // key's, not this one's.
+                match rfs::unlinkat(&dir, p.name, AtFlags::REMOVEDIR) {
+                    Err(Errno::NOTEMPTY | Errno::NOTDIR) => return Ok(()),
+                    r => r,
+                }
+            } else {
+                match stat_at(&dir, p.name) {
+                    Ok(st) if FileType::from_raw_mode(st.st_mode).is_dir() => Err(Errno::ISDIR),
+                    _ => rfs::unlinkat(&dir, p.name, AtFlags::empty()),
+                }
+            };
+            match r {
+                Ok(()) => dir.sync_all().map_err(io(key)),
+                Err(Errno::NOENT) => Ok(()),
+                Err(e) => Err(errno(key)(e)),
+            }
+        })
     }
 
     fn enforces_conditions(&self) -> bool {
         true
     }
-}
-
-impl LocalDir {
-    fn remove(&self, key: &str, path: &Path) -> Result<()> {
-        let r = if key.ends_with('/') {
-            // Other tools' files may still be inside: the directory stays
-            // for them, as a prefix stays in S3.
-            match fs::remove_dir(path) {
-                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(()),
-                r => r,
-            }
-        } else {
-            fs::remove_file(path)
-        };
-        match r {
-            Ok(()) => sync_dir(path.parent().expect("under the root")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(path)(e)),
-        }
-    }
-}
-
-/// A version tag that changes whenever the file is replaced (new inode) or
-/// rewritten in place by another tool (size, mtime).
-fn etag(m: &fs::Metadata, size: u64) -> String {
-    format!(
-        "\"{:x}-{:x}-{:x}.{}\"",
-        m.ino(),
-        size,
-        m.mtime(),
-        m.mtime_nsec()
-    )
 }
