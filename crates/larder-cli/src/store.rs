@@ -4,7 +4,7 @@
 use crate::report;
 use anyhow::{bail, Context, Result};
 use larder_sync::meta::{self, S_IFDIR, S_IFLNK, S_IFMT};
-use larder_sync::{Cond, LocalDir, ObjectStore};
+use larder_sync::{Cond, ErrorKind, LocalDir, ObjectStore};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +21,16 @@ pub struct Opened {
 /// S3 or an S3-compatible server; credentials, region and endpoint also
 /// come from the standard `AWS_*` environment and profiles.
 pub fn open(url: &str) -> Result<Opened> {
+    open_with(url, true)
+}
+
+/// [`open`] for commands that only read a store (`ls`, `cat`, `export`):
+/// a local directory must exist already (a typo must not create one).
+pub fn open_existing(url: &str) -> Result<Opened> {
+    open_with(url, false)
+}
+
+fn open_with(url: &str, create: bool) -> Result<Opened> {
     if url.is_empty() {
         bail!("--store: empty");
     }
@@ -34,7 +44,14 @@ pub fn open(url: &str) -> Result<Opened> {
     if dir.exists() && !dir.is_dir() {
         bail!("--store {url}: {} is not a directory", dir.display());
     }
-    let store = LocalDir::open(&dir).with_context(|| format!("--store {url}"))?;
+    let store = if create {
+        LocalDir::open(&dir)
+    } else if !dir.exists() {
+        bail!("--store {url}: no such directory")
+    } else {
+        LocalDir::open_existing(&dir)
+    };
+    let store = store.with_context(|| format!("--store {url}"))?;
     Ok(Opened {
         store: Arc::new(store),
         prefix: String::new(),
@@ -94,7 +111,7 @@ fn within(path: &str, under: &str) -> bool {
 /// `ls -l`-like lines: type and mode, size, mtime (UTC), path.
 pub fn ls(args: LsArgs) -> ExitCode {
     report((|| {
-        let s = open(&args.store)?;
+        let s = open_existing(&args.store)?;
         let under = rel(&args.path);
         let prefix = if under.is_empty() {
             s.prefix.clone()
@@ -133,18 +150,38 @@ pub fn ls(args: LsArgs) -> ExitCode {
 
 pub fn cat(args: CatArgs) -> ExitCode {
     report((|| {
-        let s = open(&args.store)?;
+        let s = open_existing(&args.store)?;
         let key = format!("{}{}", s.prefix, args.path.trim_start_matches('/'));
-        match s.store.head(&key)? {
-            Some(_) => {}
+        let info = match s.store.head(&key)? {
+            Some(info) => info,
             None if s.store.head(&format!("{key}/"))?.is_some() => {
                 bail!("{} is a directory", args.path)
             }
             None => bail!("{}: no such file in the store", args.path),
+        };
+        // In pieces of one version: a file of any size (a sparse 8 TiB one
+        // included) streams in bounded memory.
+        const PIECE: u64 = 4 << 20;
+        let version = Cond::IfMatch(info.etag.clone());
+        let mut out = std::io::stdout().lock();
+        let mut at = 0;
+        while at < info.size {
+            let end = (at + PIECE).min(info.size);
+            let bytes = s.store.get(&key, Some(at..end), &version)?;
+            if bytes.is_empty() {
+                break;
+            }
+            at += bytes.len() as u64;
+            match out.write_all(&bytes) {
+                // The reader went away (`| head`): done, as cat is.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                r => r?,
+            }
         }
-        let bytes = s.store.get(&key, None, &Cond::None)?;
-        std::io::stdout().lock().write_all(&bytes)?;
-        Ok(())
+        match out.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            r => Ok(r?),
+        }
     })())
 }
 
@@ -152,11 +189,11 @@ pub fn cat(args: CatArgs) -> ExitCode {
 /// times (the local-directory store's own format).
 pub fn export(args: ExportArgs) -> ExitCode {
     report((|| {
-        let s = open(&args.store)?;
+        let s = open_existing(&args.store)?;
         let dest = LocalDir::open(&args.dest)
             .with_context(|| format!("cannot create {}", args.dest.display()))?;
         let under = rel(&args.path);
-        let mut n = 0;
+        let (mut n, mut refused) = (0, 0);
         for o in s.store.list(&s.prefix)? {
             let path = &o.key[s.prefix.len()..];
             if !within(path, &under) {
@@ -167,11 +204,22 @@ pub fn export(args: ExportArgs) -> ExitCode {
             } else {
                 s.store.get(&o.key, None, &Cond::None)?
             };
-            dest.put(path, &body, &o.meta, &Cond::None)
-                .with_context(|| format!("writing {path}"))?;
-            n += 1;
+            // The destination is a local store: it writes only beneath its
+            // root and never through a symlink, so an object below a
+            // symlink object (which a bucket can hold) is refused there.
+            match dest.put(path, &body, &o.meta, &Cond::None) {
+                Ok(_) => n += 1,
+                Err(e) if e.kind == ErrorKind::Permanent => {
+                    eprintln!("larder: warning: not exporting {path}: {}", e.message);
+                    refused += 1;
+                }
+                Err(e) => return Err(e).with_context(|| format!("writing {path}")),
+            }
         }
         eprintln!("larder: exported {n} objects to {}", args.dest.display());
+        if refused > 0 {
+            bail!("{refused} objects were not exported (named above)");
+        }
         Ok(())
     })())
 }
