@@ -213,6 +213,10 @@ impl Descriptor {
         if trailing {
             return Err(ErrorCode::NotDirectory);
         }
+        if child.readonly() {
+            // A file mounted read-only (see remove_directory_at).
+            return Err(ErrorCode::Busy);
+        }
         let child = d.entries.remove(name).expect("looked up above");
         let now = self.shared.now();
         {
@@ -241,6 +245,11 @@ impl Descriptor {
         let child = d.entries.get(name).ok_or(ErrorCode::NoEntry)?.clone();
         if !child.is_dir() {
             return Err(ErrorCode::NotDirectory);
+        }
+        if child.readonly() {
+            // A read-only inode under a writable directory is a mount's
+            // root, which Linux keeps where it is (EBUSY), empty or not.
+            return Err(ErrorCode::Busy);
         }
         let mut c = child.state.write();
         if !c.dir().expect("is a directory").entries.is_empty() {
@@ -512,10 +521,16 @@ impl Descriptor {
                 }
             }
         }
+        if dst.as_ref().is_some_and(|d| Arc::ptr_eq(d, &src)) {
+            return Ok(());
+        }
+        // Both parents are writable (checked), so a read-only source or
+        // target is a read-only mount's root: it neither moves nor is
+        // replaced, as a Linux mount point (EBUSY).
+        if src.readonly() || dst.as_ref().is_some_and(|d| d.readonly()) {
+            return Err(ErrorCode::Busy);
+        }
         if let Some(dst) = &dst {
-            if Arc::ptr_eq(dst, &src) {
-                return Ok(());
-            }
             match (src.is_dir(), dst.is_dir()) {
                 (true, false) => return Err(ErrorCode::NotDirectory),
                 (false, true) => return Err(ErrorCode::IsDirectory),

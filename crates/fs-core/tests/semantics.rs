@@ -365,6 +365,43 @@ fn read_only_mounts_refuse_every_change() {
     root.rename_at("outside", &root, "moved").unwrap();
 }
 
+/// A read-only mount's root stays where it is, as a Linux mount point:
+/// it cannot be renamed, replaced or removed (even when empty), so no one
+/// can put their own files where the read-only ones were.
+#[test]
+fn a_read_only_mount_root_is_immovable() {
+    let (_fs, root, _) = setup(FsConfig::default());
+    root.create_directory_at("etc").unwrap();
+    create(&root, "etc/conf", b"k=v");
+    root.create_directory_at("empty").unwrap();
+    create(&root, "file", b"f");
+    root.create_directory_at("decoy").unwrap();
+    create(&root, "plain", b"p");
+    for path in ["etc", "empty", "file"] {
+        root.open_at(PF::empty(), path, OF::empty(), DF::READ)
+            .unwrap()
+            .set_read_only_recursive();
+    }
+    assert_eq!(root.rename_at("etc", &root, "etc2").unwrap_err(), E::Busy);
+    assert_eq!(root.rename_at("empty", &root, "gone").unwrap_err(), E::Busy);
+    assert_eq!(root.rename_at("file", &root, "moved").unwrap_err(), E::Busy);
+    assert_eq!(
+        root.rename_at("decoy", &root, "empty").unwrap_err(),
+        E::Busy
+    );
+    assert_eq!(root.rename_at("plain", &root, "file").unwrap_err(), E::Busy);
+    assert_eq!(root.remove_directory_at("empty").unwrap_err(), E::Busy);
+    assert_eq!(root.remove_directory_at("etc").unwrap_err(), E::Busy);
+    assert_eq!(root.unlink_file_at("file").unwrap_err(), E::Busy);
+    // Renaming a mount root onto itself changes nothing, as on Linux.
+    root.rename_at("etc", &root, "etc").unwrap();
+    assert_eq!(read_all(&root, "etc/conf").unwrap(), b"k=v");
+    assert_eq!(read_all(&root, "file").unwrap(), b"f");
+    assert!(root.stat_at(PF::empty(), "empty").is_ok());
+    // What is not a mount root still moves.
+    root.rename_at("decoy", &root, "decoy2").unwrap();
+}
+
 #[test]
 fn unlinked_open_files_live_until_the_last_handle() {
     let (fs, root, _) = setup(FsConfig::default());
