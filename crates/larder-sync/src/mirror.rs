@@ -140,6 +140,41 @@ struct State {
     failed_at: Option<Instant>,
 }
 
+thread_local! {
+    /// The mirrors (by address) whose state this thread holds locked.
+    static HELD: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`Mirror::lock`]'s guard.
+struct Locked<'a> {
+    st: std::sync::MutexGuard<'a, State>,
+    id: usize,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.st
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.st
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            if let Some(i) = h.iter().rposition(|&x| x == self.id) {
+                h.swap_remove(i);
+            }
+        });
+    }
+}
+
 /// For this long after a failed sync, syncs nobody waits on (at close,
 /// write-through) make one attempt per request instead of retrying, so an
 /// app closing files during an outage is not held up by every retry; fsync
@@ -488,7 +523,7 @@ impl Mirror {
     }
 
     fn sync_with(&self, fs: &Fs, background: bool) -> Result<Report, SyncError> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock();
         let seq = fs.change_seq();
         if st.clean && seq == st.seen_seq {
             return Ok(Report::default());
@@ -525,7 +560,27 @@ impl Mirror {
     /// logged and the changes stay queued; shortly after a failure, one
     /// attempt per request (see QUIET_AFTER_FAILURE).
     pub fn sync_in_background(&self, fs: &Fs) {
+        // Asked from inside the mirror's own work on the filesystem (a
+        // file a poll restored being closed, a change write-through sees):
+        // what the mirror wrote is the store's already, and waiting for
+        // the lock this thread holds would never end.
+        if self.held_here() {
+            return;
+        }
         let _ = self.sync_with(fs, true);
+    }
+
+    /// The state, locked, noting on this thread that it is held.
+    fn lock(&self) -> Locked<'_> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let id = self as *const Mirror as usize;
+        HELD.with(|h| h.borrow_mut().push(id));
+        Locked { st, id }
+    }
+
+    fn held_here(&self) -> bool {
+        let id = self as *const Mirror as usize;
+        HELD.with(|h| h.borrow().contains(&id))
     }
 
     fn sync_locked(&self, st: &mut State, fs: &Fs) -> Result<Report, SyncError> {
@@ -845,7 +900,7 @@ impl Mirror {
 
     /// Conflicts so far, the last error, and whether all is in the store.
     pub fn status(&self) -> Status {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = self.lock();
         Status {
             clean: st.clean,
             conflicts: st.conflicts.clone(),
@@ -933,7 +988,7 @@ impl Mirror {
             apply_attrs(&root, path, etags[path].0, a)?;
         }
         let current = self.scan(fs)?;
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock();
         for (path, node) in current {
             if let Some((kind, etag)) = etags.get(&path) {
                 if *kind == node.kind {
@@ -966,7 +1021,7 @@ impl Mirror {
     pub fn prefetch(&self, fs: &Fs) -> Result<(), SyncError> {
         const FETCHERS: usize = 16;
         let inos: std::collections::HashSet<u64> = {
-            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let st = self.lock();
             st.lazy.keys().copied().collect()
         };
         let files: Vec<String> = self

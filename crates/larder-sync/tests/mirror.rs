@@ -636,3 +636,123 @@ fn polling_applies_another_hosts_changes_when_clean() {
     assert_eq!(mb.poll(&b).unwrap().updated, 1);
     assert_eq!(tree(&b), tree(&restored(store, "p/")));
 }
+
+/// Runs `f` on a thread of its own; fails the test if it has not returned
+/// within `secs` (a deadlock would otherwise hang the suite).
+fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: still running after {secs} s (deadlocked?)")
+        }
+        Err(_) => panic!("{what}: failed (see its panic above)"),
+    }
+}
+
+/// Polling under every sync mode: a poll that creates, replaces and
+/// deletes files another writer changed closes the files it restores, and
+/// under `on_close` and write-through that close reaches the mirror's own
+/// hook while the poll holds its state. It must neither wait on itself nor
+/// hold up the app.
+#[test]
+fn polling_applies_other_writers_changes_under_every_sync_mode() {
+    for (on_close, write_through) in [(false, false), (true, false), (false, true)] {
+        let mode = format!("on_close={on_close} write_through={write_through}");
+        within(120, &mode.clone(), move || {
+            poll_while_writing(on_close, write_through, mode)
+        });
+    }
+}
+
+fn poll_while_writing(on_close: bool, write_through: bool, mode: String) {
+    let store = Arc::new(MemStore::new());
+    let (fs, mirror) = hooked(&store, on_close, write_through);
+    let other = Fs::in_memory();
+    let theirs = Mirror::new(store.clone(), "").with_retry(fast_retry());
+    let o = other.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    create(&o, "old", b"old");
+    create(&o, "replaced", b"v1");
+    theirs.sync(&other).unwrap();
+    mirror.sync(&fs).unwrap();
+    let p = mirror.poll(&fs).unwrap();
+    assert_eq!(p.created, 2, "{mode}");
+
+    create(&o, "new", b"from the other writer");
+    create(&o, "replaced", b"v2");
+    o.unlink_file_at("old").unwrap();
+    theirs.sync(&other).unwrap();
+    let (fs, mirror) = within(30, &mode, move || {
+        // The first poll's own restores are synced (nothing to send).
+        mirror.sync(&fs).unwrap();
+        let p = mirror.poll(&fs).unwrap();
+        assert_eq!((p.created, p.updated, p.deleted), (1, 1, 1), "{p:?}");
+        (fs, mirror)
+    });
+    assert_eq!(tree(&fs), tree(&other), "{mode}");
+
+    // The app writes and closes files while the other writer keeps
+    // changing the store and a poll thread applies it.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fs = Arc::new(fs);
+    let poller = {
+        let (fs, mirror, stop) = (fs.clone(), mirror.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if mirror.sync(&fs).is_ok() {
+                    mirror.poll(&fs).unwrap();
+                }
+            }
+        })
+    };
+    let writer = std::thread::spawn(move || {
+        for i in 0..40 {
+            create(&o, &format!("theirs-{i}"), b"t");
+            create(&o, "replaced", format!("v{i}").as_bytes());
+            if i >= 2 {
+                o.unlink_file_at(&format!("theirs-{}", i - 2)).unwrap();
+            }
+            theirs.sync(&other).unwrap();
+        }
+        (other, theirs)
+    });
+    let app = {
+        let fs = fs.clone();
+        within(60, &mode, move || {
+            let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+            for i in 0..40 {
+                create(&root, &format!("mine-{i}"), b"m");
+            }
+        })
+    };
+    let _ = app;
+    let (other, _theirs) = within(60, &mode, move || writer.join().unwrap());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    within(60, &mode, move || poller.join().unwrap());
+    // Settled: each side's files reach the other.
+    mirror.sync(&fs).unwrap();
+    let p = mirror.poll(&fs).unwrap();
+    assert!(p.skipped.is_empty(), "{mode}: {p:?}");
+    let mine = tree(&fs);
+    for i in 0..40 {
+        assert!(mine.contains_key(&format!("mine-{i}")), "{mode}");
+        assert!(
+            store.head(&format!("mine-{i}")).unwrap().is_some(),
+            "{mode}"
+        );
+    }
+    let theirs_now = tree(&other);
+    for (path, entry) in &theirs_now {
+        assert_eq!(mine.get(path), Some(entry), "{mode}: {path}");
+    }
+}
+
+fn create(dir: &fs_core::Descriptor, path: &str, body: &[u8]) {
+    let f = dir
+        .open_at(PF::empty(), path, OF::CREATE | OF::TRUNCATE, DF::WRITE)
+        .unwrap();
+    f.write(body, 0).unwrap();
+}

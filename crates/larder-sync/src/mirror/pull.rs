@@ -36,7 +36,7 @@ impl Mirror {
     /// sync, if the local copy is clean (every local change synced);
     /// otherwise does nothing and says so (sync first).
     pub fn poll(&self, fs: &Fs) -> Result<Pulled, SyncError> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock();
         if !st.clean || fs.change_seq() != st.seen_seq {
             return Ok(Pulled {
                 local_changes_pending: true,
