@@ -32,8 +32,10 @@ pub struct FsConfig {
     pub max_bytes: u64,
     /// Total inodes, the root included (`insufficient-space` past it).
     pub max_inodes: u64,
-    /// Open descriptors at once (`insufficient-memory` past it: WASI has no
-    /// EMFILE).
+    /// Open descriptors at once, clones held by streams included
+    /// (`insufficient-memory` past it: WASI has no EMFILE). The default
+    /// sits well below wasmtime's 100,000 component handles per store, so
+    /// a guest opening files in a loop gets an error, not a trap.
     pub max_open_handles: u64,
     /// Largest file size (`file-too-large` past it).
     pub max_file_size: u64,
@@ -48,13 +50,18 @@ pub struct FsConfig {
     pub atime: AtimePolicy,
 }
 
+/// [`FsConfig::max_open_handles`] by default: what a guest may hold open
+/// while its runtime still has handles left for streams, pollables and
+/// everything else.
+pub const DEFAULT_MAX_OPEN_HANDLES: u64 = 32_768;
+
 impl Default for FsConfig {
     fn default() -> Self {
         FsConfig {
             block_size: 64 * 1024,
             max_bytes: u64::MAX,
             max_inodes: u64::MAX,
-            max_open_handles: 1 << 20,
+            max_open_handles: DEFAULT_MAX_OPEN_HANDLES,
             max_file_size: i64::MAX as u64,
             max_name_len: 255,
             max_path_len: 4096,

@@ -56,7 +56,7 @@ mod types;
 
 pub use descriptor::{Descriptor, DirStream};
 pub use error::{ErrorCode, Result};
-pub use fs::{AtimePolicy, Fs, FsConfig, SyncHook, Usage};
+pub use fs::{AtimePolicy, Fs, FsConfig, SyncHook, Usage, DEFAULT_MAX_OPEN_HANDLES};
 #[cfg(feature = "std")]
 pub use time::SystemClock;
 pub use time::{Clock, ManualClock, NewTimestamp, Timestamp};

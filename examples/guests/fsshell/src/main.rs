@@ -4,7 +4,9 @@
 //! One command per line on stdin, one reply line on stdout:
 //! `write PATH TEXT` (create or truncate, write, close: no fsync),
 //! `append PATH TEXT`, `sync PATH` (open and fsync), `cat PATH`,
-//! `ls DIR`, `rm PATH`, `mkdir PATH`. Replies are `ok`, the text, or
+//! `ls DIR`, `rm PATH`, `mkdir PATH`, `hold PATH N` (open PATH up to N
+//! times at once, then close them all: `opened K` or `opened K, then
+//! error: ...`). Replies are `ok`, the text, or
 //! `error: ...`; the shell keeps going after an error. EOF or `exit` ends
 //! it by returning from `main`; `quit CODE` by `std::process::exit(CODE)`.
 
@@ -34,6 +36,17 @@ fn run(line: &str) -> std::io::Result<String> {
         }
         "rm" => std::fs::remove_file(path).map(|_| "ok".into()),
         "mkdir" => std::fs::create_dir_all(path).map(|_| "ok".into()),
+        "hold" => {
+            let n: usize = text.parse().unwrap_or(0);
+            let mut held = Vec::new();
+            for _ in 0..n {
+                match std::fs::File::open(path) {
+                    Ok(f) => held.push(f),
+                    Err(e) => return Ok(format!("opened {}, then error: {e}", held.len())),
+                }
+            }
+            Ok(format!("opened {}", held.len()))
+        }
         _ => Ok(format!("error: unknown command {cmd:?}")),
     }
 }
