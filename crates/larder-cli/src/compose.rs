@@ -146,8 +146,8 @@ fn remote_arg(s: &str) -> Result<String> {
 }
 
 fn compose_cmd(args: &ComposeArgs) -> Result<()> {
-    let app =
-        std::fs::read(&args.app).with_context(|| format!("cannot read {}", args.app.display()))?;
+    let app = crate::read_input(&args.app)
+        .with_context(|| format!("cannot read {}", args.app.display()))?;
     if let Some(addr) = &args.remote {
         let bundle = Bundle {
             store: remote_arg(addr)?,

@@ -12,6 +12,23 @@ use std::process::ExitCode;
 /// Exit code for bad input (missing file, not a component, bad flag value).
 pub const EXIT_USAGE: u8 = 2;
 
+/// The bytes of the app (or other input file) at `path`, which must be a
+/// regular file: reading a FIFO or a device would wait forever or never end.
+pub fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let m = std::fs::metadata(path)?;
+    if !m.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            if m.is_dir() {
+                "a directory, not a file"
+            } else {
+                "not a regular file (a FIFO, socket or device)"
+            },
+        ));
+    }
+    std::fs::read(path)
+}
+
 /// Success, or the error (with its causes) on stderr and exit code 2.
 pub fn report(r: anyhow::Result<()>) -> ExitCode {
     match r {
@@ -58,11 +75,14 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        // Without RUST_LOG: the server's warnings (a connection it closed,
-        // and why), nothing else.
+        // Without RUST_LOG: Larder's own warnings (a connection the server
+        // closed, an object a restore or an export skipped, and why).
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("larder_9p=warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(
+                    "larder=warn,larder_9p=warn,larder_sync=warn,vfs_host=warn,fs_core=warn",
+                )
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -67,9 +67,17 @@ pub(crate) fn parse_mount(s: &str) -> Result<Mount, String> {
 /// What a composed app with a persistent filesystem imports.
 const LENT_STORE: &str = "larder:vfs/store@0.1";
 
+/// The longest interval accepted: a year. Longer ones are typos (and
+/// `Duration` cannot hold every f64).
+const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
 fn parse_secs(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
+        Ok(secs) if secs > 0.0 && secs <= MAX_SECS => Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("`{s}` is not a usable number of seconds")),
+        Ok(secs) if secs > MAX_SECS => Err(format!(
+            "`{s}` seconds is more than a year; give at most {MAX_SECS}"
+        )),
         _ => Err(format!("`{s}` is not a positive number of seconds")),
     }
 }
@@ -81,7 +89,8 @@ pub(crate) fn parse_sync_mode(s: &str) -> Result<SyncMode, String> {
         "write-through" => Ok(SyncMode::WriteThrough),
         _ => match s.strip_prefix("periodic=").map(parse_secs) {
             Some(Ok(every)) => Ok(SyncMode::Periodic(every)),
-            _ => Err(format!(
+            Some(Err(e)) => Err(format!("bad --sync-mode `{s}`: {e}")),
+            None => Err(format!(
                 "bad --sync-mode `{s}`: expected close, fsync, write-through or periodic=SECS"
             )),
         },
@@ -129,7 +138,7 @@ fn usage(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
-    let bytes = match std::fs::read(&args.app) {
+    let bytes = match crate::read_input(&args.app) {
         Ok(b) => b,
         Err(e) => return usage(format_args!("cannot read {}: {e}", args.app.display())),
     };

@@ -1,0 +1,304 @@
+//! Attacks on the host from inside the sandbox and from a store's
+//! contents: a guest using the store `larder run --store` lends it, a
+//! bucket planted with a symlink object, and bad command lines. Each
+//! asserts that nothing outside the store (or the export's destination)
+//! changed, and what the attacker was told.
+
+mod common;
+#[path = "../../larder-sync/tests/common/moto.rs"]
+mod moto;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+/// A host directory the attacks aim at: a secret and a subdirectory.
+fn victim(root: &Path) -> std::path::PathBuf {
+    let v = root.join("victim");
+    std::fs::create_dir_all(v.join("sub")).unwrap();
+    std::fs::write(v.join("secret"), "host secret").unwrap();
+    v
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A component importing `larder:vfs/store` under `larder run --store
+/// DIR` plants a symlink object pointing at a host directory and uses
+/// keys through it and out of the store: every such call fails, the
+/// victim is untouched, and the link itself is stored as a symlink.
+#[test]
+fn a_guest_cannot_reach_host_files_through_a_lent_local_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = victim(tmp.path());
+    let store = tmp.path().join("store");
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("run")
+        .arg(guest("hostile"))
+        .arg("--store")
+        .arg(&store)
+        .arg("--")
+        .arg(&victim)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    for line in [
+        "put link: ok",
+        "put through link: error permanent",
+        "mkdir through link: error permanent",
+        "get through link: error not-found",
+        "head through link: ok false",
+        "copy through link: error not-found",
+        // Deleting what is not there succeeds, and deletes nothing.
+        "delete through link: ok ()",
+        "put climbing out: error permanent",
+        "put absolute: error permanent",
+        "list: ok [\"esc\"]",
+    ] {
+        assert!(
+            said.lines().any(|l| l.starts_with(line)),
+            "expected {line:?} in:\n{said}"
+        );
+    }
+    assert_eq!(listing(&victim), ["secret", "sub"]);
+    assert_eq!(listing(&victim.join("sub")), Vec::<String>::new());
+    assert_eq!(
+        std::fs::read_to_string(victim.join("secret")).unwrap(),
+        "host secret"
+    );
+    assert_eq!(listing(tmp.path()), ["store", "victim"]);
+    assert_eq!(std::fs::read_link(store.join("esc")).unwrap(), victim);
+}
+
+/// A bucket holding a symlink object `a` (pointing at a host directory)
+/// and an object `a/pwned`, as a guest can plant through `--persist`:
+/// `larder export` writes only beneath its destination, names the key it
+/// refused, and says the export was incomplete.
+#[test]
+fn export_never_writes_through_a_symlink_it_created() {
+    let m = moto::Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = victim(tmp.path());
+    m.boto3(&format!(
+        "S3.put_object(Bucket=B, Key='app/a', Body={:?}.encode(), Metadata={{'mode': '41471'}})\n\
+         S3.put_object(Bucket=B, Key='app/a/pwned', Body=b'pwned')\n\
+         S3.put_object(Bucket=B, Key='app/fine', Body=b'fine')\n",
+        victim.to_str().unwrap()
+    ));
+    let dest = tmp.path().join("dest");
+    let out = larder(&["export", "--store", &m.url("app"), dest.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not exporting a/pwned") && err.contains("1 objects were not exported"),
+        "{err}"
+    );
+    assert_eq!(listing(&victim), ["secret", "sub"]);
+    assert_eq!(std::fs::read_link(dest.join("a")).unwrap(), victim);
+    assert_eq!(std::fs::read_to_string(dest.join("fine")).unwrap(), "fine");
+}
+
+/// Commands that only read a store create nothing when it is missing.
+#[test]
+fn read_only_commands_do_not_create_a_missing_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let dest = tmp.path().join("dest");
+    let m = missing.to_str().unwrap();
+    for args in [
+        vec!["ls", "--store", m],
+        vec!["cat", "--store", m, "/f"],
+        vec!["export", "--store", m, dest.to_str().unwrap()],
+    ] {
+        let out = larder(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("no such directory"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(listing(tmp.path()), Vec::<String>::new());
+}
+
+/// A guest opening one file over and over gets an error from the
+/// filesystem (its default open-handle limit) before the runtime runs out
+/// of handles and traps it, composed and under `larder run`; closing them
+/// leaves everything working.
+#[test]
+fn opening_descriptors_in_a_loop_is_an_error_not_a_trap() {
+    let tmp = tmpfs_dir();
+    let composed = tmp.path().join("fsshell.wasm");
+    let out = larder(&[
+        "compose",
+        guest("fsshell").to_str().unwrap(),
+        "-o",
+        composed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut larder_run = Command::new(env!("CARGO_BIN_EXE_larder"));
+    larder_run.arg("run").arg(guest("fsshell"));
+    let mut wasmtime_run = Command::new("wasmtime");
+    wasmtime_run.arg("run").arg(&composed);
+    for (route, cmd) in [
+        ("composed", &mut wasmtime_run),
+        ("larder run", &mut larder_run),
+    ] {
+        let mut sh = Shell::start(cmd);
+        assert_eq!(sh.ask("write /f kept").0, "ok", "{route}");
+        let limit = fs_core::DEFAULT_MAX_OPEN_HANDLES;
+        let (held, _) = sh.ask("hold /f 200000");
+        // The limit counts every open handle (the preopens' too). Rust's
+        // std maps WASI's insufficient-memory to ENOMEM.
+        let (n, error) = held
+            .strip_prefix("opened ")
+            .and_then(|r| r.split_once(", then error: "))
+            .unwrap_or_else(|| panic!("{route}: {held}"));
+        let n: u64 = n.parse().unwrap();
+        assert!(n > limit - 16 && n <= limit, "{route}: {held}");
+        assert!(error.contains("Out of memory"), "{route}: {held}");
+        assert_eq!(sh.ask("cat /f").0, "kept", "{route}");
+        assert_eq!(sh.ask("hold /f 1000").0, "opened 1000", "{route}");
+        drop(sh.stdin);
+        assert!(sh.child.wait().unwrap().success(), "{route}");
+    }
+}
+
+/// Bad command lines and odd inputs: exit 2 with a message naming the
+/// problem, no panic, no hang, nothing created.
+#[test]
+fn bad_input_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let s = store.to_str().unwrap();
+    let app = guest("append");
+    let app = app.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["run", app, "--store", s, "--sync-mode", "periodic=1e300"],
+            "more than a year",
+        ),
+        (
+            vec!["run", app, "--store", s, "--poll", "1e300"],
+            "more than a year",
+        ),
+        (
+            vec!["run", app, "--store", s, "--poll", "NaN"],
+            "not a positive number",
+        ),
+        (
+            vec!["serve", "--store", s, "--sync-mode", "periodic=inf"],
+            "more than a year",
+        ),
+    ] {
+        let out = larder(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(!store.exists());
+
+    // A FIFO as the app: refused at once rather than read forever.
+    let fifo = tmp.path().join("app.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out_wasm = tmp.path().join("out.wasm");
+    for args in [
+        vec![
+            "compose",
+            fifo.to_str().unwrap(),
+            "-o",
+            out_wasm.to_str().unwrap(),
+        ],
+        vec!["run", fifo.to_str().unwrap()],
+    ] {
+        let out = larder(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("not a regular file"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(!out_wasm.exists());
+}
+
+/// `larder cat` of an 8 TiB sparse file streams it in bounded memory, and
+/// stops quietly when its reader goes away (`| head`).
+#[test]
+fn cat_streams_a_huge_sparse_file_and_stops_on_a_closed_pipe() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let f = std::fs::File::create(store.join("big")).unwrap();
+    f.set_len(8 << 40).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["cat", "--store", store.to_str().unwrap(), "/big"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = vec![0u8; 1 << 20];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    assert!(first.iter().all(|&b| b == 0));
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
+/// A name in a local store that is not UTF-8 (another tool wrote it) is
+/// not a path Larder can hold: `ls` and `export` skip it with a warning
+/// naming it, and go on with the rest.
+#[test]
+fn a_non_utf8_name_in_a_local_store_is_skipped_with_a_warning() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::write(store.join("ok"), "fine").unwrap();
+    std::fs::write(store.join(std::ffi::OsStr::from_bytes(b"bad\xffname")), "x").unwrap();
+    let dest = tmp.path().join("dest");
+    let s = store.to_str().unwrap();
+    let ls = larder(&["ls", "--store", s]);
+    assert!(ls.status.success(), "{}", text(&ls.stderr));
+    assert!(text(&ls.stdout).contains("/ok"));
+    assert_eq!(text(&ls.stdout).lines().count(), 1);
+    let out = larder(&["export", "--store", s, dest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(r"bad\xffname"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(listing(&dest), ["ok"]);
+}
