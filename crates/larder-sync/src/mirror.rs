@@ -444,7 +444,16 @@ impl Mirror {
             Kind::Symlink => Ok(root.readlink_at(path)?.into_bytes()),
             Kind::File => {
                 let f = root.open_at(PF::empty(), path, OF::empty(), DF::READ)?;
-                let mut out = Vec::with_capacity(f.stat().size as usize);
+                // A whole body is held for the upload: a size that cannot be
+                // held (a sparse file grown to 2^62 bytes, say) fails this
+                // sync with an error rather than aborting the host.
+                let size =
+                    usize::try_from(f.stat().size).map_err(|_| ErrorCode::InsufficientMemory)?;
+                let mut out = Vec::new();
+                out.try_reserve_exact(size).map_err(|_| {
+                    tracing::error!(%path, size, "too large to send: it does not fit in memory");
+                    ErrorCode::InsufficientMemory
+                })?;
                 let mut buf = vec![0; 1 << 20];
                 loop {
                     let n = f.read(&mut buf, out.len() as u64)?;

@@ -756,3 +756,30 @@ fn create(dir: &fs_core::Descriptor, path: &str, body: &[u8]) {
         .unwrap();
     f.write(body, 0).unwrap();
 }
+
+/// A file grown to 2^62 bytes (two guest calls: set-size, then sync)
+/// cannot be sent whole: the sync fails with an error, the host lives, and
+/// once the file is a storable size again the next sync sends everything.
+#[test]
+fn a_file_too_large_to_hold_fails_the_sync_not_the_host() {
+    let store = Arc::new(MemStore::new());
+    let (fs, mirror) = hooked(&store, true, false);
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    create(&root, "small", b"kept");
+    let f = root
+        .open_at(PF::empty(), "huge", OF::CREATE, DF::READ | DF::WRITE)
+        .unwrap();
+    f.set_size(1 << 62).unwrap();
+    assert_eq!(f.sync().unwrap_err(), fs_core::ErrorCode::Io);
+    assert!(mirror.sync(&fs).is_err());
+    f.set_size(3).unwrap();
+    f.sync().unwrap();
+    assert_eq!(
+        store.get("huge", None, &larder_sync::Cond::None).unwrap(),
+        [0, 0, 0]
+    );
+    assert_eq!(
+        store.get("small", None, &larder_sync::Cond::None).unwrap(),
+        b"kept"
+    );
+}
