@@ -719,16 +719,15 @@ fn poll_while_writing(on_close: bool, write_through: bool, mode: String) {
         }
         (other, theirs)
     });
-    let app = {
+    {
         let fs = fs.clone();
         within(60, &mode, move || {
             let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
             for i in 0..40 {
                 create(&root, &format!("mine-{i}"), b"m");
             }
-        })
-    };
-    let _ = app;
+        });
+    }
     let (other, _theirs) = within(60, &mode, move || writer.join().unwrap());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     within(60, &mode, move || poller.join().unwrap());
