@@ -302,3 +302,39 @@ fn a_non_utf8_name_in_a_local_store_is_skipped_with_a_warning() {
     );
     assert_eq!(listing(&dest), ["ok"]);
 }
+
+/// The same guest on a store lent from S3: keys that climb out of the
+/// app's prefix or are absolute are refused, and every object the guest
+/// made sits under the prefix (an S3 key cannot be traversed, so the
+/// keys below its symlink object are plain objects there).
+#[test]
+fn a_guest_cannot_leave_its_prefix_in_a_lent_s3_store() {
+    let m = moto::Moto::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("run")
+        .arg(guest("hostile"))
+        .arg("--store")
+        .arg(m.url("app"))
+        .arg("--")
+        .arg("/victim")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    for line in [
+        "put link: ok",
+        "put climbing out: error permanent",
+        "put absolute: error permanent",
+    ] {
+        assert!(
+            said.lines().any(|l| l.starts_with(line)),
+            "expected {line:?} in:\n{said}"
+        );
+    }
+    let keys =
+        m.boto3("for o in S3.list_objects_v2(Bucket=B).get('Contents', []): print(o['Key'])");
+    assert!(!keys.trim().is_empty());
+    for key in keys.lines() {
+        assert!(key.starts_with("app/") && !key.contains(".."), "{key}");
+    }
+}

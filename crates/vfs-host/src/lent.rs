@@ -33,8 +33,25 @@ impl LentStore {
         LentStore { store, prefix }
     }
 
-    fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+    /// The store key for the app's `key`: confined to the prefix. Names
+    /// `.` and `..`, empty names (but a directory marker's trailing `/`)
+    /// and absolute keys are refused: the mirror never makes them, and a
+    /// server or HTTP stack that normalises dot segments would take them
+    /// out of the prefix.
+    fn key(&self, key: &str) -> Result<String, Error> {
+        let body = key.strip_suffix('/').unwrap_or(key);
+        let bad = key.starts_with('/')
+            || key.contains('\0')
+            || (!key.is_empty()
+                && body
+                    .split('/')
+                    .any(|c| c.is_empty() || c == "." || c == ".."));
+        if bad {
+            return Err(Error::Permanent(format!(
+                "key {key:?} is not a relative path of names"
+            )));
+        }
+        Ok(format!("{}{key}", self.prefix))
     }
 }
 
@@ -71,7 +88,7 @@ impl crate::VfsCtxView<'_> {
 impl Host for crate::VfsCtxView<'_> {
     fn list(&mut self, prefix: String) -> Result<Vec<ObjectInfo>, Error> {
         let l = self.lent()?;
-        let all = l.store.list(&l.key(&prefix)).map_err(error)?;
+        let all = l.store.list(&l.key(&prefix)?).map_err(error)?;
         Ok(all
             .into_iter()
             .map(|o| ObjectInfo {
@@ -86,7 +103,7 @@ impl Host for crate::VfsCtxView<'_> {
     fn head(&mut self, key: String) -> Result<Option<ObjectInfo>, Error> {
         let l = self.lent()?;
         Ok(l.store
-            .head(&l.key(&key))
+            .head(&l.key(&key)?)
             .map_err(error)?
             .map(|o| ObjectInfo {
                 key,
@@ -104,7 +121,7 @@ impl Host for crate::VfsCtxView<'_> {
     ) -> Result<Vec<u8>, Error> {
         let l = self.lent()?;
         l.store
-            .get(&l.key(&key), range.map(|(a, b)| a..b), &cond(c))
+            .get(&l.key(&key)?, range.map(|(a, b)| a..b), &cond(c))
             .map_err(error)
     }
 
@@ -117,7 +134,7 @@ impl Host for crate::VfsCtxView<'_> {
     ) -> Result<String, Error> {
         let l = self.lent()?;
         l.store
-            .put(&l.key(&key), &body, &meta(m), &cond(c))
+            .put(&l.key(&key)?, &body, &meta(m), &cond(c))
             .map_err(error)
     }
 
@@ -137,7 +154,7 @@ impl Host for crate::VfsCtxView<'_> {
             })
             .collect();
         l.store
-            .put_parts(&l.key(&key), &parts, &meta(m), &cond(c))
+            .put_parts(&l.key(&key)?, &parts, &meta(m), &cond(c))
             .map_err(error)
     }
 
@@ -150,13 +167,13 @@ impl Host for crate::VfsCtxView<'_> {
     ) -> Result<String, Error> {
         let l = self.lent()?;
         l.store
-            .copy(&l.key(&source), &l.key(&destination), &meta(m), &cond(c))
+            .copy(&l.key(&source)?, &l.key(&destination)?, &meta(m), &cond(c))
             .map_err(error)
     }
 
     fn delete(&mut self, key: String) -> Result<(), Error> {
         let l = self.lent()?;
-        l.store.delete(&l.key(&key)).map_err(error)
+        l.store.delete(&l.key(&key)?).map_err(error)
     }
 
     fn enforces_conditions(&mut self) -> bool {
