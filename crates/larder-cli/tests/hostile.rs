@@ -29,6 +29,28 @@ fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Runs the hostile guest under `larder run --store STORE -- TARGET` and
+/// asserts it said each of `lines` (one per call it made).
+fn hostile_guest(store: &std::ffi::OsStr, target: &std::ffi::OsStr, lines: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("run")
+        .arg(guest("hostile"))
+        .arg("--store")
+        .arg(store)
+        .arg("--")
+        .arg(target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    for line in lines {
+        assert!(
+            said.lines().any(|l| l.starts_with(line)),
+            "expected {line:?} in:\n{said}"
+        );
+    }
+}
+
 /// A component importing `larder:vfs/store` under `larder run --store
 /// DIR` plants a symlink object pointing at a host directory and uses
 /// keys through it and out of the store: every such call fails, the
@@ -38,35 +60,23 @@ fn a_guest_cannot_reach_host_files_through_a_lent_local_store() {
     let tmp = tempfile::tempdir().unwrap();
     let victim = victim(tmp.path());
     let store = tmp.path().join("store");
-    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
-        .arg("run")
-        .arg(guest("hostile"))
-        .arg("--store")
-        .arg(&store)
-        .arg("--")
-        .arg(&victim)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let said = text(&out.stdout);
-    for line in [
-        "put link: ok",
-        "put through link: error permanent",
-        "mkdir through link: error permanent",
-        "get through link: error not-found",
-        "head through link: ok false",
-        "copy through link: error not-found",
-        // Deleting what is not there succeeds, and deletes nothing.
-        "delete through link: ok ()",
-        "put climbing out: error permanent",
-        "put absolute: error permanent",
-        "list: ok [\"esc\"]",
-    ] {
-        assert!(
-            said.lines().any(|l| l.starts_with(line)),
-            "expected {line:?} in:\n{said}"
-        );
-    }
+    hostile_guest(
+        store.as_os_str(),
+        victim.as_os_str(),
+        &[
+            "put link: ok",
+            "put through link: error permanent",
+            "mkdir through link: error permanent",
+            "get through link: error not-found",
+            "head through link: ok false",
+            "copy through link: error not-found",
+            // Deleting what is not there succeeds, and deletes nothing.
+            "delete through link: ok ()",
+            "put climbing out: error permanent",
+            "put absolute: error permanent",
+            "list: ok [\"esc\"]",
+        ],
+    );
     assert_eq!(listing(&victim), ["secret", "sub"]);
     assert_eq!(listing(&victim.join("sub")), Vec::<String>::new());
     assert_eq!(
@@ -310,27 +320,15 @@ fn a_non_utf8_name_in_a_local_store_is_skipped_with_a_warning() {
 #[test]
 fn a_guest_cannot_leave_its_prefix_in_a_lent_s3_store() {
     let m = moto::Moto::start();
-    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
-        .arg("run")
-        .arg(guest("hostile"))
-        .arg("--store")
-        .arg(m.url("app"))
-        .arg("--")
-        .arg("/victim")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let said = text(&out.stdout);
-    for line in [
-        "put link: ok",
-        "put climbing out: error permanent",
-        "put absolute: error permanent",
-    ] {
-        assert!(
-            said.lines().any(|l| l.starts_with(line)),
-            "expected {line:?} in:\n{said}"
-        );
-    }
+    hostile_guest(
+        m.url("app").as_ref(),
+        "/victim".as_ref(),
+        &[
+            "put link: ok",
+            "put climbing out: error permanent",
+            "put absolute: error permanent",
+        ],
+    );
     let keys =
         m.boto3("for o in S3.list_objects_v2(Bucket=B).get('Contents', []): print(o['Key'])");
     assert!(!keys.trim().is_empty());

@@ -674,15 +674,15 @@ fn poll_while_writing(on_close: bool, write_through: bool, mode: String) {
     let other = Fs::in_memory();
     let theirs = Mirror::new(store.clone(), "").with_retry(fast_retry());
     let o = other.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
-    create(&o, "old", b"old");
-    create(&o, "replaced", b"v1");
+    put_file(&other, "old", b"old");
+    put_file(&other, "replaced", b"v1");
     theirs.sync(&other).unwrap();
     mirror.sync(&fs).unwrap();
     let p = mirror.poll(&fs).unwrap();
     assert_eq!(p.created, 2, "{mode}");
 
-    create(&o, "new", b"from the other writer");
-    create(&o, "replaced", b"v2");
+    put_file(&other, "new", b"from the other writer");
+    put_file(&other, "replaced", b"v2");
     o.unlink_file_at("old").unwrap();
     theirs.sync(&other).unwrap();
     let (fs, mirror) = within(30, &mode, move || {
@@ -710,8 +710,8 @@ fn poll_while_writing(on_close: bool, write_through: bool, mode: String) {
     };
     let writer = std::thread::spawn(move || {
         for i in 0..40 {
-            create(&o, &format!("theirs-{i}"), b"t");
-            create(&o, "replaced", format!("v{i}").as_bytes());
+            put_file(&other, &format!("theirs-{i}"), b"t");
+            put_file(&other, "replaced", format!("v{i}").as_bytes());
             if i >= 2 {
                 o.unlink_file_at(&format!("theirs-{}", i - 2)).unwrap();
             }
@@ -722,9 +722,8 @@ fn poll_while_writing(on_close: bool, write_through: bool, mode: String) {
     {
         let fs = fs.clone();
         within(60, &mode, move || {
-            let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
             for i in 0..40 {
-                create(&root, &format!("mine-{i}"), b"m");
+                put_file(&fs, &format!("mine-{i}"), b"m");
             }
         });
     }
@@ -749,13 +748,6 @@ fn poll_while_writing(on_close: bool, write_through: bool, mode: String) {
     }
 }
 
-fn create(dir: &fs_core::Descriptor, path: &str, body: &[u8]) {
-    let f = dir
-        .open_at(PF::empty(), path, OF::CREATE | OF::TRUNCATE, DF::WRITE)
-        .unwrap();
-    f.write(body, 0).unwrap();
-}
-
 /// A file grown to 2^62 bytes (two guest calls: set-size, then sync)
 /// cannot be sent whole: the sync fails with an error, the host lives, and
 /// once the file is a storable size again the next sync sends everything.
@@ -764,7 +756,7 @@ fn a_file_too_large_to_hold_fails_the_sync_not_the_host() {
     let store = Arc::new(MemStore::new());
     let (fs, mirror) = hooked(&store, true, false);
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
-    create(&root, "small", b"kept");
+    put_file(&fs, "small", b"kept");
     let f = root
         .open_at(PF::empty(), "huge", OF::CREATE, DF::READ | DF::WRITE)
         .unwrap();

@@ -39,7 +39,8 @@ fn main() {
     );
     show(
         "get through link",
-        store::get("esc/secret", None, &Condition::None).map(|b| String::from_utf8_lossy(&b).into_owned()),
+        store::get("esc/secret", None, &Condition::None)
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
     );
     show(
         "head through link",
