@@ -44,14 +44,15 @@ fn open_with(url: &str, create: bool) -> Result<Opened> {
     if dir.exists() && !dir.is_dir() {
         bail!("--store {url}: {} is not a directory", dir.display());
     }
-    let store = if create {
+    let opened = if create {
         LocalDir::open(&dir)
-    } else if !dir.exists() {
-        bail!("--store {url}: no such directory")
     } else {
         LocalDir::open_existing(&dir)
     };
-    let store = store.with_context(|| format!("--store {url}"))?;
+    let store = match opened {
+        Err(e) if e.kind == ErrorKind::NotFound => bail!("--store {url}: no such directory"),
+        r => r.with_context(|| format!("--store {url}"))?,
+    };
     Ok(Opened {
         store: Arc::new(store),
         prefix: String::new(),

@@ -127,13 +127,7 @@ fn read_only_commands_do_not_create_a_missing_store() {
         vec!["cat", "--store", m, "/f"],
         vec!["export", "--store", m, dest.to_str().unwrap()],
     ] {
-        let out = larder(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(
-            text(&out.stderr).contains("no such directory"),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        assert_usage_error(&args, "no such directory");
     }
     assert_eq!(listing(tmp.path()), Vec::<String>::new());
 }
@@ -208,18 +202,7 @@ fn bad_input_is_a_clear_error() {
             "more than a year",
         ),
     ] {
-        let out = larder(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(
-            text(&out.stderr).contains(says),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        assert_usage_error(&args, says);
     }
     assert!(!store.exists());
 
@@ -240,13 +223,7 @@ fn bad_input_is_a_clear_error() {
         ],
         vec!["run", fifo.to_str().unwrap()],
     ] {
-        let out = larder(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(
-            text(&out.stderr).contains("not a regular file"),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        assert_usage_error(&args, "not a regular file");
     }
     assert!(!out_wasm.exists());
 }

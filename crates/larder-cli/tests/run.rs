@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{assert_conformant, guest, larder, reference_run, text};
+use common::{assert_conformant, assert_usage_error, guest, larder, reference_run, text};
 
 #[test]
 fn conformance_matches_wasmtime_host_filesystem() {
@@ -114,18 +114,7 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
         (vec!["run", app, "--instances", "0"], "instances"),
     ];
     for (args, needle) in cases {
-        let out = larder(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(
-            text(&out.stderr).contains(needle),
-            "{args:?}: stderr lacks {needle:?}: {}",
-            text(&out.stderr)
-        );
+        assert_usage_error(&args, needle);
     }
 }
 

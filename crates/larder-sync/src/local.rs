@@ -14,7 +14,9 @@
 //! a key below it is simply not there, and a write below it is refused.
 
 use crate::meta::{self, S_IFLNK, S_IFMT};
-use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Result, StoreError};
+use crate::store::{
+    is_relative_key, Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Result, StoreError,
+};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use std::ffi::OsStr;
@@ -70,13 +72,7 @@ struct KeyPath<'a> {
 fn split(key: &str) -> Result<KeyPath<'_>> {
     let dir = key.ends_with('/');
     let rel = key.strip_suffix('/').unwrap_or(key);
-    let bad = rel.is_empty()
-        || rel.starts_with('/')
-        || rel.contains('\0')
-        || rel
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with(TMP_PREFIX));
-    if bad {
+    if !is_relative_key(key) || rel.split('/').any(|c| c.starts_with(TMP_PREFIX)) {
         return Err(StoreError::new(
             ErrorKind::Permanent,
             format!("key {key:?} cannot be a path under the store"),

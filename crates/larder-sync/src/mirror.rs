@@ -270,10 +270,9 @@ fn kind_of(t: DescriptorType) -> Kind {
 /// A key (past the prefix) that names a path: components neither empty
 /// nor `.`/`..`, at most 255 bytes each, no NUL.
 fn valid_path(path: &str) -> bool {
-    !path.is_empty()
-        && path
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= 255 && !c.contains('\0'))
+    !path.ends_with('/')
+        && crate::store::is_relative_key(path)
+        && path.split('/').all(|c| c.len() <= 255)
 }
 
 /// Mode, owner and times from the store's metadata (symlinks keep theirs).

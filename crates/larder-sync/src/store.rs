@@ -97,6 +97,20 @@ pub enum Part {
     Data(Vec<u8>),
 }
 
+/// Whether `key` is a relative path of names (`a/b`, or `a/b/` for a
+/// directory marker): no empty, `.` or `..` names, no leading `/`, no NUL.
+/// Only such keys are paths beneath a store's root or a prefix; a local
+/// directory or a server normalising dot segments would put others
+/// elsewhere.
+pub fn is_relative_key(key: &str) -> bool {
+    let body = key.strip_suffix('/').unwrap_or(key);
+    !body.is_empty()
+        && !body.contains('\0')
+        && body
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
 /// Called with (done, total) during long operations.
 pub type Progress<'a> = dyn Fn(u64, u64) + Send + Sync + 'a;
 

@@ -13,7 +13,7 @@ mod bindings {
 
 pub(crate) use bindings::larder::vfs::store::add_to_linker;
 use bindings::larder::vfs::store::{Condition, Error, Host, ObjectInfo, Part};
-use larder_sync::store::Part as SyncPart;
+use larder_sync::store::{is_relative_key, Part as SyncPart};
 use larder_sync::{Cond, ErrorKind, Metadata, ObjectStore, StoreError};
 use std::sync::Arc;
 
@@ -33,20 +33,12 @@ impl LentStore {
         LentStore { store, prefix }
     }
 
-    /// The store key for the app's `key`: confined to the prefix. Names
-    /// `.` and `..`, empty names (but a directory marker's trailing `/`)
-    /// and absolute keys are refused: the mirror never makes them, and a
-    /// server or HTTP stack that normalises dot segments would take them
-    /// out of the prefix.
+    /// The store key for the app's `key`, confined to the prefix: keys
+    /// that are not relative paths of names are refused (the mirror never
+    /// makes them).
     fn key(&self, key: &str) -> Result<String, Error> {
-        let body = key.strip_suffix('/').unwrap_or(key);
-        let bad = key.starts_with('/')
-            || key.contains('\0')
-            || (!key.is_empty()
-                && body
-                    .split('/')
-                    .any(|c| c.is_empty() || c == "." || c == ".."));
-        if bad {
+        // "": the whole prefix (a listing of everything).
+        if !key.is_empty() && !is_relative_key(key) {
             return Err(Error::Permanent(format!(
                 "key {key:?} is not a relative path of names"
             )));

@@ -58,6 +58,18 @@ pub fn componentize_p1(module: &Path, out: &Path) {
     std::fs::write(out, component).unwrap();
 }
 
+/// Runs `larder ARGS` and asserts it refused them: exit 2, and stderr
+/// naming the problem (`needle`).
+pub fn assert_usage_error(args: &[&str], needle: &str) {
+    let out = larder(args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: stderr lacks {needle:?}: {err}"
+    );
+}
+
 pub fn larder(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_larder"))
         .args(args)
