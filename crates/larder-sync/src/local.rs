@@ -83,15 +83,13 @@ fn split(key: &str) -> Result<KeyPath<'_>> {
     Ok(KeyPath { parents, name, dir })
 }
 
-fn open_dir_at(dir: &File, name: &str) -> rustix::io::Result<File> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    rfs::openat(dir, name, flags, Mode::empty()).map(File::from)
-}
-
-/// `open_dir_at` that also says "not a directory" for a symlink (where
-/// `O_NOFOLLOW` answers `ELOOP`), so callers see one case.
+/// Opens the directory `name` in `dir`, never through a symlink: a symlink
+/// answers "not a directory" (`O_NOFOLLOW`'s `ELOOP`, made one case).
 fn enter(dir: &File, name: &str) -> rustix::io::Result<File> {
-    open_dir_at(dir, name).map_err(|e| if e == Errno::LOOP { Errno::NOTDIR } else { e })
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rfs::openat(dir, name, flags, Mode::empty())
+        .map(File::from)
+        .map_err(|e| if e == Errno::LOOP { Errno::NOTDIR } else { e })
 }
 
 fn stat_at(dir: &File, name: &str) -> rustix::io::Result<rfs::Stat> {
@@ -109,6 +107,34 @@ fn etag(st: &rfs::Stat, size: u64) -> String {
 
 fn read_link_at(dir: &File, name: &str) -> rustix::io::Result<Vec<u8>> {
     rfs::readlinkat(dir, name, Vec::new()).map(|t| t.into_bytes())
+}
+
+/// The object that `name` in `dir`, as `st` (not followed) shows it, stands for.
+fn describe(key: String, st: &rfs::Stat, dir: &File, name: &str) -> Result<ObjectInfo> {
+    let ft = FileType::from_raw_mode(st.st_mode);
+    let size = match ft {
+        FileType::RegularFile => st.st_size as u64,
+        FileType::Symlink => read_link_at(dir, name).map_err(errno(&key))?.len() as u64,
+        _ => 0,
+    };
+    let mode = if ft.is_symlink() {
+        S_IFLNK | 0o777
+    } else {
+        st.st_mode
+    };
+    let meta = meta::encode(
+        mode,
+        st.st_uid,
+        st.st_gid,
+        st.st_mtime.max(0) as u64,
+        st.st_mtime_nsec as u32,
+    );
+    Ok(ObjectInfo {
+        etag: etag(st, size),
+        key,
+        size,
+        meta,
+    })
 }
 
 impl LocalDir {
@@ -183,33 +209,10 @@ impl LocalDir {
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(errno(&key)(e)),
         };
-        let ft = FileType::from_raw_mode(st.st_mode);
-        if key.ends_with('/') != ft.is_dir() {
+        if key.ends_with('/') != FileType::from_raw_mode(st.st_mode).is_dir() {
             return Ok(None);
         }
-        let size = match ft {
-            FileType::RegularFile => st.st_size as u64,
-            FileType::Symlink => read_link_at(dir, name).map_err(errno(&key))?.len() as u64,
-            _ => 0,
-        };
-        let mode = if ft.is_symlink() {
-            S_IFLNK | 0o777
-        } else {
-            st.st_mode
-        };
-        let meta = meta::encode(
-            mode,
-            st.st_uid,
-            st.st_gid,
-            st.st_mtime.max(0) as u64,
-            st.st_mtime_nsec as u32,
-        );
-        Ok(Some(ObjectInfo {
-            etag: etag(&st, size),
-            key,
-            size,
-            meta,
-        }))
+        describe(key, &st, dir, name).map(Some)
     }
 
     fn walk(&self, dir: &File, rel: &str, out: &mut Vec<ObjectInfo>) -> Result<()> {
@@ -232,22 +235,21 @@ impl LocalDir {
                 continue;
             }
             let key = format!("{rel}{name}");
-            let is_dir = match stat_at(dir, name) {
-                Ok(st) => FileType::from_raw_mode(st.st_mode).is_dir(),
+            let st = match stat_at(dir, name) {
+                Ok(st) => st,
                 Err(Errno::NOENT) => continue, // gone since the listing
                 Err(e) => return Err(errno(&key)(e)),
             };
-            if is_dir {
-                if let Some(i) = self.info(format!("{key}/"), dir, name)? {
-                    out.push(i);
-                }
+            if FileType::from_raw_mode(st.st_mode).is_dir() {
+                let key = format!("{key}/");
+                out.push(describe(key.clone(), &st, dir, name)?);
                 match enter(dir, name) {
-                    Ok(sub) => self.walk(&sub, &format!("{key}/"), out)?,
+                    Ok(sub) => self.walk(&sub, &key, out)?,
                     Err(Errno::NOENT | Errno::NOTDIR) => {} // replaced meanwhile
                     Err(e) => return Err(errno(&key)(e)),
                 }
-            } else if let Some(i) = self.info(key, dir, name)? {
-                out.push(i);
+            } else {
+                out.push(describe(key, &st, dir, name)?);
             }
         }
         Ok(())
@@ -346,7 +348,7 @@ fn remove_stale_temps(dir: &File) {
                 tracing::debug!(name, "removing a torn write's temporary file");
                 let _ = rfs::unlinkat(dir, name, AtFlags::empty());
             }
-        } else if let Ok(sub) = open_dir_at(dir, name) {
+        } else if let Ok(sub) = enter(dir, name) {
             remove_stale_temps(&sub);
         }
     }
