@@ -107,7 +107,6 @@ impl S3Config {
 pub struct S3Store {
     inner: Inner,
     rt: Runtime,
-    conditions: bool,
 }
 
 /// What requests need; cheap to clone into each request's task.
@@ -115,6 +114,73 @@ pub struct S3Store {
 struct Inner {
     client: Client,
     bucket: String,
+    conds: Conditions,
+}
+
+/// The request a write goes up by; each honours conditions on its own
+/// (moto, for one, honours them on PutObject but ignores `If-Match` on
+/// CompleteMultipartUpload and both on CopyObject).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Put,
+    Complete,
+    Copy,
+}
+
+/// Which conditional writes the server honours, probed when the store
+/// opens. Where one is not honoured (ignored, or refused), the store sends
+/// the request without it and checks the object's ETag with a HEAD just
+/// before, which leaves a window of one round trip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conditions {
+    pub put_if_none_match: bool,
+    pub put_if_match: bool,
+    pub complete_if_none_match: bool,
+    pub complete_if_match: bool,
+    pub copy_if_none_match: bool,
+    pub copy_if_match: bool,
+}
+
+impl Conditions {
+    const ALL: Conditions = Conditions {
+        put_if_none_match: true,
+        put_if_match: true,
+        complete_if_none_match: true,
+        complete_if_match: true,
+        copy_if_none_match: true,
+        copy_if_match: true,
+    };
+
+    fn honours(&self, via: Via, cond: &Cond) -> bool {
+        match (via, cond) {
+            (_, Cond::None) => true,
+            (Via::Put, Cond::IfNoneMatch) => self.put_if_none_match,
+            (Via::Put, Cond::IfMatch(_)) => self.put_if_match,
+            (Via::Complete, Cond::IfNoneMatch) => self.complete_if_none_match,
+            (Via::Complete, Cond::IfMatch(_)) => self.complete_if_match,
+            (Via::Copy, Cond::IfNoneMatch) => self.copy_if_none_match,
+            (Via::Copy, Cond::IfMatch(_)) => self.copy_if_match,
+        }
+    }
+
+    /// The requests not honoured, named as in S3's API.
+    pub fn not_honoured(&self) -> Vec<&'static str> {
+        [
+            (self.put_if_none_match, "PutObject If-None-Match"),
+            (self.put_if_match, "PutObject If-Match"),
+            (
+                self.complete_if_none_match,
+                "CompleteMultipartUpload If-None-Match",
+            ),
+            (self.complete_if_match, "CompleteMultipartUpload If-Match"),
+            (self.copy_if_none_match, "CopyObject If-None-Match"),
+            (self.copy_if_match, "CopyObject If-Match"),
+        ]
+        .into_iter()
+        .filter(|(honoured, _)| !honoured)
+        .map(|(_, name)| name)
+        .collect()
+    }
 }
 
 type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
@@ -350,23 +416,35 @@ impl S3Store {
             inner: Inner {
                 client: Client::from_conf(b.build()),
                 bucket: config.bucket.clone(),
+                conds: Conditions::ALL,
             },
             rt,
-            conditions: true,
         };
-        store.conditions = store.probe_conditions(&config.prefix)?;
-        if !store.conditions {
+        let (i, prefix) = (store.inner.clone(), config.prefix.clone());
+        store.inner.conds = store.run(async move { i.probe(&prefix).await })?;
+        let ignored = store.inner.conds.not_honoured();
+        if !ignored.is_empty() {
             tracing::warn!(
                 bucket = %store.inner.bucket,
-                "the server ignores conditional writes (If-None-Match); conflicts are detected by re-checking ETags, which leaves a short window"
+                "the server does not honour {}; Larder checks the ETag with a HEAD just before each such write instead, which leaves a window of one round trip",
+                ignored.join(", ")
             );
         }
         Ok(store)
     }
 
-    /// Whether the server refuses a second `If-None-Match: *` put. Also
-    /// the first request: a missing bucket or bad credentials fail here.
-    fn probe_conditions(&self, prefix: &str) -> Result<bool> {
+    /// Which conditional writes the server honours (see [`Conditions`]).
+    pub fn conditions(&self) -> Conditions {
+        self.inner.conds
+    }
+}
+
+impl Inner {
+    /// Tries each conditional write on an object of its own that exists
+    /// (a condition that must fail, so honoured means refused with 412).
+    /// The objects' plain puts are the store's first requests: a missing
+    /// bucket or bad credentials fail here. Needs `self.conds` = ALL.
+    async fn probe(&self, prefix: &str) -> Result<Conditions> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -375,20 +453,61 @@ impl S3Store {
             &std::collections::hash_map::RandomState::new(),
             nanos,
         );
-        let key = format!("{prefix}.larder-probe-{tag:016x}");
+        let keys: Vec<String> = (0..6)
+            .map(|n| format!("{prefix}.larder-probe-{tag:016x}-{n}"))
+            .collect();
         let none = Metadata::new();
-        self.put(&key, b"", &none, &Cond::IfNoneMatch)?;
-        let second = self.put(&key, b"", &none, &Cond::IfNoneMatch);
-        let _ = self.delete(&key);
-        match second {
-            Err(e) if e.kind == ErrorKind::Conflict => Ok(true),
-            Ok(_) => Ok(false),
-            Err(e) => Err(e),
+        let created = futures::future::join_all(
+            keys.iter()
+                .map(|k| self.put(k, b"probe".to_vec(), &none, &Cond::None)),
+        )
+        .await;
+        let outcome = async {
+            created.into_iter().collect::<Result<Vec<_>>>()?;
+            let wrong = Cond::IfMatch("\"larder-probe-no-such-etag\"".into());
+            let one_part = || vec![Part::Data(b"probe".to_vec())];
+            let (a, b, c, d, e, f) = futures::join!(
+                self.put(&keys[0], Vec::new(), &none, &Cond::IfNoneMatch),
+                self.put(&keys[1], Vec::new(), &none, &wrong),
+                self.put_parts(&keys[2], one_part(), &none, &Cond::IfNoneMatch),
+                self.put_parts(&keys[3], one_part(), &none, &wrong),
+                self.copy(&keys[4], &keys[4], &none, &Cond::IfNoneMatch),
+                self.copy(&keys[5], &keys[5], &none, &wrong),
+            );
+            // Refused with 412: honoured. Done anyway, or refused for
+            // another reason (a server that rejects the header): not
+            // usable, so never sent. Only a transient failure is an error.
+            let honoured = |r: Result<String>| match r {
+                Err(e) if e.kind == ErrorKind::Conflict => Ok(true),
+                Err(e) if e.kind == ErrorKind::Transient => Err(e),
+                _ => Ok(false),
+            };
+            Ok(Conditions {
+                put_if_none_match: honoured(a)?,
+                put_if_match: honoured(b)?,
+                complete_if_none_match: honoured(c)?,
+                complete_if_match: honoured(d)?,
+                copy_if_none_match: honoured(e)?,
+                copy_if_match: honoured(f)?,
+            })
         }
+        .await;
+        futures::future::join_all(keys.iter().map(|k| self.delete(k))).await;
+        outcome
     }
-}
 
-impl Inner {
+    /// The condition to send with a write by `via`: `cond` itself where
+    /// the server honours it; otherwise checked now against the object's
+    /// ETag, and nothing sent.
+    async fn sendable(&self, key: &str, via: Via, cond: &Cond) -> Result<Cond> {
+        if self.conds.honours(via, cond) {
+            return Ok(cond.clone());
+        }
+        let current = self.head(key).await?;
+        cond.check(key, current.as_ref().map(|c| c.etag.as_str()))?;
+        Ok(Cond::None)
+    }
+
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         match self
             .client
@@ -477,6 +596,11 @@ impl Inner {
             Err(e) if range.is_some() && e.code() == Some("InvalidRange") => return Ok(Vec::new()),
             Err(e) => return Err(classify(key, e)),
         };
+        // The reply names its version: a server ignoring If-Match on a
+        // GET still never mixes two versions into one file.
+        if let (Cond::IfMatch(_), Some(etag)) = (cond, out.e_tag()) {
+            cond.check(key, Some(etag))?;
+        }
         let bytes = out.body.collect().await.map_err(|e| {
             StoreError::new(
                 ErrorKind::Transient,
@@ -490,6 +614,7 @@ impl Inner {
         if body.len() > MULTIPART_THRESHOLD {
             return self.put_multipart(key, &body, meta, cond).await;
         }
+        let cond = self.sendable(key, Via::Put, cond).await?;
         let mut req = self
             .client
             .put_object()
@@ -497,7 +622,7 @@ impl Inner {
             .key(key)
             .body(ByteStream::from(body))
             .set_metadata(Some(meta_map(meta)));
-        req = with_cond!(req, cond);
+        req = with_cond!(req, &cond);
         let r = req.send().await.map_err(|e| classify(key, e))?;
         Ok(r.e_tag().unwrap_or("").to_string())
     }
@@ -598,8 +723,17 @@ impl Inner {
         parts: Result<Vec<CompletedPart>>,
         cond: &Cond,
     ) -> Result<String> {
-        let parts = match parts {
-            Ok(p) => p,
+        // Checked after the parts are up, so the window is the
+        // completion's round trip, not the whole upload.
+        let checked = match parts {
+            Ok(p) => self
+                .sendable(key, Via::Complete, cond)
+                .await
+                .map(|c| (p, c)),
+            Err(e) => Err(e),
+        };
+        let (parts, cond) = match checked {
+            Ok(pc) => pc,
             Err(e) => {
                 let _ = self.abort(key, id).await;
                 return Err(e);
@@ -616,7 +750,7 @@ impl Inner {
                     .set_parts(Some(parts))
                     .build(),
             );
-        req = with_cond!(req, cond);
+        req = with_cond!(req, &cond);
         match req.send().await {
             Ok(r) => Ok(r.e_tag().unwrap_or("").to_string()),
             Err(e) => {
@@ -639,20 +773,17 @@ impl Inner {
     }
 
     async fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
-        // CopyObject takes no conditions on its destination: check first.
-        let current = self.head(to).await?;
-        cond.check(to, current.as_ref().map(|c| c.etag.as_str()))?;
-        let r = self
+        let cond = self.sendable(to, Via::Copy, cond).await?;
+        let mut req = self
             .client
             .copy_object()
             .bucket(&self.bucket)
             .key(to)
             .copy_source(copy_source(&self.bucket, from))
             .metadata_directive(MetadataDirective::Replace)
-            .set_metadata(Some(meta_map(meta)))
-            .send()
-            .await
-            .map_err(|e| classify(to, e))?;
+            .set_metadata(Some(meta_map(meta)));
+        req = with_cond!(req, &cond);
+        let r = req.send().await.map_err(|e| classify(to, e))?;
         Ok(r.copy_object_result()
             .and_then(|c| c.e_tag())
             .unwrap_or("")
@@ -717,8 +848,10 @@ impl ObjectStore for S3Store {
         self.run(async move { i.delete(&key).await })
     }
 
+    /// Natively where the server honours a condition, by a HEAD just
+    /// before the write where it does not.
     fn enforces_conditions(&self) -> bool {
-        self.conditions
+        true
     }
 }
 

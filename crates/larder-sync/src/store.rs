@@ -150,7 +150,8 @@ pub trait ObjectStore: Send + Sync {
     fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String>;
     /// Deleting what is not there succeeds.
     fn delete(&self, key: &str) -> Result<()>;
-    /// Whether `put`/`copy` enforce [`Cond`] themselves; the mirror checks
-    /// ETags with `head` first when they do not.
+    /// Whether `put`/`put_parts`/`copy` enforce [`Cond`] themselves (the
+    /// server, or the store checking the ETag just before where the server
+    /// does not); the mirror checks ETags with `head` first when not.
     fn enforces_conditions(&self) -> bool;
 }

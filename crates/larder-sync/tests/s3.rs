@@ -8,6 +8,7 @@
 mod common;
 
 use common::counting::Counting;
+use common::ignoring::Ignoring;
 use common::model::*;
 use common::moto::Moto;
 use fs_core::{DescriptorFlags as DF, Fs, OpenFlags as OF, PathFlags as PF};
@@ -127,26 +128,115 @@ fn other_clients_read_and_write_the_same_tree() {
     assert!(matches!(&t["inbox/from-boto.txt"], Entry::File(d, 0o644, _) if d == b"hello"));
 }
 
+/// Two hosts on one prefix change the same file, by every write the
+/// mirror makes: a small put, a 20 MiB multipart upload (whose
+/// CompleteMultipartUpload moto accepts with any If-Match), and a rename
+/// onto it (a CopyObject). The second to sync finds the first's version and
+/// keeps its own beside it, on moto as it is and behind a wrapper that
+/// drops every condition.
 #[test]
 fn another_writer_on_s3_is_kept_beside_ours() {
     let m = Moto::start();
-    let s = store(&m, "", None);
-    let (fs1, fs2) = (Fs::in_memory(), Fs::in_memory());
-    write(&fs1, "shared.txt", b"base");
-    let m1 = Mirror::new(s.clone(), "");
-    m1.sync(&fs1).unwrap();
-    let m2 = Mirror::restore(s.clone(), "", &fs2).unwrap();
-    write(&fs1, "shared.txt", b"from host one");
-    m1.sync(&fs1).unwrap();
-    write(&fs2, "shared.txt", b"from host two");
-    let r = m2.sync(&fs2).unwrap();
-    assert_eq!(r.conflicts.len(), 1, "{r:?}");
-    let t = tree(&restored(s, ""));
-    assert!(matches!(&t["shared.txt"], Entry::File(d, _, _) if d == b"from host one"));
-    assert!(t
-        .iter()
-        .any(|(k, e)| k.starts_with("shared.txt.larder-conflict-")
-            && matches!(e, Entry::File(d, _, _) if d == b"from host two")));
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    for ignoring in [false, true] {
+        for (case, theirs) in [
+            ("small", &b"from host two"[..]),
+            ("20 MiB", &big[..]),
+            ("rename", &b"renamed over it"[..]),
+        ] {
+            let prefix = format!("{case}-{ignoring}/").replace(' ', "");
+            let mut s = store(&m, &prefix, None);
+            if ignoring {
+                s = Arc::new(Ignoring(s));
+            }
+            let (fs1, fs2) = (Fs::in_memory(), Fs::in_memory());
+            write(&fs1, "shared.txt", b"base");
+            write(&fs1, "other.txt", theirs);
+            let m1 = Mirror::new(s.clone(), &prefix);
+            m1.sync(&fs1).unwrap();
+            let m2 = Mirror::restore(s.clone(), &prefix, &fs2).unwrap();
+            write(&fs1, "shared.txt", b"from host one");
+            m1.sync(&fs1).unwrap();
+            if case == "rename" {
+                let root = fs2.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+                root.rename_at("other.txt", &root, "shared.txt").unwrap();
+            } else {
+                write(&fs2, "shared.txt", theirs);
+            }
+            let r = m2.sync(&fs2).unwrap();
+            let what = format!("{case}, conditions dropped: {ignoring}");
+            assert_eq!(r.conflicts.len(), 1, "{what}: {r:?}");
+            let t = tree(&restored(s, &prefix));
+            assert!(
+                matches!(&t["shared.txt"], Entry::File(d, _, _) if d == b"from host one"),
+                "{what}: host one's version was replaced"
+            );
+            let kept: Vec<_> = t
+                .iter()
+                .filter(|(k, _)| k.starts_with("shared.txt.larder-conflict-"))
+                .collect();
+            assert!(
+                matches!(kept[..], [(_, Entry::File(d, _, _))] if d == theirs),
+                "{what}: host two's version is not kept beside it: {:?}",
+                t.keys().collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+/// The store's probe of conditional writes agrees with another client's:
+/// boto3 tries each one (a condition that must fail) on the same server.
+#[test]
+fn the_conditions_probe_agrees_with_boto3() {
+    let m = Moto::start();
+    let larder = S3Store::open(&S3Config {
+        bucket: m.bucket.clone(),
+        prefix: "p/".into(),
+        endpoint: Some(m.endpoint.clone()),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        attempt_timeout: None,
+    })
+    .unwrap()
+    .conditions();
+    let boto = m.boto3(
+        r#"
+import botocore
+S3.put_object(Bucket=B, Key="k", Body=b"x")
+S3.put_object(Bucket=B, Key="src", Body=b"s")
+def mp(**kw):
+    u = S3.create_multipart_upload(Bucket=B, Key="k")["UploadId"]
+    e = S3.upload_part(Bucket=B, Key="k", UploadId=u, PartNumber=1, Body=b"z")["ETag"]
+    S3.complete_multipart_upload(Bucket=B, Key="k", UploadId=u,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e}]}, **kw)
+src = {"Bucket": B, "Key": "src"}
+for f in [
+    lambda: S3.put_object(Bucket=B, Key="k", Body=b"y", IfNoneMatch="*"),
+    lambda: S3.put_object(Bucket=B, Key="k", Body=b"y", IfMatch='"no"'),
+    lambda: mp(IfNoneMatch="*"),
+    lambda: mp(IfMatch='"no"'),
+    lambda: S3.copy_object(Bucket=B, Key="k", CopySource=src, IfNoneMatch="*"),
+    lambda: S3.copy_object(Bucket=B, Key="k", CopySource=src, IfMatch='"no"'),
+]:
+    try:
+        f()
+        print("ignored")
+    except botocore.exceptions.ClientError as e:
+        print("honoured" if e.response["ResponseMetadata"]["HTTPStatusCode"] == 412 else "refused")
+"#,
+    );
+    let boto: Vec<bool> = boto.lines().map(|l| l == "honoured").collect();
+    let ours = vec![
+        larder.put_if_none_match,
+        larder.put_if_match,
+        larder.complete_if_none_match,
+        larder.complete_if_match,
+        larder.copy_if_none_match,
+        larder.copy_if_match,
+    ];
+    assert_eq!(ours, boto, "{larder:?}");
+    let left = m.boto3("print(S3.list_objects_v2(Bucket=B, Prefix='p/').get('KeyCount', 0))");
+    assert_eq!(left.trim(), "0", "the probe's objects are deleted");
 }
 
 /// The server stops answering (SIGSTOP) in the middle of a run: fsync

@@ -1,3 +1,4 @@
 pub mod counting;
+pub mod ignoring;
 pub mod model;
 pub mod moto;
