@@ -361,6 +361,9 @@ impl FileData {
     fn write_block(&mut self, shared: &Shared, index: u64, w0: usize, src: &[u8]) -> Result<()> {
         let bs = 1usize << shared.block_shift;
         let w1 = w0 + src.len();
+        if !self.blocks.contains_key(&index) {
+            crate::fs::room_to_grow()?;
+        }
         let block = self.blocks.entry(index).or_default();
         if block.data.is_empty() {
             block.start = w0;

@@ -50,6 +50,51 @@ pub struct FsConfig {
     pub atime: AtimePolicy,
 }
 
+impl FsConfig {
+    /// Limits for a filesystem in `memory` bytes of RAM, by tmpfs's
+    /// defaults: file data up to half of it, and one inode per 8 KiB (half
+    /// its 4 KiB pages), so neither many small files nor a few large ones
+    /// can take the memory it lives in. [`FsConfig::default`] has no such
+    /// limits; every Larder entry point sets these.
+    pub fn for_memory(memory: u64) -> FsConfig {
+        FsConfig {
+            max_bytes: memory / 2,
+            max_inodes: (memory / 8192).max(1),
+            ..FsConfig::default()
+        }
+    }
+}
+
+/// Bytes one operation's small allocations (a tree node, a name, an inode,
+/// a descriptor) may take: asked for as one block before any of them, so
+/// that memory running out answers `insufficient-memory` instead of
+/// aborting half-way (those allocations cannot fail gracefully).
+const HEADROOM: usize = 64 << 10;
+
+/// What an operation that grows the filesystem (a create, a link, a new
+/// data block) must find free besides, so that once growing stops for
+/// want of memory, opening, listing and deleting still work. Together with
+/// [`HEADROOM`] below dlmalloc's 256 KiB mmap threshold, so a probe is
+/// carved from the heap and returned to it.
+const RESERVE: usize = 128 << 10;
+
+fn probe(bytes: usize) -> Result<()> {
+    let mut probe: alloc::vec::Vec<u8> = alloc::vec::Vec::new();
+    probe
+        .try_reserve_exact(bytes)
+        .map_err(|_| ErrorCode::InsufficientMemory)
+}
+
+/// [`HEADROOM`], or `insufficient-memory`.
+pub(crate) fn headroom() -> Result<()> {
+    probe(HEADROOM)
+}
+
+/// [`HEADROOM`] and [`RESERVE`], or `insufficient-memory`.
+pub(crate) fn room_to_grow() -> Result<()> {
+    probe(HEADROOM + RESERVE)
+}
+
 /// [`FsConfig::max_open_handles`] by default: what a guest may hold open
 /// while its runtime still has handles left for streams, pollables and
 /// everything else.
@@ -176,12 +221,14 @@ impl Shared {
         self.used_bytes.fetch_sub(n, Ordering::AcqRel);
     }
     pub fn reserve_inode(&self) -> Result<()> {
+        room_to_grow()?;
         Self::reserve(&self.used_inodes, 1, self.config.max_inodes)
     }
     pub fn release_inode(&self) {
         self.used_inodes.fetch_sub(1, Ordering::AcqRel);
     }
     pub fn open_handle(&self) -> Result<()> {
+        headroom()?;
         Self::reserve(&self.open_handles, 1, self.config.max_open_handles)
             .map_err(|_| ErrorCode::InsufficientMemory)
     }

@@ -330,6 +330,7 @@ impl Descriptor {
         let _notice = self.shared.change_notice();
         self.require_mutate()?;
         new_dir.require_mutate()?;
+        crate::fs::room_to_grow()?;
         let src = self.resolve_inode(old_flags, old_path)?;
         let mut w = new_dir.walker()?;
         self.same_fs(new_dir)?;
@@ -430,6 +431,7 @@ impl Descriptor {
         let _notice = self.shared.change_notice();
         self.require_mutate()?;
         new_dir.require_mutate()?;
+        crate::fs::headroom()?;
         let mut ow = self.walker()?;
         let mut nw = new_dir.walker()?;
         self.same_fs(new_dir)?;

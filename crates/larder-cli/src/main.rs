@@ -1,6 +1,7 @@
 //! `larder`: run WebAssembly components on Larder's in-sandbox filesystem.
 
 mod compose;
+mod limits;
 mod progress;
 mod run;
 mod serve;

@@ -45,6 +45,8 @@ pub struct RunArgs {
     /// writers changed in the store (while nothing here awaits a sync).
     #[arg(long, value_name = "SECS", requires = "store", value_parser = parse_secs)]
     poll: Option<Duration>,
+    #[command(flatten)]
+    limits: crate::limits::LimitArgs,
     /// Run this many instances at once, on one shared filesystem.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     instances: u32,
@@ -186,7 +188,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         .component_type()
         .imports(&engine)
         .any(|(name, _)| name.starts_with(LENT_STORE));
-    let mut builder = VfsBuilder::new();
+    let mut builder = args.limits.apply(VfsBuilder::new());
     if keeps_own_files {
         let Some(url) = &args.store else {
             return usage(format_args!(

@@ -25,6 +25,8 @@ pub struct ServeArgs {
     /// Copy host directory HOST_DIR into the filesystem at GUEST_DIR.
     #[arg(long = "mount", value_name = "GUEST_DIR=HOST_DIR[:ro]", value_parser = parse_mount)]
     mounts: Vec<Mount>,
+    #[command(flatten)]
+    limits: crate::limits::LimitArgs,
     /// Clients must attach with this as the aname (the remote adapter
     /// sends LARDER_REMOTE_SECRET). Also read from LARDER_SERVE_SECRET.
     #[arg(long, env = "LARDER_SERVE_SECRET", hide_env_values = true)]
@@ -53,7 +55,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
             args.listen
         ));
     }
-    let mut builder = VfsBuilder::new();
+    let mut builder = args.limits.apply(VfsBuilder::new());
     if let Some(url) = &args.store {
         match crate::store::open(url) {
             Ok(s) => {

@@ -175,6 +175,129 @@ fn opening_descriptors_in_a_loop_is_an_error_not_a_trap() {
     }
 }
 
+/// `created K, then error: E` (or `wrote K MiB, then error: E`) as
+/// (K, E); panics naming `route` on any other reply.
+fn stopped(route: &str, reply: &str) -> (u64, String) {
+    let rest = reply
+        .strip_prefix("created ")
+        .or_else(|| reply.strip_prefix("wrote "))
+        .and_then(|r| r.split_once(", then error: "))
+        .unwrap_or_else(|| panic!("{route}: no error: {reply}"));
+    let n = rest.0.trim_end_matches(" MiB").parse().unwrap();
+    (n, rest.1.to_string())
+}
+
+/// A composed app fills the filesystem: by default it stops at tmpfs's
+/// limits on the adapter's 4 GiB (2 GiB of data, 524,288 inodes) with an
+/// error, keeps working, and gets the space back when it deletes.
+/// (Rust's std, like every wasi-libc program, reports a stream write
+/// that hit insufficient-space as EIO; wasmtime's own host does the same
+/// on a full tmpfs.)
+#[test]
+fn a_composed_app_hits_its_default_quota_not_the_end_of_memory() {
+    let tmp = tmpfs_dir();
+    let composed = tmp.path().join("fsshell.wasm");
+    let out = larder(&[
+        "compose",
+        guest("fsshell").to_str().unwrap(),
+        "-o",
+        composed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut sh = Shell::start(Command::new("wasmtime").arg("run").arg(&composed));
+    let limits = fs_core::FsConfig::for_memory(4 << 30);
+    let (mib, e) = stopped("data", &sh.ask("grow /big 3000").0);
+    assert_eq!(mib << 20, limits.max_bytes, "{e}");
+    assert!(e.contains("I/O error"), "{e}");
+    assert_eq!(sh.ask("rm /big").0, "ok");
+    assert_eq!(sh.ask("grow /big 8").0, "wrote 8 MiB", "space comes back");
+    assert_eq!(sh.ask("mkdir /d").0, "ok");
+    // The root, /big and /d are inodes too.
+    let (files, e) = stopped("inodes", &sh.ask("fill /d 600000").0);
+    assert_eq!(files, limits.max_inodes - 3, "{e}");
+    assert!(e.contains("No space left on device"), "{e}");
+    assert_eq!(sh.ask("clear /d").0, "ok");
+    assert_eq!(sh.ask("write /after kept").0, "ok");
+    assert_eq!(sh.ask("cat /after").0, "kept");
+    drop(sh.stdin);
+    assert!(sh.child.wait().unwrap().success());
+}
+
+/// A runtime that caps the adapter's memory below its quota: creating
+/// files until memory runs out answers ENOMEM (insufficient-memory), not a
+/// trap, and the app carries on once it frees some.
+#[test]
+fn running_out_of_memory_in_a_composed_app_is_an_error_not_a_trap() {
+    let tmp = tmpfs_dir();
+    let composed = tmp.path().join("fsshell.wasm");
+    let out = larder(&[
+        "compose",
+        guest("fsshell").to_str().unwrap(),
+        "-o",
+        composed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut sh = Shell::start(
+        Command::new("wasmtime")
+            .args(["run", "-W", "max-memory-size=67108864"])
+            .arg(&composed),
+    );
+    assert_eq!(sh.ask("write /first kept").0, "ok");
+    assert_eq!(sh.ask("mkdir /d").0, "ok");
+    let (files, e) = stopped("files", &sh.ask("fill /d 10000000").0);
+    assert!(files > 10_000, "{files} files before running out");
+    assert!(e.contains("Out of memory"), "{e}");
+    // Memory is full: even creating the file fails.
+    assert_eq!(sh.ask("grow /big 100").0, format!("error: {e}"));
+    assert_eq!(sh.ask("clear /d").0, "ok");
+    assert_eq!(sh.ask("cat /first").0, "kept");
+    assert_eq!(sh.ask("grow /big 8").0, "wrote 8 MiB");
+    assert_eq!(sh.ask("write /after kept too").0, "ok");
+    assert_eq!(sh.ask("cat /after").0, "kept too");
+    drop(sh.stdin);
+    assert!(sh.child.wait().unwrap().success());
+}
+
+/// `larder run --max-bytes/--max-inodes`: the app stops at exactly the
+/// quota given and keeps working; a bad size is a usage error.
+#[test]
+fn larder_run_takes_a_quota() {
+    let mut sh = Shell::start(
+        Command::new(env!("CARGO_BIN_EXE_larder"))
+            .args(["run", "--max-bytes", "10M", "--max-inodes", "50"])
+            .arg(guest("fsshell")),
+    );
+    let (mib, e) = stopped("data", &sh.ask("grow /big 30").0);
+    assert_eq!(mib, 10, "{e}");
+    assert_eq!(sh.ask("mkdir /d").0, "ok");
+    // 50, less the root, /big and /d.
+    let (files, e) = stopped("inodes", &sh.ask("fill /d 100").0);
+    assert_eq!(files, 47, "{e}");
+    assert!(e.contains("No space left on device"), "{e}");
+    assert_eq!(sh.ask("rm /big").0, "ok");
+    assert_eq!(sh.ask("grow /again 4").0, "wrote 4 MiB");
+    drop(sh.stdin);
+    assert!(sh.child.wait().unwrap().success());
+    assert_usage_error(
+        &[
+            "run",
+            "--max-bytes",
+            "lots",
+            guest("fsshell").to_str().unwrap(),
+        ],
+        "`lots` is not a size",
+    );
+    assert_usage_error(
+        &[
+            "run",
+            "--max-inodes",
+            "0",
+            guest("fsshell").to_str().unwrap(),
+        ],
+        "--max-inodes",
+    );
+}
+
 /// Bad command lines and odd inputs: exit 2 with a message naming the
 /// problem, no panic, no hang, nothing created.
 #[test]

@@ -98,6 +98,37 @@ fn shell(app: &Path, flags: &[&str]) -> Shell {
     Shell::start(&mut wasmtime_net(app, flags))
 }
 
+/// `larder serve --max-bytes/--max-inodes` bounds what all clients
+/// together may store.
+#[test]
+fn serve_takes_a_quota() {
+    let served = Served::start(&["--max-bytes", "4M", "--max-inodes", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = compose_remote(dir.path(), "fsshell", &served.addr());
+    let mut a = shell(&app, &[]);
+    let reply = a.ask("grow /big 10").0;
+    assert!(reply.starts_with("wrote 4 MiB, then error: "), "{reply}");
+    assert_eq!(a.ask("mkdir /d").0, "ok");
+    // 20, less the root, /big and /d.
+    assert!(
+        a.ask("fill /d 100")
+            .0
+            .starts_with("created 17, then error: No space left"),
+        "inodes"
+    );
+    let mut b = shell(&app, &[]);
+    assert!(b
+        .ask("write /other x")
+        .0
+        .starts_with("error: No space left"));
+    assert_eq!(b.ask("rm /d/0").0, "ok");
+    // An inode is free, but no data: /big holds every byte.
+    assert!(b.ask("write /other x").0.starts_with("error: "));
+    assert_eq!(b.ask("rm /big").0, "ok");
+    assert_eq!(b.ask("write /other x").0, "ok");
+    assert_eq!(a.ask("cat /other").0, "x");
+}
+
 #[test]
 fn two_wasmtime_processes_share_files_through_one_server() {
     let served = Served::start(&[]);

@@ -88,9 +88,16 @@ fn build() -> Result<State, String> {
     Ok(State { _fs: fs, preopens })
 }
 
+/// What the adapter's own memory can reach: a 32-bit address space. Its
+/// limits are tmpfs's on that (2 GiB of file data, 524,288 inodes), so the
+/// files leave room for everything else; a runtime that caps memory lower
+/// gets `insufficient-memory` where the cap is hit, never a trap.
+const INSTANCE_MEMORY: u64 = 4 << 30;
+
 /// The filesystem as bundled: the image, its read-only mounts marked.
 fn bundled(read_only: &[String]) -> Result<Fs, String> {
-    let fs = Fs::new(FsConfig::default(), Arc::new(WallClock)).map_err(|e| e.to_string())?;
+    let fs = Fs::new(FsConfig::for_memory(INSTANCE_MEMORY), Arc::new(WallClock))
+        .map_err(|e| e.to_string())?;
     let rw = DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY;
     let len = bundle::image_size();
     if len > 0 {

@@ -9,6 +9,7 @@
 mod bindings;
 mod convert;
 mod lent;
+mod memory;
 mod preopens;
 mod streams;
 mod types;
@@ -16,6 +17,7 @@ mod vfs;
 
 pub use convert::FsError;
 pub use lent::LentStore;
+pub use memory::{default_config, host_memory};
 pub use vfs::{Mount, MountError, SyncMode, Vfs, VfsBuilder};
 
 use wasmtime::component::{HasData, Linker, ResourceTable};

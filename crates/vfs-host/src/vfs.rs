@@ -100,7 +100,6 @@ struct StoreSpec {
 }
 
 /// Builds a [`Vfs`].
-#[derive(Default)]
 pub struct VfsBuilder {
     config: FsConfig,
     mounts: Vec<Mount>,
@@ -110,7 +109,22 @@ pub struct VfsBuilder {
     lent: Option<crate::LentStore>,
 }
 
+impl Default for VfsBuilder {
+    fn default() -> Self {
+        VfsBuilder {
+            config: crate::default_config(),
+            mounts: Vec::new(),
+            preopens: Vec::new(),
+            progress: None,
+            store: None,
+            lent: None,
+        }
+    }
+}
+
 impl VfsBuilder {
+    /// Limits from [`crate::default_config`] (tmpfs's, on this host's
+    /// memory) until [`VfsBuilder::config`] says otherwise.
     pub fn new() -> Self {
         Self::default()
     }

@@ -4,9 +4,13 @@
 //! One command per line on stdin, one reply line on stdout:
 //! `write PATH TEXT` (create or truncate, write, close: no fsync),
 //! `append PATH TEXT`, `sync PATH` (open and fsync), `cat PATH`,
-//! `ls DIR`, `rm PATH`, `mkdir PATH`, `hold PATH N` (open PATH up to N
+//! `ls DIR`, `rm PATH`, `mkdir PATH`, `clear DIR` (remove it and all
+//! in it), `hold PATH N` (open PATH up to N
 //! times at once, then close them all: `opened K` or `opened K, then
-//! error: ...`). Replies are `ok`, the text, or
+//! error: ...`), `fill DIR N` (create N empty files in DIR: `created K`
+//! or `created K, then error: ...`), `grow PATH MIB` (append MIB MiB to
+//! PATH a MiB at a time: `wrote K MiB` or `wrote K MiB, then error:
+//! ...`). Replies are `ok`, the text, or
 //! `error: ...`; the shell keeps going after an error. EOF or `exit` ends
 //! it by returning from `main`; `quit CODE` by `std::process::exit(CODE)`.
 
@@ -36,6 +40,7 @@ fn run(line: &str) -> std::io::Result<String> {
         }
         "rm" => std::fs::remove_file(path).map(|_| "ok".into()),
         "mkdir" => std::fs::create_dir_all(path).map(|_| "ok".into()),
+        "clear" => std::fs::remove_dir_all(path).map(|_| "ok".into()),
         "hold" => {
             let n: usize = text.parse().unwrap_or(0);
             let mut held = Vec::new();
@@ -46,6 +51,29 @@ fn run(line: &str) -> std::io::Result<String> {
                 }
             }
             Ok(format!("opened {}", held.len()))
+        }
+        "fill" => {
+            let n: usize = text.parse().unwrap_or(0);
+            for i in 0..n {
+                if let Err(e) = std::fs::File::create(format!("{path}/{i}")) {
+                    return Ok(format!("created {i}, then error: {e}"));
+                }
+            }
+            Ok(format!("created {n}"))
+        }
+        "grow" => {
+            let n: usize = text.parse().unwrap_or(0);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)?;
+            let mib = vec![0x5a; 1 << 20];
+            for i in 0..n {
+                if let Err(e) = f.write_all(&mib) {
+                    return Ok(format!("wrote {i} MiB, then error: {e}"));
+                }
+            }
+            Ok(format!("wrote {n} MiB"))
         }
         _ => Ok(format!("error: unknown command {cmd:?}")),
     }
