@@ -138,6 +138,33 @@ impl FileData {
         }
     }
 
+    /// The ranges of `start..end` that may hold non-zero bytes, sorted and
+    /// merged: blocks' stored runs and bytes still in a source. The rest
+    /// are holes. Costs the blocks in the range, not the file's size.
+    pub fn data_in(&self, shift: u32, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let end = end.min(self.size);
+        if start >= end {
+            return Vec::new();
+        }
+        let mut runs: Vec<(u64, u64)> = self
+            .blocks
+            .range(start >> shift..=(end - 1) >> shift)
+            .map(|(&i, b)| ((i << shift) + b.start as u64, (i << shift) + b.end() as u64))
+            .chain(self.unfetched())
+            .map(|(a, b)| (a.max(start), b.min(end)))
+            .filter(|(a, b)| a < b)
+            .collect();
+        runs.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(runs.len());
+        for (a, b) in runs {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        merged
+    }
+
     /// Byte ranges whose contents still live only in the source.
     pub fn unfetched(&self) -> Vec<(u64, u64)> {
         self.pending

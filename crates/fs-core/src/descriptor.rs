@@ -269,6 +269,18 @@ impl Descriptor {
         Ok(state.file().map(|f| f.clean()).unwrap_or_default())
     }
 
+    /// Byte ranges `(start, end)` of `start..end` in this file that may
+    /// hold data (as SEEK_DATA finds); the rest are holes and read as
+    /// zeros. For copying a sparse file without reading its holes.
+    pub fn data_in(&self, start: u64, end: u64) -> Result<alloc::vec::Vec<(u64, u64)>> {
+        self.require_file()?;
+        let state = self.inode.state.read();
+        Ok(state
+            .file()
+            .map(|f| f.data_in(self.shared.block_shift, start, end))
+            .unwrap_or_default())
+    }
+
     /// Byte ranges `(start, end)` of this file whose contents have not been
     /// fetched from its source yet (empty for a file held in memory).
     pub fn unfetched(&self) -> Result<alloc::vec::Vec<(u64, u64)>> {

@@ -947,3 +947,49 @@ fn small_writes_anywhere_cost_about_their_size() {
     );
     assert_eq!(fs.usage().bytes, 0);
 }
+
+/// `data_in` finds the written runs of a sparse file and nothing of its
+/// holes (what a copy of it may skip), clipped to the range asked and to
+/// the file's size.
+#[test]
+fn data_in_finds_the_written_runs_of_a_sparse_file() {
+    let fs = Fs::in_memory();
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), "sparse", OF::CREATE, DF::READ | DF::WRITE)
+        .unwrap();
+    f.write(b"abc", 10).unwrap();
+    f.write(b"defgh", 70_000).unwrap();
+    f.write(b"ij", 1 << 30).unwrap();
+    // Adjacent writes in neighbouring blocks merge into one run.
+    f.write(&[1; 100], (3 << 20) - 50).unwrap();
+    f.set_size(1 << 40).unwrap();
+    let all = f.data_in(0, u64::MAX).unwrap();
+    assert_eq!(
+        all,
+        [
+            (10, 13),
+            (70_000, 70_005),
+            ((3 << 20) - 50, (3 << 20) + 50),
+            (1 << 30, (1 << 30) + 2)
+        ]
+    );
+    assert_eq!(f.data_in(11, 70_002).unwrap(), [(11, 13), (70_000, 70_002)]);
+    assert_eq!(f.data_in(100, 69_999).unwrap(), []);
+    // Every byte outside the runs reads as zero.
+    let mut buf = vec![0; 80_000];
+    f.read(&mut buf, 0).unwrap();
+    for (i, b) in buf.iter().enumerate() {
+        let i = i as u64;
+        let inside = all.iter().any(|&(a, z)| a <= i && i < z);
+        assert_eq!(*b != 0, inside, "byte {i}");
+    }
+    f.set_size(12).unwrap();
+    assert_eq!(f.data_in(0, u64::MAX).unwrap(), [(10, 12)]);
+    assert_eq!(
+        root.open_at(PF::empty(), ".", OF::empty(), DF::READ)
+            .unwrap()
+            .data_in(0, 1),
+        Err(E::IsDirectory)
+    );
+}

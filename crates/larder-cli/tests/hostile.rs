@@ -132,14 +132,9 @@ fn read_only_commands_do_not_create_a_missing_store() {
     assert_eq!(listing(tmp.path()), Vec::<String>::new());
 }
 
-/// A guest opening one file over and over gets an error from the
-/// filesystem (its default open-handle limit) before the runtime runs out
-/// of handles and traps it, composed and under `larder run`; closing them
-/// leaves everything working.
-#[test]
-fn opening_descriptors_in_a_loop_is_an_error_not_a_trap() {
-    let tmp = tmpfs_dir();
-    let composed = tmp.path().join("fsshell.wasm");
+/// fsshell composed with the adapter (`larder compose`), in `dir`.
+fn composed_fsshell(dir: &Path) -> std::path::PathBuf {
+    let composed = dir.join("fsshell.wasm");
     let out = larder(&[
         "compose",
         guest("fsshell").to_str().unwrap(),
@@ -147,6 +142,17 @@ fn opening_descriptors_in_a_loop_is_an_error_not_a_trap() {
         composed.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    composed
+}
+
+/// A guest opening one file over and over gets an error from the
+/// filesystem (its default open-handle limit) before the runtime runs out
+/// of handles and traps it, composed and under `larder run`; closing them
+/// leaves everything working.
+#[test]
+fn opening_descriptors_in_a_loop_is_an_error_not_a_trap() {
+    let tmp = tmpfs_dir();
+    let composed = composed_fsshell(tmp.path());
     let mut larder_run = Command::new(env!("CARGO_BIN_EXE_larder"));
     larder_run.arg("run").arg(guest("fsshell"));
     let mut wasmtime_run = Command::new("wasmtime");
@@ -196,14 +202,7 @@ fn stopped(route: &str, reply: &str) -> (u64, String) {
 #[test]
 fn a_composed_app_hits_its_default_quota_not_the_end_of_memory() {
     let tmp = tmpfs_dir();
-    let composed = tmp.path().join("fsshell.wasm");
-    let out = larder(&[
-        "compose",
-        guest("fsshell").to_str().unwrap(),
-        "-o",
-        composed.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let composed = composed_fsshell(tmp.path());
     let mut sh = Shell::start(Command::new("wasmtime").arg("run").arg(&composed));
     let limits = fs_core::FsConfig::for_memory(4 << 30);
     let (mib, e) = stopped("data", &sh.ask("grow /big 3000").0);
@@ -229,14 +228,7 @@ fn a_composed_app_hits_its_default_quota_not_the_end_of_memory() {
 #[test]
 fn running_out_of_memory_in_a_composed_app_is_an_error_not_a_trap() {
     let tmp = tmpfs_dir();
-    let composed = tmp.path().join("fsshell.wasm");
-    let out = larder(&[
-        "compose",
-        guest("fsshell").to_str().unwrap(),
-        "-o",
-        composed.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let composed = composed_fsshell(tmp.path());
     let mut sh = Shell::start(
         Command::new("wasmtime")
             .args(["run", "-W", "max-memory-size=67108864"])

@@ -13,9 +13,10 @@
 //! another store user can plant, pointing anywhere) is never traversed:
 //! a key below it is simply not there, and a write below it is refused.
 
-use crate::meta::{self, S_IFLNK, S_IFMT};
+use crate::meta::{self, S_IFLNK, S_IFMT, S_IFREG};
 use crate::store::{
-    is_relative_key, Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Result, StoreError,
+    is_relative_key, Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Piece, Result, Source,
+    StoreError,
 };
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -27,7 +28,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// Names of files being written; never listed.
@@ -283,23 +284,34 @@ impl LocalDir {
         key: &str,
         dir: &File,
         name: &str,
-        body: &[u8],
+        content: Content<'_>,
         meta: &Metadata,
     ) -> Result<()> {
         let tmp = self.temp();
-        let written = if meta::decode(meta).mode & S_IFMT == S_IFLNK {
-            rfs::symlinkat(OsStr::from_bytes(body), dir, tmp.as_str()).map_err(errno(key))
-        } else {
-            let flags =
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            rfs::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))
-                .map_err(errno(key))
-                .and_then(|fd| {
-                    let mut f = File::from(fd);
-                    f.write_all(body).map_err(io(key))?;
-                    LocalDir::apply(key, &f, meta)?;
-                    f.sync_all().map_err(io(key))
-                })
+        let written = match content {
+            Content::Bytes(body) if meta::decode(meta).mode & S_IFMT == S_IFLNK => {
+                rfs::symlinkat(OsStr::from_bytes(body), dir, tmp.as_str()).map_err(errno(key))
+            }
+            content => {
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                rfs::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))
+                    .map_err(errno(key))
+                    .and_then(|fd| {
+                        let mut f = File::from(fd);
+                        match content {
+                            Content::Bytes(body) => f.write_all(body).map_err(io(key))?,
+                            Content::Pieces(pieces, source, old) => {
+                                write_pieces(key, &f, pieces, source, old.as_ref())?
+                            }
+                        }
+                        LocalDir::apply(key, &f, meta)?;
+                        f.sync_all().map_err(io(key))
+                    })
+            }
         };
         let renamed =
             written.and_then(|()| rfs::renameat(dir, tmp.as_str(), dir, name).map_err(errno(key)));
@@ -307,6 +319,19 @@ impl LocalDir {
             let _ = rfs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
         }
         renamed
+    }
+
+    /// The regular file at `name` in `dir`, open for reading, if there is one.
+    fn open_file(key: &str, dir: &File, name: &str) -> Result<Option<File>> {
+        // NONBLOCK: should a FIFO be swapped in, the open must not hang.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let f: File = match rfs::openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => fd.into(),
+            Err(Errno::NOENT | Errno::LOOP) => return Ok(None),
+            Err(e) => return Err(errno(key)(e)),
+        };
+        let st = rfs::fstat(&f).map_err(errno(key))?;
+        Ok(FileType::from_raw_mode(st.st_mode).is_file().then_some(f))
     }
 
     fn put_dir(&self, key: &str, dir: &File, name: &str, meta: &Metadata) -> Result<()> {
@@ -371,6 +396,73 @@ fn keeping_mtime<T>(
         dir.set_modified(t).map_err(io(key))?;
     }
     Ok(r)
+}
+
+/// Writes `chunk` at `at`, leaving out its 4 KiB pages of zeros (as
+/// `cp --sparse=always` does), in one write per run of the others.
+fn write_nonzero(f: &File, chunk: &[u8], at: u64) -> std::io::Result<()> {
+    const PAGE: usize = 4096;
+    let mut run: Option<usize> = None;
+    for (i, page) in chunk.chunks(PAGE).enumerate() {
+        let zero = page.iter().all(|&b| b == 0);
+        match (run, zero) {
+            (None, false) => run = Some(i * PAGE),
+            (Some(start), true) => {
+                f.write_all_at(&chunk[start..i * PAGE], at + start as u64)?;
+                run = None;
+            }
+            _ => {}
+        }
+    }
+    match run {
+        Some(start) => f.write_all_at(&chunk[start..], at + start as u64),
+        None => Ok(()),
+    }
+}
+
+/// What a file object is written from.
+enum Content<'a> {
+    Bytes(&'a [u8]),
+    /// Pieces of a source and of the current version (open), as
+    /// [`ObjectStore::put_from`] gives them.
+    Pieces(&'a [Piece], &'a Arc<dyn Source>, Option<File>),
+}
+
+/// Writes `pieces` into the empty `f` a MiB at a time, skipping holes and
+/// chunks of zeros, so they stay holes; then sets its length.
+fn write_pieces(
+    key: &str,
+    f: &File,
+    pieces: &[Piece],
+    source: &Arc<dyn Source>,
+    old: Option<&File>,
+) -> Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut len = 0;
+    for piece in pieces {
+        let (Piece::Keep(r) | Piece::New(r)) = piece;
+        let data = match piece {
+            Piece::Keep(r) => vec![r.clone()],
+            Piece::New(r) => source.data_in(r.clone())?,
+        };
+        for d in data {
+            let mut at = d.start;
+            while at < d.end {
+                let n = (d.end - at).min(CHUNK) as usize;
+                let chunk = &mut buf[..n];
+                match (piece, old) {
+                    (Piece::Keep(_), Some(old)) => old.read_exact_at(chunk, at).map_err(io(key))?,
+                    (Piece::Keep(_), None) => unreachable!("kept pieces come with the old file"),
+                    (Piece::New(_), _) => source.read_at(at, chunk)?,
+                }
+                write_nonzero(f, chunk, at).map_err(io(key))?;
+                at += n as u64;
+            }
+        }
+        len = r.end;
+    }
+    f.set_len(len).map_err(io(key))
 }
 
 impl ObjectStore for LocalDir {
@@ -463,9 +555,49 @@ impl ObjectStore for LocalDir {
                 rfs::unlinkat(&dir, p.name, AtFlags::REMOVEDIR).map_err(errno(key))?;
             }
             keeping_mtime(key, &dir, is_root, || {
-                self.replace(key, &dir, p.name, body, meta)
+                self.replace(key, &dir, p.name, Content::Bytes(body), meta)
             })?;
         }
+        dir.sync_all().map_err(io(key))?;
+        let info = self.info(key.to_string(), &dir, p.name)?;
+        info.map(|i| i.etag)
+            .ok_or_else(|| StoreError::new(ErrorKind::Transient, format!("{key} vanished")))
+    }
+
+    /// Written a MiB at a time from the source and the current version,
+    /// holes left as holes: a sparse file stays sparse in the store.
+    fn put_from(
+        &self,
+        key: &str,
+        pieces: &[Piece],
+        source: &Arc<dyn Source>,
+        meta: &Metadata,
+        cond: &Cond,
+    ) -> Result<String> {
+        let p = split(key)?;
+        if p.dir || meta::decode(meta).mode & S_IFMT != S_IFREG {
+            return crate::store::put_from_memory(self, key, pieces, source, meta, cond);
+        }
+        let _g = self.lock.lock().unwrap();
+        self.check(key, cond)?;
+        let dir = self.dir(key, &p.parents, true)?;
+        let old = if pieces.iter().any(|p| matches!(p, Piece::Keep(_))) {
+            Some(LocalDir::open_file(key, &dir, p.name)?.ok_or_else(|| {
+                StoreError::new(
+                    ErrorKind::Conflict,
+                    format!("{key}: changed by another writer"),
+                )
+            })?)
+        } else {
+            None
+        };
+        if stat_at(&dir, p.name).is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_dir()) {
+            rfs::unlinkat(&dir, p.name, AtFlags::REMOVEDIR).map_err(errno(key))?;
+        }
+        keeping_mtime(key, &dir, p.parents.is_empty(), || {
+            let content = Content::Pieces(pieces, source, old);
+            self.replace(key, &dir, p.name, content, meta)
+        })?;
         dir.sync_all().map_err(io(key))?;
         let info = self.info(key.to_string(), &dir, p.name)?;
         info.map(|i| i.etag)

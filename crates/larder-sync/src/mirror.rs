@@ -17,7 +17,7 @@
 use crate::lazy::StoreSource;
 use crate::meta::{self, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 use crate::store::{
-    Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Progress, StoreError,
+    Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Piece, Progress, Source, StoreError,
 };
 use fs_core::{
     DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
@@ -78,41 +78,87 @@ const PARTS_FROM: usize = 2 * PART;
 /// one in practice, so the piece is compared again after it is read).
 const UNKNOWN_HASH: [u8; 32] = [0; 32];
 
-fn part_hashes(body: &[u8]) -> Vec<[u8; 32]> {
-    if body.len() < PARTS_FROM {
-        return Vec::new();
+/// The hash of a piece that is all hole (no data was ever written there),
+/// given without reading it.
+const HOLE_HASH: [u8; 32] = [0xff; 32];
+
+/// Part hashes kept per file at most (80 GB of 8 MiB parts); a larger
+/// file is sent whole each time.
+const MAX_HASHED_PARTS: u64 = 10_000;
+
+/// A file of the filesystem as an upload's source. Bytes past its end
+/// (truncated since the pieces were planned) read as zeros: the file's
+/// data version then moved, and the next sync sends it again.
+struct FileSource(fs_core::Descriptor);
+
+impl Source for FileSource {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> crate::store::Result<()> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.0.read(&mut buf[n..], offset + n as u64) {
+                Ok(0) => {
+                    buf[n..].fill(0);
+                    break;
+                }
+                Ok(k) => n += k,
+                Err(e) => {
+                    return Err(StoreError::new(
+                        ErrorKind::Transient,
+                        format!("reading the file to send: {e}"),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
-    body.chunks(PART)
-        .map(|c| *blake3::hash(c).as_bytes())
-        .collect()
+
+    fn data_in(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> crate::store::Result<Vec<std::ops::Range<u64>>> {
+        let runs = self
+            .0
+            .data_in(range.start, range.end)
+            .map_err(|e| StoreError::new(ErrorKind::Transient, format!("the file to send: {e}")))?;
+        Ok(runs.into_iter().map(|(a, b)| a..b).collect())
+    }
 }
 
-/// Bytes the store is sent for `parts` (kept ranges are copied there).
-fn new_bytes(parts: &[Part]) -> u64 {
-    parts
-        .iter()
-        .map(|p| match p {
-            Part::Data(d) => d.len() as u64,
-            Part::Keep(_) => 0,
-        })
-        .sum()
+/// A large file on its way to the store: its pieces (new ones read from
+/// the file as they are sent), the hashes to remember for them, and the
+/// file's data version when they were hashed.
+struct Upload {
+    pieces: Vec<Piece>,
+    hashes: Vec<[u8; 32]>,
+    file: Arc<FileSource>,
+    data_change: u64,
 }
 
-/// The pieces of `body` to send, keeping those whose hash matches what the
-/// store holds at the same offset; `None` when nothing can be kept.
-fn patch(body: &[u8], stored: &[[u8; 32]], now: &[[u8; 32]]) -> Option<Vec<Part>> {
-    let mut parts = Vec::with_capacity(now.len());
-    let mut kept = false;
-    for (n, (chunk, h)) in body.chunks(PART).zip(now).enumerate() {
-        if stored.get(n) == Some(h) {
-            let start = (n * PART) as u64;
-            parts.push(Part::Keep(start..start + chunk.len() as u64));
-            kept = true;
+impl Upload {
+    fn source(&self) -> Arc<dyn Source> {
+        self.file.clone()
+    }
+
+    /// Bytes the store is sent (kept pieces are copied there).
+    fn new_bytes(&self) -> u64 {
+        self.pieces
+            .iter()
+            .map(|p| match p {
+                Piece::New(r) => r.end - r.start,
+                Piece::Keep(_) => 0,
+            })
+            .sum()
+    }
+
+    /// The hashes to remember: unknown if the file changed while it was
+    /// being sent (what went up may not be what was hashed).
+    fn hashes(&self) -> Vec<[u8; 32]> {
+        if self.file.0.stat().data_change == self.data_change {
+            self.hashes.clone()
         } else {
-            parts.push(Part::Data(chunk.to_vec()));
+            vec![UNKNOWN_HASH; self.hashes.len()]
         }
     }
-    kept.then_some(parts)
 }
 
 struct Node {
@@ -480,37 +526,75 @@ impl Mirror {
             })
     }
 
-    /// A lazily restored file as pieces: those nothing has written since
-    /// the restore kept from the stored object (their hash unknown), the
-    /// rest read and sent.
-    fn unchanged_parts(fs: &Fs, path: &str) -> Result<(Vec<Part>, Vec<[u8; 32]>), ErrorCode> {
-        let root = fs.root(DF::READ)?;
-        let f = root.open_at(PF::empty(), path, OF::empty(), DF::READ)?;
-        let unchanged = f.from_source()?;
-        let size = f.stat().size;
-        let (mut parts, mut hashes) = (Vec::new(), Vec::new());
-        let mut at = 0u64;
-        while at < size {
-            let end = (at + PART as u64).min(size);
-            if unchanged.iter().any(|&(a, b)| a <= at && end <= b) {
-                parts.push(Part::Keep(at..end));
-                hashes.push(UNKNOWN_HASH);
-            } else {
-                let mut buf = vec![0; (end - at) as usize];
-                let mut n = 0;
-                while n < buf.len() {
-                    match f.read(&mut buf[n..], at + n as u64)? {
-                        // Truncated meanwhile: the next sync sees it.
-                        0 => buf.truncate(n),
-                        k => n += k,
-                    }
+    /// A large file as pieces: each PART-sized piece whose hash matches
+    /// `stored` (what the object holds at that offset) kept, the rest new.
+    /// Holes are hashed without being read. With `unchanged` (a lazily
+    /// restored file), pieces nothing has written since the restore are
+    /// kept without being read (their hash unknown).
+    fn upload(
+        fs: &Fs,
+        path: &str,
+        stored: &[[u8; 32]],
+        unchanged: bool,
+    ) -> Result<Upload, ErrorCode> {
+        let f = Mirror::open_file(fs, path)?;
+        let stat = f.0.stat();
+        let size = stat.size;
+        let from_source = if unchanged {
+            f.0.from_source()?
+        } else {
+            Vec::new()
+        };
+        let (mut pieces, mut hashes) = (Vec::new(), Vec::new());
+        if size.div_ceil(PART as u64) > MAX_HASHED_PARTS {
+            pieces.push(Piece::New(0..size));
+        } else {
+            let mut buf = Vec::new();
+            buf.try_reserve_exact(PART)
+                .map_err(|_| ErrorCode::InsufficientMemory)?;
+            buf.resize(PART, 0);
+            let mut at = 0u64;
+            while at < size {
+                let end = (at + PART as u64).min(size);
+                if from_source.iter().any(|&(a, b)| a <= at && end <= b) {
+                    pieces.push(Piece::Keep(at..end));
+                    hashes.push(UNKNOWN_HASH);
+                    at = end;
+                    continue;
                 }
-                hashes.push(*blake3::hash(&buf).as_bytes());
-                parts.push(Part::Data(buf));
+                let hash = if f.0.data_in(at, end)?.is_empty() {
+                    HOLE_HASH
+                } else {
+                    let chunk = &mut buf[..(end - at) as usize];
+                    f.read_at(at, chunk).map_err(|_| ErrorCode::Io)?;
+                    *blake3::hash(chunk).as_bytes()
+                };
+                let n = hashes.len();
+                pieces.push(if stored.get(n) == Some(&hash) {
+                    Piece::Keep(at..end)
+                } else {
+                    Piece::New(at..end)
+                });
+                hashes.push(hash);
+                at = end;
             }
-            at = end;
         }
-        Ok((parts, hashes))
+        Ok(Upload {
+            pieces,
+            hashes,
+            file: Arc::new(f),
+            data_change: stat.data_change,
+        })
+    }
+
+    fn open_file(fs: &Fs, path: &str) -> Result<FileSource, ErrorCode> {
+        let root = fs.root(DF::READ)?;
+        Ok(FileSource(root.open_at(
+            PF::empty(),
+            path,
+            OF::empty(),
+            DF::READ,
+        )?))
     }
 
     /// Whether `cond` holds in the store, for stores that do not check
@@ -691,17 +775,26 @@ impl Mirror {
                         self.retried(&key, || self.store.copy(&from_key, &key, &meta, &cond))
                     })
                 }
-                None if self.keeps_unchanged(st, path, node, &key) => {
-                    let (pieces, hashes) = match Mirror::unchanged_parts(fs, path) {
-                        Ok(p) => p,
+                None if node.kind == Kind::File && node.stat.size >= PARTS_FROM as u64 => {
+                    let unchanged = self.keeps_unchanged(st, path, node, &key);
+                    let stored = prev
+                        .filter(|s| s.kind == Kind::File && !unchanged)
+                        .map_or(&[][..], |s| &s.parts[..]);
+                    let up = match Mirror::upload(fs, path, stored, unchanged) {
+                        Ok(up) => up,
+                        // Gone since the scan: the next sync deletes it.
                         Err(ErrorCode::NoEntry) => continue,
                         Err(e) => return Err(e.into()),
                     };
-                    parts = hashes;
-                    report.bytes_uploaded += new_bytes(&pieces);
-                    self.check_cond(&key, &cond).and_then(|()| {
-                        self.retried(&key, || self.store.put_parts(&key, &pieces, &meta, &cond))
-                    })
+                    report.bytes_uploaded += up.new_bytes();
+                    let source = up.source();
+                    let r = self.check_cond(&key, &cond).and_then(|()| {
+                        self.retried(&key, || {
+                            self.store.put_from(&key, &up.pieces, &source, &meta, &cond)
+                        })
+                    });
+                    parts = up.hashes();
+                    r
                 }
                 None => {
                     let body = match Mirror::body(fs, path, node.kind) {
@@ -710,19 +803,10 @@ impl Mirror {
                         Err(ErrorCode::NoEntry) => continue,
                         Err(e) => return Err(e.into()),
                     };
-                    parts = part_hashes(&body);
-                    let pieces = prev
-                        .filter(|s| s.kind == Kind::File)
-                        .and_then(|s| patch(&body, &s.parts, &parts));
-                    self.check_cond(&key, &cond).and_then(|()| match &pieces {
-                        Some(pieces) => {
-                            report.bytes_uploaded += new_bytes(pieces);
-                            self.retried(&key, || self.store.put_parts(&key, pieces, &meta, &cond))
-                        }
-                        None => {
-                            report.bytes_uploaded += body.len() as u64;
-                            self.retried(&key, || self.store.put(&key, &body, &meta, &cond))
-                        }
+                    parts = Vec::new();
+                    report.bytes_uploaded += body.len() as u64;
+                    self.check_cond(&key, &cond).and_then(|()| {
+                        self.retried(&key, || self.store.put(&key, &body, &meta, &cond))
                     })
                 }
             };
@@ -836,6 +920,28 @@ impl Mirror {
         if info.meta != *meta {
             return Ok(None);
         }
+        if node.kind == Kind::File && node.stat.size >= PARTS_FROM as u64 {
+            // Compared a piece at a time: a large file is never held whole.
+            let f = Mirror::open_file(fs, path)?;
+            let size = f.0.stat().size;
+            if info.size != size {
+                return Ok(None);
+            }
+            let pinned = Cond::IfMatch(info.etag.clone());
+            let mut ours = vec![0; PART];
+            let mut at = 0;
+            while at < size {
+                let end = (at + PART as u64).min(size);
+                let ours = &mut ours[..(end - at) as usize];
+                f.read_at(at, ours)?;
+                let theirs = self.retried(key, || self.store.get(key, Some(at..end), &pinned))?;
+                if theirs != *ours {
+                    return Ok(None);
+                }
+                at = end;
+            }
+            return Ok(Some(info.etag));
+        }
         let ours = Mirror::body(fs, path, node.kind)?;
         if info.size != ours.len() as u64 {
             return Ok(None);
@@ -854,7 +960,16 @@ impl Mirror {
         meta: &Metadata,
         report: &mut Report,
     ) -> Result<String, SyncError> {
-        let body = Mirror::body(fs, path, node.kind)?;
+        // A large file goes up from the file, a part at a time.
+        let large = node.kind == Kind::File && node.stat.size >= PARTS_FROM as u64;
+        let (body, whole) = if large {
+            let f = Mirror::open_file(fs, path)?;
+            let size = f.0.stat().size;
+            let source: Arc<dyn Source> = Arc::new(f);
+            (Vec::new(), Some((source, [Piece::New(0..size)])))
+        } else {
+            (Mirror::body(fs, path, node.kind)?, None)
+        };
         let mut n = 0;
         let kept = loop {
             let suffix = if n == 0 {
@@ -864,8 +979,12 @@ impl Mirror {
             };
             let candidate = format!("{path}.larder-conflict-{}{suffix}", now_secs());
             let key = self.key(&candidate, node.kind);
-            match self.retried(&key, || {
-                self.store.put(&key, &body, meta, &Cond::IfNoneMatch)
+            match self.retried(&key, || match &whole {
+                Some((source, pieces)) => {
+                    self.store
+                        .put_from(&key, pieces, source, meta, &Cond::IfNoneMatch)
+                }
+                None => self.store.put(&key, &body, meta, &Cond::IfNoneMatch),
             }) {
                 Ok(_) => break candidate,
                 Err(e) if e.kind == ErrorKind::Conflict && n < 100 => n += 1,

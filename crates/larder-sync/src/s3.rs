@@ -10,7 +10,8 @@
 //! its runtime beyond `wasi:http`.
 
 use crate::store::{
-    Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Progress, Result, StoreError,
+    buffer, Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Piece, Progress, Result,
+    Source, StoreError,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -20,6 +21,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Bodies above this go up in parts, several at once.
@@ -29,6 +31,19 @@ const PART_SIZE: usize = 8 << 20;
 /// metadata) and for parts.
 const PARALLEL: usize = 32;
 const PARALLEL_PARTS: usize = 4;
+/// S3's limits: parts per upload, and bytes per object.
+const MAX_PARTS: u64 = 10_000;
+const MAX_OBJECT: u64 = 5 << 40;
+
+/// One part of a multipart upload.
+enum Up {
+    /// Bytes of the object's current version (UploadPartCopy).
+    Copy(Range<u64>),
+    Bytes(Vec<u8>),
+    /// Bytes of a source, read when the part is sent (a few at a time, so
+    /// a large file is never in memory whole).
+    Read(Arc<dyn Source>, Range<u64>),
+}
 
 /// Where the store is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -465,7 +480,7 @@ impl Inner {
         let outcome = async {
             created.into_iter().collect::<Result<Vec<_>>>()?;
             let wrong = Cond::IfMatch("\"larder-probe-no-such-etag\"".into());
-            let one_part = || vec![Part::Data(b"probe".to_vec())];
+            let one_part = || vec![Up::Bytes(b"probe".to_vec())];
             let (a, b, c, d, e, f) = futures::join!(
                 self.put(&keys[0], Vec::new(), &none, &Cond::IfNoneMatch),
                 self.put(&keys[1], Vec::new(), &none, &wrong),
@@ -637,7 +652,7 @@ impl Inner {
     ) -> Result<String> {
         let parts = body
             .chunks(PART_SIZE)
-            .map(|c| Part::Data(c.to_vec()))
+            .map(|c| Up::Bytes(c.to_vec()))
             .collect();
         self.put_parts(key, parts, meta, cond).await
     }
@@ -647,7 +662,7 @@ impl Inner {
     async fn put_parts(
         &self,
         key: &str,
-        parts: Vec<Part>,
+        parts: Vec<Up>,
         meta: &Metadata,
         cond: &Cond,
     ) -> Result<String> {
@@ -668,7 +683,7 @@ impl Inner {
                 async move {
                     let number = n as i32 + 1;
                     let etag = match part {
-                        Part::Keep(r) => {
+                        Up::Copy(r) => {
                             let mut req = self
                                 .client
                                 .upload_part_copy()
@@ -687,7 +702,16 @@ impl Inner {
                                 .unwrap_or("")
                                 .to_string()
                         }
-                        Part::Data(d) => {
+                        Up::Bytes(_) | Up::Read(..) => {
+                            let d = match part {
+                                Up::Read(source, r) => {
+                                    let mut buf = buffer(key, r.end - r.start)?;
+                                    source.read_at(r.start, &mut buf)?;
+                                    buf
+                                }
+                                Up::Bytes(d) => d,
+                                Up::Copy(_) => unreachable!("matched above"),
+                            };
                             let out = self
                                 .client
                                 .upload_part()
@@ -832,7 +856,68 @@ impl ObjectStore for S3Store {
     }
 
     fn put_parts(&self, key: &str, parts: &[Part], meta: &Metadata, cond: &Cond) -> Result<String> {
-        let (i, key, parts) = (self.inner.clone(), key.to_string(), parts.to_vec());
+        let parts = parts
+            .iter()
+            .map(|p| match p {
+                Part::Keep(r) => Up::Copy(r.clone()),
+                Part::Data(d) => Up::Bytes(d.clone()),
+            })
+            .collect();
+        let (i, key) = (self.inner.clone(), key.to_string());
+        let (meta, cond) = (meta.clone(), cond.clone());
+        self.run(async move { i.put_parts(&key, parts, &meta, &cond).await })
+    }
+
+    /// A multipart upload whose new parts are read from `source` as they
+    /// go up, four at a time: memory stays at four parts, whatever the size.
+    fn put_from(
+        &self,
+        key: &str,
+        pieces: &[Piece],
+        source: &Arc<dyn Source>,
+        meta: &Metadata,
+        cond: &Cond,
+    ) -> Result<String> {
+        let total = pieces.last().map_or(0, |p| match p {
+            Piece::Keep(r) | Piece::New(r) => r.end,
+        });
+        if total > MAX_OBJECT {
+            return Err(StoreError::new(
+                ErrorKind::Permanent,
+                format!("{key}: {total} bytes is more than an S3 object holds (5 TiB)"),
+            ));
+        }
+        if total <= MULTIPART_THRESHOLD as u64 && pieces.iter().all(|p| matches!(p, Piece::New(_)))
+        {
+            let mut body = buffer(key, total)?;
+            source.read_at(0, &mut body)?;
+            return self.put(key, &body, meta, cond);
+        }
+        // Parts big enough that S3's 10,000 suffice, in whole MiB.
+        let size = (PART_SIZE as u64).max(total.div_ceil(MAX_PARTS).next_multiple_of(1 << 20));
+        let mut parts = Vec::new();
+        for p in pieces {
+            let (Piece::Keep(r) | Piece::New(r)) = p;
+            let mut at = r.start;
+            while at < r.end {
+                let end = (at + size).min(r.end);
+                parts.push(match p {
+                    Piece::Keep(_) => Up::Copy(at..end),
+                    Piece::New(_) => Up::Read(source.clone(), at..end),
+                });
+                at = end;
+            }
+        }
+        if parts.len() as u64 > MAX_PARTS {
+            return Err(StoreError::new(
+                ErrorKind::Permanent,
+                format!(
+                    "{key}: {} parts is more than S3 takes in one upload",
+                    parts.len()
+                ),
+            ));
+        }
+        let (i, key) = (self.inner.clone(), key.to_string());
         let (meta, cond) = (meta.clone(), cond.clone());
         self.run(async move { i.put_parts(&key, parts, &meta, &cond).await })
     }

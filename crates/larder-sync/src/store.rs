@@ -97,6 +97,70 @@ pub enum Part {
     Data(Vec<u8>),
 }
 
+/// Where an upload's new bytes are read from, a piece at a time as they
+/// are sent, so a large file is never held whole.
+pub trait Source: Send + Sync {
+    /// Fills all of `buf` with the bytes at `offset` (holes read as zeros).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// The ranges of `range` that may hold data, sorted; the rest are
+    /// holes, which a store that can may leave unwritten.
+    fn data_in(&self, range: Range<u64>) -> Result<Vec<Range<u64>>>;
+}
+
+/// A piece of an object written from a [`Source`], at the same offsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// These bytes of the current object, unchanged.
+    Keep(Range<u64>),
+    /// These bytes of the source.
+    New(Range<u64>),
+}
+
+/// `bytes` as an in-memory buffer, or the error saying it cannot be.
+pub fn buffer(key: &str, bytes: u64) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    usize::try_from(bytes)
+        .ok()
+        .and_then(|n| buf.try_reserve_exact(n).ok().map(|()| n))
+        .map(|n| {
+            buf.resize(n, 0);
+            buf
+        })
+        .ok_or_else(|| {
+            StoreError::new(
+                ErrorKind::Permanent,
+                format!("{key}: {bytes} bytes do not fit in memory"),
+            )
+        })
+}
+
+/// [`ObjectStore::put_from`] by holding the new bytes in memory.
+pub fn put_from_memory<S: ObjectStore + ?Sized>(
+    store: &S,
+    key: &str,
+    pieces: &[Piece],
+    source: &std::sync::Arc<dyn Source>,
+    meta: &Metadata,
+    cond: &Cond,
+) -> Result<String> {
+    let mut parts = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        parts.push(match p {
+            Piece::Keep(r) => Part::Keep(r.clone()),
+            Piece::New(r) => {
+                let mut buf = buffer(key, r.end - r.start)?;
+                source.read_at(r.start, &mut buf)?;
+                Part::Data(buf)
+            }
+        });
+    }
+    match &parts[..] {
+        [Part::Data(all)] => store.put(key, all, meta, cond),
+        [] => store.put(key, &[], meta, cond),
+        _ => store.put_parts(key, &parts, meta, cond),
+    }
+}
+
 /// Whether `key` is a relative path of names (`a/b`, or `a/b/` for a
 /// directory marker): no empty, `.` or `..` names, no leading `/`, no NUL.
 /// Only such keys are paths beneath a store's root or a prefix; a local
@@ -145,6 +209,20 @@ pub trait ObjectStore: Send + Sync {
             }
         }
         self.put(key, &body, meta, cond)
+    }
+    /// Writes `key` from `pieces` (contiguous from offset 0), new bytes
+    /// read from `source` as they are sent, like `put_parts`. Stores that
+    /// can stream override this; the default holds the new bytes in memory
+    /// (failing, not aborting, when they do not fit).
+    fn put_from(
+        &self,
+        key: &str,
+        pieces: &[Piece],
+        source: &std::sync::Arc<dyn Source>,
+        meta: &Metadata,
+        cond: &Cond,
+    ) -> Result<String> {
+        put_from_memory(self, key, pieces, source, meta, cond)
     }
     /// Server-side copy of `from` to `to` with `meta`; returns the new ETag.
     fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String>;

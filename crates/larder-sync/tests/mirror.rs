@@ -774,3 +774,69 @@ fn a_file_too_large_to_hold_fails_the_sync_not_the_host() {
         b"kept"
     );
 }
+
+/// A sparse file goes to a local store by its data: a terabyte holding
+/// three short runs syncs at once (never read or held whole), is just as
+/// sparse on the host, and reads back the same there; rewritten with a
+/// piece kept from the stored version, it stays sparse.
+#[test]
+fn a_sparse_file_stays_sparse_in_a_local_store() {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    const TIB: u64 = 1 << 40;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalDir::open(dir.path().join("s")).unwrap());
+    let fs = Fs::in_memory();
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), "sparse", OF::CREATE, DF::READ | DF::WRITE)
+        .unwrap();
+    let runs = [(0, &b"head"[..]), (5 << 30, b"middle"), (TIB - 4, b"tail")];
+    for (at, bytes) in runs {
+        f.write(bytes, at).unwrap();
+    }
+    let mirror = Arc::new(Mirror::new(store.clone(), ""));
+    let (m, fs2) = (mirror.clone(), fs.clone());
+    within(60, "a terabyte sparse file to sync", move || {
+        m.sync(&fs2).unwrap()
+    });
+    let on_host = std::fs::File::open(dir.path().join("s/sparse")).unwrap();
+    let m = on_host.metadata().unwrap();
+    assert_eq!(m.len(), TIB);
+    assert!(
+        m.blocks() * 512 <= 64 << 10,
+        "{} bytes allocated",
+        m.blocks() * 512
+    );
+    for (at, bytes) in runs {
+        let mut back = vec![0; bytes.len() + 8];
+        let n = on_host.read_at(&mut back, at.saturating_sub(4)).unwrap();
+        let want: Vec<u8> = (at.saturating_sub(4)..at.saturating_sub(4) + n as u64)
+            .map(|i| {
+                i.checked_sub(at)
+                    .and_then(|k| bytes.get(k as usize).copied())
+                    .unwrap_or(0)
+            })
+            .collect();
+        assert_eq!(back[..n], want, "at {at}");
+    }
+
+    // A 40 MiB sparse file changed in one piece: the others are kept from
+    // the stored version (copied there, holes skipped), still sparse.
+    let g = root
+        .open_at(PF::empty(), "forty", OF::CREATE, DF::READ | DF::WRITE)
+        .unwrap();
+    g.write(b"start", 0).unwrap();
+    g.write(b"end", (40 << 20) - 3).unwrap();
+    mirror.sync(&fs).unwrap();
+    g.write(b"changed", 20 << 20).unwrap();
+    let r = mirror.sync(&fs).unwrap();
+    assert!(r.bytes_uploaded <= 8 << 20, "{r:?}");
+    let stored = store.get("forty", None, &larder_sync::Cond::None).unwrap();
+    assert_eq!(stored, read_at(&g, 0, 40 << 20));
+    let m = std::fs::metadata(dir.path().join("s/forty")).unwrap();
+    assert!(
+        m.blocks() * 512 <= 64 << 10,
+        "{} bytes allocated",
+        m.blocks() * 512
+    );
+}

@@ -370,3 +370,45 @@ fn lazy_restore_of_a_200_mib_object_reads_only_what_is_touched() {
     f.read(&mut buf, 50 * MIB).unwrap();
     assert!(buf == want[(50 * MIB) as usize..][..64]);
 }
+
+/// A 100 MiB sparse file goes to S3 from the file itself, a part at a
+/// time (the mirror never hands the store a whole body), and another
+/// client reads exactly the file: data where it was written, zeros in the
+/// holes. Changing one run then sends one part.
+#[test]
+fn a_large_sparse_file_goes_up_in_parts_from_the_file() {
+    let m = Moto::start();
+    let s = store(&m, "", None);
+    let watched = Counting::new(s.clone());
+    let fs = Fs::in_memory();
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), "sparse", OF::CREATE, DF::READ | DF::WRITE)
+        .unwrap();
+    f.write(b"first", 0).unwrap();
+    f.write(b"middle", 50 << 20).unwrap();
+    f.write(b"last", (100 << 20) - 4).unwrap();
+    let mirror = Mirror::new(watched.clone(), "");
+    mirror.sync(&fs).unwrap();
+    assert!(
+        watched.largest_put() <= 16 << 20,
+        "a body of {} bytes was built",
+        watched.largest_put()
+    );
+    let check = |first: &str| {
+        let got = m.boto3(
+            "b = S3.get_object(Bucket=B, Key='sparse')['Body'].read()\n\
+             nz = [i for i in range(0, len(b), 4096) if any(b[i:i+4096])]\n\
+             print(len(b), nz, b[0:5], b[50<<20:(50<<20)+6], b[-4:])",
+        );
+        assert_eq!(
+            got.trim(),
+            format!("104857600 [0, 52428800, 104853504] {first} b'middle' b'last'")
+        );
+    };
+    check("b'first'");
+    f.write(b"FIRST", 0).unwrap();
+    let r = mirror.sync(&fs).unwrap();
+    assert!(r.bytes_uploaded <= 8 << 20, "{r:?}");
+    check("b'FIRST'");
+}

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use larder_sync::store::{Part, Result};
+use larder_sync::store::{Part, Piece, Result, Source};
 use larder_sync::{Cond, Metadata, ObjectInfo, ObjectStore};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub struct Counting {
     pub inner: Arc<dyn ObjectStore>,
     pub fetched: AtomicU64,
+    /// The largest body handed to `put` or `put_parts`.
+    pub largest_put: AtomicU64,
 }
 
 impl Counting {
@@ -19,11 +21,16 @@ impl Counting {
         Arc::new(Counting {
             inner,
             fetched: AtomicU64::new(0),
+            largest_put: AtomicU64::new(0),
         })
     }
 
     pub fn fetched(&self) -> u64 {
         self.fetched.load(Ordering::SeqCst)
+    }
+
+    pub fn largest_put(&self) -> u64 {
+        self.largest_put.load(Ordering::SeqCst)
     }
 }
 
@@ -40,10 +47,30 @@ impl ObjectStore for Counting {
         Ok(b)
     }
     fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String> {
+        self.largest_put
+            .fetch_max(body.len() as u64, Ordering::SeqCst);
         self.inner.put(key, body, meta, cond)
     }
     fn put_parts(&self, key: &str, parts: &[Part], meta: &Metadata, cond: &Cond) -> Result<String> {
+        let new: usize = parts
+            .iter()
+            .map(|p| match p {
+                Part::Data(d) => d.len(),
+                Part::Keep(_) => 0,
+            })
+            .sum();
+        self.largest_put.fetch_max(new as u64, Ordering::SeqCst);
         self.inner.put_parts(key, parts, meta, cond)
+    }
+    fn put_from(
+        &self,
+        key: &str,
+        pieces: &[Piece],
+        source: &Arc<dyn Source>,
+        meta: &Metadata,
+        cond: &Cond,
+    ) -> Result<String> {
+        self.inner.put_from(key, pieces, source, meta, cond)
     }
     fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
         self.inner.copy(from, to, meta, cond)

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use larder_sync::store::{Part, Result};
+use larder_sync::store::{Part, Piece, Result, Source};
 use larder_sync::{Cond, Metadata, ObjectInfo, ObjectStore};
 use std::ops::Range;
 use std::sync::Arc;
@@ -26,6 +26,16 @@ impl ObjectStore for Ignoring {
     }
     fn put_parts(&self, key: &str, parts: &[Part], meta: &Metadata, _: &Cond) -> Result<String> {
         self.0.put_parts(key, parts, meta, &Cond::None)
+    }
+    fn put_from(
+        &self,
+        key: &str,
+        pieces: &[Piece],
+        source: &Arc<dyn Source>,
+        meta: &Metadata,
+        _: &Cond,
+    ) -> Result<String> {
+        self.0.put_from(key, pieces, source, meta, &Cond::None)
     }
     fn copy(&self, from: &str, to: &str, meta: &Metadata, _: &Cond) -> Result<String> {
         self.0.copy(from, to, meta, &Cond::None)
