@@ -115,6 +115,9 @@ test: setup guests web
     cargo test --workspace --locked
     # Composed apps under jco: in headless Chromium with OPFS, and on Node.
     cd crates/sync-opfs && npm test
+    # fs-core under a capped allocator, with the free-memory probe that
+    # wasm builds always have.
+    cargo test --locked -p fs-core --features alloc-probe --test out_of_memory
     # Last, so the run closes on a suite that has tests (not an empty doctest run).
     cargo test --locked -p fs-core --features fuzzing --test fuzz_regressions
 

@@ -2,7 +2,8 @@
 //! a cap (armed for this test's thread only, so the harness is unaffected)
 //! stands in for a runtime that caps a guest's memory. Creating files,
 //! writing and linking must then answer `insufficient-memory`, never
-//! abort, and deleting must still work and give the memory back.
+//! abort, and deleting must still work and give the memory back. (Built
+//! with `alloc-probe`, the probe wasm builds always have.)
 
 use fs_core::{DescriptorFlags as DF, ErrorCode, Fs, OpenFlags as OF, PathFlags as PF};
 use std::alloc::{GlobalAlloc, Layout, System};
