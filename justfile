@@ -39,12 +39,17 @@ build:
 # runs; components share one filesystem under vfs-host / larder run; files
 # persist with --store, and a composed app persists to S3 by itself; two
 # processes share one filesystem through `larder serve`.
-demo: setup guests build
+# The demo on release builds. `just demo debug` runs the same steps on debug
+# builds: CI runs it in its fresh clone before the tests, which build those.
+demo profile="release": setup guests
+    cargo build --locked {{ if profile == "release" { "--release" } else { "" } }} -p larder-cli
+    mkdir -p target/demo
+    target/{{profile}}/larder adapter -o target/demo/vfs_adapter.wasm
     @echo "== larder compose: bundle examples/bundle into the settings app, run it with plain wasmtime"
-    target/release/larder compose examples/guests/target/wasm32-wasip2/release/settings.wasm -o target/demo/settings.wasm --mount /etc/app=examples/bundle/config:ro --mount /var/lib/app=examples/bundle/state
+    target/{{profile}}/larder compose examples/guests/target/wasm32-wasip2/release/settings.wasm -o target/demo/settings.wasm --mount /etc/app=examples/bundle/config:ro --mount /var/lib/app=examples/bundle/state
     echo "input from the host's stdin" | wasmtime run target/demo/settings.wasm
     @echo; echo "== wac plug: the same app on an empty in-sandbox filesystem"
-    wac plug --plug target/wasm32-wasip2/release/vfs_adapter.wasm examples/guests/target/wasm32-wasip2/release/settings.wasm -o target/demo/settings-plugged.wasm
+    wac plug --plug target/demo/vfs_adapter.wasm examples/guests/target/wasm32-wasip2/release/settings.wasm -o target/demo/settings-plugged.wasm
     wasmtime run target/demo/settings-plugged.wasm < /dev/null
     @echo; echo "== fs-core: bundle a config dir, keep state in a snapshot image (run twice)"
     cargo run --quiet --locked -p fs-demo
@@ -54,30 +59,30 @@ demo: setup guests build
     cargo run --locked --quiet -p larder-cli -- run examples/guests/target/wasm32-wasip2/release/append.wasm --instances 4 -- /log /files 100
     @echo; echo "== larder run --store: files kept in a plain directory across runs"
     rm -rf target/demo/store
-    target/release/larder run examples/guests/target/wasm32-wasip2/release/append.wasm --store target/demo/store -- /log /files 3
-    target/release/larder run examples/guests/target/wasm32-wasip2/release/append.wasm --store target/demo/store -- /log /files 3
-    target/release/larder ls --store target/demo/store
+    target/{{profile}}/larder run examples/guests/target/wasm32-wasip2/release/append.wasm --store target/demo/store -- /log /files 3
+    target/{{profile}}/larder run examples/guests/target/wasm32-wasip2/release/append.wasm --store target/demo/store -- /log /files 3
+    target/{{profile}}/larder ls --store target/demo/store
     wc -l target/demo/store/log
     @echo; echo "== larder compose --persist s3://: the composed app keeps its files in S3 itself (moto on loopback), under plain wasmtime"
     target/s3server/bin/moto_server -H 127.0.0.1 -p 8090 >/dev/null 2>&1 & \
       trap "kill $! 2>/dev/null" EXIT; \
       for i in $(seq 300); do curl -s -o /dev/null 127.0.0.1:8090 && break; sleep 0.1; done; \
       target/s3server/bin/python -c "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:8090', aws_access_key_id='demo', aws_secret_access_key='demo', region_name='us-east-1').create_bucket(Bucket='demo')"; \
-      target/release/larder compose examples/guests/target/wasm32-wasip2/release/append.wasm --persist 's3://demo/app?endpoint=http://127.0.0.1:8090' -o target/demo/append-s3.wasm; \
+      target/{{profile}}/larder compose examples/guests/target/wasm32-wasip2/release/append.wasm --persist 's3://demo/app?endpoint=http://127.0.0.1:8090' -o target/demo/append-s3.wasm; \
       export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo; set -x; \
       wasmtime run -S http --env AWS_ACCESS_KEY_ID --env AWS_SECRET_ACCESS_KEY target/demo/append-s3.wasm /log /files 3; \
       wasmtime run -S http --env AWS_ACCESS_KEY_ID --env AWS_SECRET_ACCESS_KEY target/demo/append-s3.wasm /log /files 2; \
-      target/release/larder ls --store 's3://demo/app?endpoint=http://127.0.0.1:8090'
+      target/{{profile}}/larder ls --store 's3://demo/app?endpoint=http://127.0.0.1:8090'
     @echo; echo "== an HTTP handler with bundled, writable files under wasmtime serve"
-    target/release/larder compose examples/guests/target/wasm32-wasip2/release/edge_http.wasm -o target/demo/edge-http.wasm --mount /srv/files=examples/edge-http/files
+    target/{{profile}}/larder compose examples/guests/target/wasm32-wasip2/release/edge_http.wasm -o target/demo/edge-http.wasm --mount /srv/files=examples/edge-http/files
     wasmtime serve -S cli --addr 127.0.0.1:8089 --max-instance-reuse-count 100 target/demo/edge-http.wasm 2>/dev/null & \
       trap "kill $! 2>/dev/null" EXIT; \
       for i in $(seq 200); do curl -s -o /dev/null 127.0.0.1:8089/files && break; sleep 0.1; done; \
       set -x; curl -s 127.0.0.1:8089/files; echo "hello from curl" | curl -s -T - 127.0.0.1:8089/files/hello.txt; \
       curl -s 127.0.0.1:8089/files; curl -s 127.0.0.1:8089/files/hello.txt
     @echo; echo "== larder serve: two wasmtime processes append to one shared file over 9P2000.L; diod's client lists it"
-    target/release/larder compose examples/guests/target/wasm32-wasip2/release/append.wasm --remote 127.0.0.1:5640 -o target/demo/append-remote.wasm
-    target/release/larder serve --listen 127.0.0.1:5640 & \
+    target/{{profile}}/larder compose examples/guests/target/wasm32-wasip2/release/append.wasm --remote 127.0.0.1:5640 -o target/demo/append-remote.wasm
+    target/{{profile}}/larder serve --listen 127.0.0.1:5640 & \
       trap "kill $! 2>/dev/null" EXIT; sleep 0.5; set -x; \
       wasmtime run -S inherit-network --env LARDER_INSTANCE=1 target/demo/append-remote.wasm /log /files 100 & first=$!; \
       wasmtime run -S inherit-network --env LARDER_INSTANCE=2 target/demo/append-remote.wasm /log /files 100; wait $first; \
