@@ -34,6 +34,16 @@ pub fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
 pub fn report(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`larder ls | head`): done, quietly, as
+        // Unix tools are.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("larder: {e:#}");
             ExitCode::from(EXIT_USAGE)

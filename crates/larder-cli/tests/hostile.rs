@@ -378,6 +378,40 @@ fn cat_streams_a_huge_sparse_file_and_stops_on_a_closed_pipe() {
     assert_eq!(text(&out.stderr), "");
 }
 
+/// `larder ls | head`: ls stops quietly (exit 0, nothing on stderr) when
+/// its reader goes away, as Unix tools do, rather than printing
+/// `Broken pipe`.
+#[test]
+fn ls_stops_quietly_on_a_closed_pipe() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    // Far more than a pipe holds, so ls is still writing when it closes.
+    for i in 0..5000 {
+        std::fs::write(store.join(format!("file-{i:05}")), "x").unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["ls", "--store", store.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.trim_end().ends_with("/file-00000"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
 /// A name in a local store that is not UTF-8 (another tool wrote it) is
 /// not a path Larder can hold: `ls` and `export` skip it with a warning
 /// naming it, and go on with the rest.
