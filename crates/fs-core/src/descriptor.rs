@@ -140,7 +140,7 @@ impl Descriptor {
         }
     }
 
-    fn require_file(&self) -> Result<()> {
+    pub(crate) fn require_file(&self) -> Result<()> {
         match self.inode.kind {
             DescriptorType::RegularFile => Ok(()),
             DescriptorType::Directory => Err(ErrorCode::IsDirectory),

@@ -147,7 +147,7 @@ impl Importer<'_> {
                     cause: ImportCause::NotUtf8,
                 })?;
                 self.dir
-                    .symlink_at(target, &gpath)
+                    .symlink_any_at(target, &gpath)
                     .map_err(fs_err(&hpath))?;
                 self.stats.symlinks += 1;
             } else if ft.is_file() {

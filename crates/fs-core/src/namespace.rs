@@ -264,7 +264,22 @@ impl Descriptor {
         Ok(())
     }
 
+    /// `symlink-at` as WASI 0.2 specifies it: a target starting with `/`
+    /// is `not-permitted` (an absolute link would point somewhere else on
+    /// every host), and nothing is made.
     pub fn symlink_at(&self, target: &str, path: &str) -> Result<()> {
+        self.require_mutate()?;
+        if target.starts_with('/') {
+            return Err(ErrorCode::NotPermitted);
+        }
+        self.symlink_any_at(target, path)
+    }
+
+    /// A symlink to any target, absolute ones included (they resolve
+    /// inside the root, as under a chroot): for links that exist already
+    /// and are being brought in (a host directory, a store, a 9P client's
+    /// Tsymlink), not made by a WASI app.
+    pub fn symlink_any_at(&self, target: &str, path: &str) -> Result<()> {
         let _notice = self.shared.change_notice();
         self.require_mutate()?;
         let mut w = self.walker()?;

@@ -142,6 +142,9 @@ impl Descriptor {
         if !self.get_flags().contains(need) {
             return Err(ErrorCode::BadDescriptor);
         }
+        // Only files have bytes: read(2) on a directory is EISDIR (and a
+        // directory is never open for writing, so writes stop above).
+        self.require_file()?;
         self.try_clone()
     }
 }

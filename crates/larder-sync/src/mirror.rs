@@ -1222,7 +1222,7 @@ impl Mirror {
                 let target = self.retried(&o.key, || self.store.get(&o.key, None, &Cond::None))?;
                 let target = String::from_utf8(target)
                     .map_err(|_| SyncError::Fs(ErrorCode::IllegalByteSequence))?;
-                root.symlink_at(&target, path)?;
+                root.symlink_any_at(&target, path)?;
                 Ok(None)
             }
             // The bytes stay in the store until a read reaches them.

@@ -94,7 +94,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             &root,
             "var/lib/demo/log.hardlink",
         )?;
-        root.symlink_at("/etc/app/app.toml", "var/lib/demo/config")?;
+        root.symlink_any_at("/etc/app/app.toml", "var/lib/demo/config")?;
         let sparse = root.open_at(PF::empty(), "var/lib/demo/sparse", OF::CREATE, RW)?;
         sparse.write(b"the end", (1 << 30) - 7)?;
     }

@@ -184,6 +184,10 @@ fn main() {
     show("follow-dangling", fs::read("/conf/dangling"));
     show("unlink-symlink", fs::remove_file("/conf/sym"));
     show("target-survives", fs::read_to_string("/conf/b.txt"));
+    // WASI 0.2 `symlink-at`: a target starting with `/` is not-permitted,
+    // and nothing is made.
+    show_w("symlink-absolute", r.symlink_at("/conf/b.txt", "conf/abs"));
+    show("symlink-absolute-made", kind("/conf/abs"));
     show_w("loop", r.symlink_at("loop", "conf/loop"));
     show("follow-loop", fs::metadata("/conf/loop").map(|_| ()));
     show_w(
@@ -328,6 +332,16 @@ fn main() {
     );
     drop(app);
     show_w("stream-contents", w.read(64, 0));
+    // Streams on a directory: its type is checked, not only its flags.
+    show_w("read-stream-on-dir", root().read_via_stream(0).map(|_| ()));
+    show_w(
+        "write-stream-on-dir",
+        root().write_via_stream(0).map(|_| ()),
+    );
+    show_w(
+        "append-stream-on-dir",
+        root().append_via_stream().map(|_| ()),
+    );
     let input = w.read_via_stream(1).unwrap();
     // Non-blocking reads may legally return less; compare what a reader
     // that keeps asking gets.
