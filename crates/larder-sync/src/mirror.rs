@@ -78,9 +78,15 @@ const PARTS_FROM: usize = 2 * PART;
 /// one in practice, so the piece is compared again after it is read).
 const UNKNOWN_HASH: [u8; 32] = [0; 32];
 
-/// The hash of a piece that is all hole (no data was ever written there),
-/// given without reading it.
-const HOLE_HASH: [u8; 32] = [0xff; 32];
+/// The hash of a piece of `len` bytes that is all hole (nothing was ever
+/// written there), given without reading it. The length is in it: a
+/// stored hole shorter than today's (the file grew) is not the same piece.
+fn hole_hash(len: u64) -> [u8; 32] {
+    *blake3::Hasher::new_derive_key("larder 2026 hole piece")
+        .update(&len.to_le_bytes())
+        .finalize()
+        .as_bytes()
+}
 
 /// Part hashes kept per file at most (80 GB of 8 MiB parts); a larger
 /// file is sent whole each time.
@@ -563,7 +569,7 @@ impl Mirror {
                     continue;
                 }
                 let hash = if f.0.data_in(at, end)?.is_empty() {
-                    HOLE_HASH
+                    hole_hash(end - at)
                 } else {
                     let chunk = &mut buf[..(end - at) as usize];
                     f.read_at(at, chunk).map_err(|_| ErrorCode::Io)?;

@@ -840,3 +840,24 @@ fn a_sparse_file_stays_sparse_in_a_local_store() {
         m.blocks() * 512
     );
 }
+
+/// A sparse file that grows: its old last piece was a short hole, the same
+/// piece now is a whole one. It must be sent, not kept (the stored object
+/// has no bytes there to keep), and the store then holds the file.
+#[test]
+fn a_growing_sparse_file_never_keeps_bytes_the_store_lacks() {
+    let store = Arc::new(MemStore::new());
+    let fs = Fs::in_memory();
+    let mirror = Mirror::new(store.clone(), "");
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), "grows", OF::CREATE, DF::READ | DF::WRITE)
+        .unwrap();
+    f.write(b"data", 0).unwrap();
+    f.set_size((16 << 20) + (3 << 20)).unwrap();
+    mirror.sync(&fs).unwrap();
+    f.set_size(32 << 20).unwrap();
+    mirror.sync(&fs).unwrap();
+    let stored = store.get("grows", None, &larder_sync::Cond::None).unwrap();
+    assert_eq!(stored, read_at(&f, 0, 32 << 20));
+}
