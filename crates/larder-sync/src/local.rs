@@ -453,7 +453,12 @@ fn write_pieces(
                 let chunk = &mut buf[..n];
                 match (piece, old) {
                     (Piece::Keep(_), Some(old)) => old.read_exact_at(chunk, at).map_err(io(key))?,
-                    (Piece::Keep(_), None) => unreachable!("kept pieces come with the old file"),
+                    (Piece::Keep(_), None) => {
+                        return Err(StoreError::new(
+                            ErrorKind::Conflict,
+                            format!("{key}: no current version to keep pieces of"),
+                        ))
+                    }
                     (Piece::New(_), _) => source.read_at(at, chunk)?,
                 }
                 write_nonzero(f, chunk, at).map_err(io(key))?;
