@@ -1014,11 +1014,17 @@ impl Descriptor {
         Ok(FileWriter::new(self.clone(), None))
     }
 
+    /// fs-core's checks for a stream, in its order: the mode, then the
+    /// type (only files have bytes).
     fn stream_handle(&self, need: DescriptorFlags) -> Result<()> {
         if !self.0.flags.contains(need) {
             return Err(ErrorCode::BadDescriptor);
         }
-        Ok(())
+        match self.0.kind {
+            DescriptorType::RegularFile => Ok(()),
+            DescriptorType::Directory => Err(ErrorCode::IsDirectory),
+            DescriptorType::SymbolicLink => Err(ErrorCode::BadDescriptor),
+        }
     }
 
     /// Entries through a fid of their own (a clone), so two listings of
