@@ -40,6 +40,19 @@ fn open_with(url: &str, create: bool) -> Result<Opened> {
     if url.contains("://") && !url.starts_with("file://") {
         bail!("--store {url}: expected a directory, file:///path or s3://bucket/prefix");
     }
+    // `s3:/b/p`, `file:x`: a URL mistyped, not a directory to create.
+    if let Some((scheme, _)) = url.split_once(':') {
+        let schemeish = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+        if schemeish && !url.starts_with("file://") {
+            bail!(
+                "--store {url}: looks like a URL but is not one (s3://bucket/prefix or \
+                 file:///path); for a directory of that name write ./{url}"
+            );
+        }
+    }
     let dir = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
     if dir.exists() && !dir.is_dir() {
         bail!("--store {url}: {} is not a directory", dir.display());

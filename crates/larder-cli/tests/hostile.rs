@@ -412,6 +412,50 @@ fn ls_stops_quietly_on_a_closed_pipe() {
     assert_eq!(text(&out.stderr), "");
 }
 
+/// `--store s3:/b/p` (one slash short) and the like are refused as URLs
+/// mistyped, with exit 2, and create nothing; `./s3:` is a directory.
+#[test]
+fn a_mistyped_store_url_is_refused_not_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = guest("append");
+    for url in ["s3:/bucket/prefix", "s3:bucket", "file:state", "S3:/b"] {
+        for args in [
+            vec!["run", app.to_str().unwrap(), "--store", url],
+            vec!["ls", "--store", url],
+            vec!["serve", "--store", url],
+        ] {
+            let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+                .args(&args)
+                .current_dir(tmp.path())
+                .output()
+                .unwrap();
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(
+                err.contains("looks like a URL but is not one"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    assert_eq!(listing(tmp.path()), Vec::<String>::new(), "nothing created");
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args([
+            "run",
+            app.to_str().unwrap(),
+            "--store",
+            "./s3:",
+            "--",
+            "/log",
+            "/files",
+            "1",
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(listing(tmp.path()), ["s3:"]);
+}
+
 /// A name in a local store that is not UTF-8 (another tool wrote it) is
 /// not a path Larder can hold: `ls` and `export` skip it with a warning
 /// naming it, and go on with the rest.
