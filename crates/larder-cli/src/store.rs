@@ -35,7 +35,7 @@ fn open_with(url: &str, create: bool) -> Result<Opened> {
         bail!("--store: empty");
     }
     if url.starts_with("s3://") {
-        return open_s3(url);
+        return open_s3(url, create);
     }
     if url.contains("://") && !url.starts_with("file://") {
         bail!("--store {url}: expected a directory, file:///path or s3://bucket/prefix");
@@ -72,11 +72,17 @@ fn open_with(url: &str, create: bool) -> Result<Opened> {
     })
 }
 
-fn open_s3(url: &str) -> Result<Opened> {
+/// An S3 store; `writing` probes its conditional writes (which writes),
+/// otherwise nothing is written, for read-only commands and credentials.
+fn open_s3(url: &str, writing: bool) -> Result<Opened> {
     let config = larder_sync::s3::S3Config::from_url(url)
         .map_err(|e| anyhow::anyhow!("--store {url}: {e}"))?;
-    let store =
-        larder_sync::s3::S3Store::open(&config).with_context(|| format!("--store {url}"))?;
+    let store = if writing {
+        larder_sync::s3::S3Store::open(&config)
+    } else {
+        larder_sync::s3::S3Store::open_for_reading(&config)
+    }
+    .with_context(|| format!("--store {url}"))?;
     Ok(Opened {
         store: Arc::new(store),
         prefix: config.prefix,

@@ -366,6 +366,49 @@ fn files_persist_in_s3_and_other_clients_share_them() {
     assert_eq!(text(&log.stdout).lines().count(), 61);
 }
 
+/// `larder ls`, `cat` and `export` only read: on a versioned bucket
+/// (where even a deleted object leaves a version behind) they leave no
+/// version of anything, probe objects included, while a run (which writes,
+/// and so probes the server's conditional writes first) does.
+#[test]
+fn read_only_commands_write_nothing_to_s3() {
+    let m = moto::Moto::start();
+    m.boto3(
+        "S3.put_bucket_versioning(Bucket=B, VersioningConfiguration={'Status': 'Enabled'})\n\
+         S3.put_object(Bucket=B, Key='app/note', Body=b'hello')",
+    );
+    let versions = || {
+        m.boto3(
+            "v = S3.list_object_versions(Bucket=B)\n\
+             print(len(v.get('Versions', [])) + len(v.get('DeleteMarkers', [])))",
+        )
+        .trim()
+        .parse::<u32>()
+        .unwrap()
+    };
+    assert_eq!(versions(), 1);
+    let url = m.url("app");
+    let dest = tempfile::tempdir().unwrap();
+    let dest = dest.path().join("copy");
+    for args in [
+        vec!["ls", "--store", &url],
+        vec!["cat", "--store", &url, "/note"],
+        vec!["export", "--store", &url, dest.to_str().unwrap()],
+    ] {
+        let out = larder(&args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(versions(), 1, "{args:?} wrote to the bucket");
+    }
+    assert_eq!(std::fs::read(dest.join("note")).unwrap(), b"hello");
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["run", guest("append").to_str().unwrap(), "--store", &url])
+        .args(["--", "/log", "/files", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(versions() > 1, "a run writes (this test can see writes)");
+}
+
 /// `larder compose --persist host`: the composed app keeps its files in
 /// its own memory and mirrors them to a store `larder run --store` lends
 /// it. Runs accumulate; the store is the same plain tree the host-side

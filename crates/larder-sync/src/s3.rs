@@ -411,7 +411,28 @@ impl S3Store {
         self.rt.run(f)
     }
 
+    /// The store, its conditional writes probed (see [`Conditions`]): the
+    /// probe's writes are also what finds a missing bucket or bad
+    /// credentials at once.
     pub fn open(config: &S3Config) -> Result<S3Store> {
+        let mut store = S3Store::open_for_reading(config)?;
+        let (i, prefix) = (store.inner.clone(), config.prefix.clone());
+        store.inner.conds = store.run(async move { i.probe(&prefix).await })?;
+        let ignored = store.inner.conds.not_honoured();
+        if !ignored.is_empty() {
+            tracing::warn!(
+                bucket = %store.inner.bucket,
+                "the server does not honour {}; Larder checks the ETag with a HEAD just before each such write instead, which leaves a window of one round trip",
+                ignored.join(", ")
+            );
+        }
+        Ok(store)
+    }
+
+    /// The store for reading only (`larder ls`, `cat`, `export`): nothing
+    /// is probed, so nothing is written and read-only credentials work.
+    /// Writes through it would send every condition as if honoured.
+    pub fn open_for_reading(config: &S3Config) -> Result<S3Store> {
         let rt = Runtime::new()?;
         let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -427,25 +448,14 @@ impl S3Store {
         if let Some(ep) = &config.endpoint {
             b = b.endpoint_url(ep);
         }
-        let mut store = S3Store {
+        Ok(S3Store {
             inner: Inner {
                 client: Client::from_conf(b.build()),
                 bucket: config.bucket.clone(),
                 conds: Conditions::ALL,
             },
             rt,
-        };
-        let (i, prefix) = (store.inner.clone(), config.prefix.clone());
-        store.inner.conds = store.run(async move { i.probe(&prefix).await })?;
-        let ignored = store.inner.conds.not_honoured();
-        if !ignored.is_empty() {
-            tracing::warn!(
-                bucket = %store.inner.bucket,
-                "the server does not honour {}; Larder checks the ETag with a HEAD just before each such write instead, which leaves a window of one round trip",
-                ignored.join(", ")
-            );
-        }
-        Ok(store)
+        })
     }
 
     /// Which conditional writes the server honours (see [`Conditions`]).
