@@ -343,6 +343,30 @@ fn bad_input_is_a_clear_error() {
     assert!(!out_wasm.exists());
 }
 
+/// `larder ARGS` with its stdout and stderr piped to this test.
+fn piped(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Closes the reading end (as `| head` does) and asserts the command then
+/// ended with exit 0 and said nothing.
+fn assert_ends_quietly(mut child: std::process::Child) {
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
 /// `larder cat` of an 8 TiB sparse file streams it in bounded memory, and
 /// stops quietly when its reader goes away (`| head`).
 #[test]
@@ -353,12 +377,7 @@ fn cat_streams_a_huge_sparse_file_and_stops_on_a_closed_pipe() {
     std::fs::create_dir(&store).unwrap();
     let f = std::fs::File::create(store.join("big")).unwrap();
     f.set_len(8 << 40).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
-        .args(["cat", "--store", store.to_str().unwrap(), "/big"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped(&["cat", "--store", store.to_str().unwrap(), "/big"]);
     let mut first = vec![0u8; 1 << 20];
     child
         .stdout
@@ -367,15 +386,7 @@ fn cat_streams_a_huge_sparse_file_and_stops_on_a_closed_pipe() {
         .read_exact(&mut first)
         .unwrap();
     assert!(first.iter().all(|&b| b == 0));
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        out.status,
-        text(&out.stderr)
-    );
-    assert_eq!(text(&out.stderr), "");
+    assert_ends_quietly(child);
 }
 
 /// `larder ls | head`: ls stops quietly (exit 0, nothing on stderr) when
@@ -391,25 +402,13 @@ fn ls_stops_quietly_on_a_closed_pipe() {
     for i in 0..5000 {
         std::fs::write(store.join(format!("file-{i:05}")), "x").unwrap();
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
-        .args(["ls", "--store", store.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = piped(&["ls", "--store", store.to_str().unwrap()]);
     let mut first = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
     assert!(first.trim_end().ends_with("/file-00000"), "{first}");
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        out.status,
-        text(&out.stderr)
-    );
-    assert_eq!(text(&out.stderr), "");
+    assert_ends_quietly(child);
 }
 
 /// `--store s3:/b/p` (one slash short) and the like are refused as URLs

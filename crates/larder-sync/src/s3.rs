@@ -692,8 +692,18 @@ impl Inner {
                 let (id, source) = (&id, &source);
                 async move {
                     let number = n as i32 + 1;
-                    let etag = match part {
-                        Up::Copy(r) => {
+                    // New bytes are read here, as the part goes up.
+                    let bytes = match part {
+                        Up::Copy(r) => Err(r),
+                        Up::Bytes(d) => Ok(d),
+                        Up::Read(source, r) => {
+                            let mut buf = buffer(key, r.end - r.start)?;
+                            source.read_at(r.start, &mut buf)?;
+                            Ok(buf)
+                        }
+                    };
+                    let etag = match bytes {
+                        Err(r) => {
                             let mut req = self
                                 .client
                                 .upload_part_copy()
@@ -712,16 +722,7 @@ impl Inner {
                                 .unwrap_or("")
                                 .to_string()
                         }
-                        Up::Bytes(_) | Up::Read(..) => {
-                            let d = match part {
-                                Up::Read(source, r) => {
-                                    let mut buf = buffer(key, r.end - r.start)?;
-                                    source.read_at(r.start, &mut buf)?;
-                                    buf
-                                }
-                                Up::Bytes(d) => d,
-                                Up::Copy(_) => unreachable!("matched above"),
-                            };
+                        Ok(d) => {
                             let out = self
                                 .client
                                 .upload_part()
