@@ -140,6 +140,18 @@ impl Descriptor {
         }
     }
 
+    /// A file reached through a read-only preopen is never writable: every
+    /// write to it is `not-permitted` before its open mode is looked at, as
+    /// on wasmtime's host (whose file permissions come from the preopen).
+    /// Directories fall through to the mode check, as there.
+    pub(crate) fn require_write_permission(&self) -> Result<()> {
+        if self.can_mutate || self.inode.is_dir() {
+            Ok(())
+        } else {
+            Err(ErrorCode::NotPermitted)
+        }
+    }
+
     pub(crate) fn require_file(&self) -> Result<()> {
         match self.inode.kind {
             DescriptorType::RegularFile => Ok(()),
@@ -209,6 +221,7 @@ impl Descriptor {
 
     fn write_with(&self, data: &[u8], offset: impl FnOnce(u64) -> u64) -> Result<usize> {
         let _notice = self.shared.change_notice();
+        self.require_write_permission()?;
         // Linux checks the open mode first; directories are never writable.
         if !self.flags.contains(DescriptorFlags::WRITE) {
             return Err(ErrorCode::BadDescriptor);
@@ -299,6 +312,7 @@ impl Descriptor {
     /// Truncates or extends (with a hole) the file.
     pub fn set_size(&self, size: u64) -> Result<()> {
         let _notice = self.shared.change_notice();
+        self.require_write_permission()?;
         if !self.flags.contains(DescriptorFlags::WRITE) {
             // What ftruncate says for a descriptor not open for writing
             // (directories included).

@@ -139,6 +139,9 @@ impl Descriptor {
     }
 
     fn stream_handle(&self, need: DescriptorFlags) -> Result<Descriptor> {
+        if need.contains(DescriptorFlags::WRITE) {
+            self.require_write_permission()?;
+        }
         if !self.get_flags().contains(need) {
             return Err(ErrorCode::BadDescriptor);
         }

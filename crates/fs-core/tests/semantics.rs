@@ -232,6 +232,16 @@ fn descriptor_flags_are_enforced() {
             .unwrap_err(),
         E::NotPermitted
     );
+    // A file reached through it is never writable: not-permitted before
+    // its open mode is looked at (as on wasmtime's read-only preopen).
+    let vf = view.open_at(FOLLOW, "f", OF::empty(), DF::READ).unwrap();
+    assert_eq!(vf.write(b"x", 0).unwrap_err(), E::NotPermitted);
+    assert_eq!(vf.append(b"x").unwrap_err(), E::NotPermitted);
+    assert_eq!(vf.set_size(0).unwrap_err(), E::NotPermitted);
+    assert_eq!(vf.write_via_stream(0).err(), Some(E::NotPermitted));
+    assert_eq!(vf.append_via_stream().err(), Some(E::NotPermitted));
+    assert!(vf.read_via_stream(0).is_ok());
+    assert_eq!(view.write_via_stream(0).err(), Some(E::BadDescriptor));
     assert_eq!(read_all(&view, "f").unwrap(), b"data");
     // Directories inherit the capability of the descriptor they came from
     // (wasi-libc opens them read-only and still expects mkdirat to work).

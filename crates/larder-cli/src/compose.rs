@@ -4,7 +4,7 @@
 use crate::report;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use larder_compose::{adapter, compose_with, default_preopens, Build, Bundle, Persist};
+use larder_compose::{adapter, compose_with, default_preopens, Build, Bundle, Persist, Preopen};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vfs_host::Mount;
@@ -21,9 +21,11 @@ pub struct ComposeArgs {
     #[arg(long, value_name = "GUEST=HOST[:ro]")]
     mount: Vec<String>,
     /// Offer guest directory PATH (default `/`) to the app under preopen
-    /// name NAME, for example `.` or `/data=/srv/data`. Repeatable; without
-    /// any, the whole tree is offered as `/`.
-    #[arg(long, value_name = "NAME[=PATH]")]
+    /// name NAME, for example `.` or `/data=/srv/data`; with `:ro`, as
+    /// wasmtime's read-only preopen (every change through it is
+    /// not-permitted). Repeatable; without any, the whole tree is offered
+    /// as `/`.
+    #[arg(long, value_name = "NAME[=PATH][:ro]")]
     preopen: Vec<String>,
     /// Keep the app's files across runs, restored at start, saved on fsync
     /// and when a written file is closed: `host` keeps them in a store the
@@ -80,9 +82,9 @@ pub struct AdapterArgs {
     /// `larder compose`. Repeatable.
     #[arg(long, value_name = "GUEST=HOST[:ro]")]
     mount: Vec<String>,
-    /// Offer guest directory PATH to apps as preopen NAME, as with `larder
-    /// compose`. Repeatable.
-    #[arg(long, value_name = "NAME[=PATH]")]
+    /// Offer guest directory PATH to apps as preopen NAME (`:ro` for a
+    /// read-only preopen), as with `larder compose`. Repeatable.
+    #[arg(long, value_name = "NAME[=PATH][:ro]")]
     preopen: Vec<String>,
 }
 
@@ -184,11 +186,7 @@ fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
 
     let mut named = Vec::new();
     for spec in preopens {
-        let (name, path) = spec.split_once('=').unwrap_or((spec, "/"));
-        if name.is_empty() || !path.starts_with('/') {
-            bail!("--preopen {spec}: expected NAME or NAME=/GUEST/PATH");
-        }
-        named.push((name.to_string(), path.to_string()));
+        named.push(Preopen::parse(spec).map_err(anyhow::Error::msg)?);
     }
     if named.is_empty() {
         named = default_preopens();
@@ -233,7 +231,7 @@ fn check_preopens(b: &Bundle) -> Result<()> {
             false,
         )?
     };
-    for (name, path) in &b.preopens {
+    for Preopen { name, path, .. } in &b.preopens {
         let rel = match path.trim_start_matches('/') {
             "" => ".",
             p => p,

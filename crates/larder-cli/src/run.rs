@@ -106,20 +106,6 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn parse_preopen(s: &str) -> Result<(String, String, bool), String> {
-    let (s, ro) = match s.strip_suffix(":ro") {
-        Some(rest) => (rest, true),
-        None => (s, false),
-    };
-    let (name, path) = s.split_once('=').unwrap_or((s, "/"));
-    if name.is_empty() || !path.starts_with('/') {
-        return Err(format!(
-            "bad --preopen `{s}`: expected NAME or NAME=/GUEST_DIR, optionally with :ro"
-        ));
-    }
-    Ok((name.to_string(), path.to_string(), ro))
-}
-
 /// An engine that caches compiled code where the wasmtime CLI does (its
 /// config file, else `~/.cache/wasmtime`), so an app run again starts
 /// without being compiled again; without a usable cache, it compiles.
@@ -154,6 +140,13 @@ pub fn main(args: RunArgs) -> ExitCode {
     let imports = larder_compose::top_level(&bytes)
         .unwrap_or_default()
         .imports;
+    if let Some(name) = larder_compose::wasi_p3_import(&imports) {
+        return usage(format_args!(
+            "WASI 0.3 components are not supported yet: {} imports {name}; build it for \
+             WASI 0.2 (wasm32-wasip2) to run it with Larder",
+            args.app.display()
+        ));
+    }
     if let Some(name) = imports.iter().find(|name| name.starts_with("wasi:http/")) {
         return usage(format_args!(
             "{} imports {name}, which `larder run` does not provide (an HTTP client, or an \
@@ -227,8 +220,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         }
     }
     for p in &args.preopens {
-        match parse_preopen(p) {
-            Ok((name, path, ro)) => builder = builder.preopen(name, path, ro),
+        match larder_compose::Preopen::parse(p) {
+            Ok(p) => builder = builder.preopen(p.name, p.path, p.read_only),
             Err(e) => return usage(e),
         }
     }

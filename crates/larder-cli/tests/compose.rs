@@ -23,8 +23,15 @@ fn compose(dir: &Path, app: &Path, extra: &[&str]) -> PathBuf {
 }
 
 fn wac_plug(dir: &Path, app: &Path) -> PathBuf {
+    wac_plug_with(dir, app, &[])
+}
+
+/// `larder adapter` with `extra` flags, plugged into `app` by `wac plug`.
+fn wac_plug_with(dir: &Path, app: &Path, extra: &[&str]) -> PathBuf {
     let adapter = dir.join("vfs_adapter.wasm");
-    let r = larder(&["adapter", "-o", adapter.to_str().unwrap()]);
+    let mut args = vec!["adapter", "-o", adapter.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let r = larder(&args);
     assert!(r.status.success(), "larder adapter: {}", text(&r.stderr));
     let out = dir.join("plugged.wasm");
     ok(Command::new("wac")
@@ -56,6 +63,92 @@ fn conformance_plugged_by_wac_matches_wasmtime() {
     let app = guest("conformance");
     let out = wac_plug(dir.path(), &app);
     assert_conformant("wac plug", &wasmtime(&[], &out), &reference_run(&app));
+}
+
+/// `--preopen NAME:ro` gives a composed app wasmtime's read-only preopen
+/// (every change through it `not-permitted`, reads working), by both
+/// routes, where a read-only mount would answer `read-only`.
+#[test]
+fn read_only_preopen_composed_matches_wasmtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = guest("conformance");
+    let flags = ["--preopen", "/", "--preopen", "/ro=/:ro"];
+    let reference = reference_run_read_only(&app);
+    let composed = wasmtime(&[], &compose(dir.path(), &app, &flags));
+    assert!(
+        composed.contains("ro-unlink: err ErrorCode { code: 31"),
+        "{composed}"
+    );
+    assert_conformant("larder compose :ro", &composed, &reference);
+    let plugged = wasmtime(&[], &wac_plug_with(dir.path(), &app, &flags));
+    assert_conformant("larder adapter :ro", &plugged, &reference);
+}
+
+/// A WASI 0.3 app "composed" would still take its filesystem from the
+/// runtime (the host's real files under `--dir`): refused, naming the
+/// import, by `larder compose` and `larder run`.
+#[test]
+fn a_wasi_p3_app_is_refused_not_left_on_the_host_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("p3.wasm");
+    wasi_p3_command(&app);
+    let out = dir.path().join("out.wasm");
+    for args in [
+        vec![
+            "compose",
+            app.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        vec!["run", app.to_str().unwrap()],
+    ] {
+        let r = larder(&args);
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("WASI 0.3 components are not supported yet")
+                && err.contains("wasi:filesystem/types@0.3.0"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!out.exists());
+}
+
+/// Any `wasi:filesystem` import the adapter has no export for is refused,
+/// not left for the runtime to fill.
+#[test]
+fn compose_refuses_a_filesystem_import_it_cannot_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.wasm");
+    component_from_wit(
+        r#"
+        package larder:unserved-test;
+        package wasi:filesystem@0.2.12 {
+            interface quota {
+                used: func() -> u64;
+            }
+        }
+        world app {
+            import wasi:filesystem/quota@0.2.12;
+            export run: func();
+        }
+        "#,
+        &app,
+    );
+    let out = dir.path().join("out.wasm");
+    let r = larder(&[
+        "compose",
+        app.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = text(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("imports wasi:filesystem/quota@0.2.12, which Larder's adapter cannot serve"),
+        "{err}"
+    );
+    assert!(!out.exists());
 }
 
 /// A config dir (read-only mount) and a state dir, as on a host.

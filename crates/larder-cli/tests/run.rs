@@ -2,7 +2,10 @@
 
 mod common;
 
-use common::{assert_conformant, assert_usage_error, guest, larder, reference_run, text};
+use common::{
+    assert_conformant, assert_usage_error, guest, larder, reference_run, reference_run_read_only,
+    text,
+};
 
 #[test]
 fn conformance_matches_wasmtime_host_filesystem() {
@@ -11,6 +14,28 @@ fn conformance_matches_wasmtime_host_filesystem() {
     assert!(ours.status.success(), "{}", text(&ours.stderr));
     let ours = text(&ours.stdout);
     assert_conformant("larder run", &ours, &reference_run(&wasm));
+}
+
+/// `--preopen NAME:ro` is wasmtime's read-only preopen: reads work and
+/// every mutating call through it is `not-permitted`, as on wasmtime's host.
+#[test]
+fn read_only_preopen_matches_wasmtime() {
+    let wasm = guest("conformance");
+    let ours = larder(&[
+        "run",
+        "--preopen",
+        "/",
+        "--preopen",
+        "/ro=/:ro",
+        wasm.to_str().unwrap(),
+    ]);
+    assert!(ours.status.success(), "{}", text(&ours.stderr));
+    let ours = text(&ours.stdout);
+    assert!(
+        ours.contains("ro-write: err ErrorCode { code: 31"),
+        "{ours}"
+    );
+    assert_conformant("larder run :ro", &ours, &reference_run_read_only(&wasm));
 }
 
 #[test]

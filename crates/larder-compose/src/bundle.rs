@@ -40,12 +40,44 @@ pub(crate) fn world(name: &str) -> Result<(Resolve, wit_parser::WorldId)> {
 /// The name of the bundle interface, as components import and export it.
 pub const INTERFACE: &str = "larder:vfs/bundle@0.1.0";
 
+/// A directory offered to the app: `name` (what the guest calls it, such
+/// as `/` or `.`) opens the absolute guest directory `path`; `read_only`
+/// gives it no `mutate-directory` and its files no writing (wasmtime's
+/// read-only preopen), so every change through it is `not-permitted`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preopen {
+    pub name: String,
+    pub path: String,
+    pub read_only: bool,
+}
+
+impl Preopen {
+    /// `NAME[=/GUEST_DIR][:ro]`, as `--preopen` takes it (`larder run`,
+    /// `larder compose`, `larder adapter`); the directory defaults to `/`.
+    pub fn parse(spec: &str) -> Result<Preopen, String> {
+        let (s, read_only) = match spec.strip_suffix(":ro") {
+            Some(rest) => (rest, true),
+            None => (spec, false),
+        };
+        let (name, path) = s.split_once('=').unwrap_or((s, "/"));
+        if name.is_empty() || !path.starts_with('/') {
+            return Err(format!(
+                "bad --preopen `{spec}`: expected NAME or NAME=/GUEST_DIR, optionally with :ro"
+            ));
+        }
+        Ok(Preopen {
+            name: name.to_string(),
+            path: path.to_string(),
+            read_only,
+        })
+    }
+}
+
 /// What the bundle tells the adapter.
 #[derive(Debug, Default)]
 pub struct Bundle {
     pub image: Vec<u8>,
-    /// (preopen name, absolute guest path)
-    pub preopens: Vec<(String, String)>,
+    pub preopens: Vec<Preopen>,
     /// Absolute guest paths of read-only mounts.
     pub read_only: Vec<String>,
     /// Where the S3-persisting build keeps the files (`s3://...`); no
@@ -81,18 +113,22 @@ impl Layout {
         self.align();
         (at, s.len() as u32)
     }
-    /// Places a list of string tuples (each flattened to ptr/len pairs) and
-    /// its return area; returns the return area's address.
-    fn list(&mut self, items: &[Vec<&str>]) -> u32 {
+    /// Places a list of records and its return area; returns the return
+    /// area's address. Each record is its strings (ptr/len pairs), then an
+    /// optional bool, padded to the record's 4-byte alignment.
+    fn list(&mut self, items: &[(Vec<&str>, Option<bool>)]) -> u32 {
         let strings: Vec<Vec<(u32, u32)>> = items
             .iter()
-            .map(|fields| fields.iter().map(|f| self.string(f)).collect())
+            .map(|(fields, _)| fields.iter().map(|f| self.string(f)).collect())
             .collect();
         let list = self.addr();
-        for fields in &strings {
+        for (fields, (_, flag)) in strings.iter().zip(items) {
             for &(p, l) in fields {
                 self.u32(p);
                 self.u32(l);
+            }
+            if let Some(b) = flag {
+                self.bytes.extend_from_slice(&[u8::from(*b), 0, 0, 0]);
             }
         }
         self.align();
@@ -111,13 +147,17 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
         .context("bundled directories exceed 4 GiB, the most one bundle can hold")?;
 
     let mut layout = Layout { bytes: Vec::new() };
-    let preopens: Vec<Vec<&str>> = bundle
+    let preopens: Vec<_> = bundle
         .preopens
         .iter()
-        .map(|(n, p)| vec![n.as_str(), p.as_str()])
+        .map(|p| (vec![p.name.as_str(), p.path.as_str()], Some(p.read_only)))
         .collect();
     let ret_preopens = layout.list(&preopens);
-    let read_only: Vec<Vec<&str>> = bundle.read_only.iter().map(|p| vec![p.as_str()]).collect();
+    let read_only: Vec<_> = bundle
+        .read_only
+        .iter()
+        .map(|p| (vec![p.as_str()], None))
+        .collect();
     let ret_read_only = layout.list(&read_only);
     let (store_at, store_len) = layout.string(&bundle.store);
     let ret_store = layout.addr();

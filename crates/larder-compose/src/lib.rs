@@ -11,7 +11,7 @@ mod runbridge;
 pub use nofs::component as no_filesystem;
 
 use anyhow::{bail, Context, Result};
-pub use bundle::Bundle;
+pub use bundle::{Bundle, Preopen};
 use wac_graph::types::{are_semver_compatible, Package};
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
 
@@ -95,6 +95,19 @@ impl Build {
     }
 }
 
+/// The first WASI 0.3 interface (`wasi:*@0.3.x`, release candidates
+/// included) among `imports`: Larder serves WASI 0.2 so far.
+pub fn wasi_p3_import(imports: &[String]) -> Option<&str> {
+    imports
+        .iter()
+        .find(|i| {
+            i.starts_with("wasi:")
+                && i.rsplit_once('@')
+                    .is_some_and(|(_, v)| v.starts_with("0.3."))
+        })
+        .map(String::as_str)
+}
+
 const HANDLER: &str = "wasi:http/incoming-handler@";
 const RUN: &str = "wasi:cli/run@";
 
@@ -132,8 +145,12 @@ pub fn top_level(component: &[u8]) -> Result<TopLevel> {
 }
 
 /// The preopens an app gets when none are named: the whole tree as `/`.
-pub fn default_preopens() -> Vec<(String, String)> {
-    vec![("/".into(), "/".into())]
+pub fn default_preopens() -> Vec<Preopen> {
+    vec![Preopen {
+        name: "/".into(),
+        path: "/".into(),
+        read_only: false,
+    }]
 }
 
 fn register(graph: &mut CompositionGraph, name: &str, bytes: Vec<u8>) -> Result<PackageId> {
@@ -251,6 +268,12 @@ pub fn compose_with(
     let world = graph[app_pkg].ty();
     let imports: Vec<String> = graph.types()[world].imports.keys().cloned().collect();
     let app_exports: Vec<String> = graph.types()[world].exports.keys().cloned().collect();
+    if let Some(import) = wasi_p3_import(&imports) {
+        bail!(
+            "WASI 0.3 components are not supported yet: {app_name} imports {import}; \
+             build it for WASI 0.2 (wasm32-wasip2) to compose it with Larder"
+        );
+    }
     if !imports.iter().any(|i| i.starts_with("wasi:filesystem/")) {
         bail!("{app_name} does not import wasi:filesystem; there is nothing for Larder to serve");
     }
@@ -270,6 +293,7 @@ pub fn compose_with(
     let app = graph.instantiate(app_pkg);
     // Every version of an interface the app imports (toolchains mix 0.2.x
     // patch releases, even within one app) is served by the same export.
+    let mut unserved = Vec::new();
     for import in &imports {
         if let Some(export) = provided.iter().find(|e| are_semver_compatible(e, import)) {
             let e = graph.alias_instance_export(adapter, export)?;
@@ -277,7 +301,18 @@ pub fn compose_with(
                 .set_instantiation_argument(app, import, e)
                 .with_context(|| format!("plugging {export} into {app_name}'s {import}"))?;
             tracing::debug!(%import, %export, "plugged");
+        } else if import.starts_with("wasi:filesystem/") {
+            unserved.push(import.as_str());
         }
+    }
+    // Left to the runtime, such an import would reach the host's files
+    // while the app's author believes they are bundled.
+    if !unserved.is_empty() {
+        bail!(
+            "{app_name} imports {}, which Larder's adapter cannot serve; \
+             it serves wasi:filesystem 0.2.x",
+            unserved.join(", ")
+        );
     }
     for name in app_exports {
         let e = graph.alias_instance_export(app, &name)?;

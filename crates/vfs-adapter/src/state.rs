@@ -77,11 +77,12 @@ fn build() -> Result<State, String> {
         .map_err(|e| format!("cannot restore the app's files from the store: {e}"))?;
     let mut preopens = Vec::new();
     for p in bundle::preopens() {
+        let flags = match p.read_only {
+            true => DescriptorFlags::READ,
+            false => DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY,
+        };
         let d = fs
-            .preopen(
-                rel(&p.path),
-                DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY,
-            )
+            .preopen(rel(&p.path), flags)
             .map_err(|e| format!("preopen {} ({}): {e}", p.name, p.path))?;
         preopens.push((d, p.name));
     }

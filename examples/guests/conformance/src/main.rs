@@ -5,7 +5,10 @@
 //! prints only what every host must agree on (no inode numbers, no clock
 //! values, no directory sizes).
 //!
-//! Runs against the preopen `/`, in a fresh directory `/conf`.
+//! Runs against the preopen `/`, in a fresh directory `/conf`. When the
+//! host also offers the same directory read-only as the preopen `/ro`
+//! (wasmtime's `FsPerms::ReadOnly`, Larder's `--preopen /ro=/:ro`), every
+//! mutating call is tried through it as well.
 
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
@@ -48,12 +51,15 @@ fn names(p: &str) -> std::io::Result<Vec<String>> {
     Ok(v)
 }
 
-fn root() -> Descriptor {
+fn preopen(name: &str) -> Option<Descriptor> {
     wasi::filesystem::preopens::get_directories()
         .into_iter()
-        .find(|(_, name)| name == "/")
-        .expect("a preopen named /")
-        .0
+        .find(|(_, n)| n == name)
+        .map(|(d, _)| d)
+}
+
+fn root() -> Descriptor {
+    preopen("/").expect("a preopen named /")
 }
 
 fn main() {
@@ -382,9 +388,12 @@ fn main() {
         Ok::<_, wasi::filesystem::types::ErrorCode>(closed),
     );
     drop((ready, input));
-    show_w("read-stream-needs-read", b1.write_via_stream(0).map(|_| ()));
     show_w(
-        "write-stream-needs-write",
+        "write-stream-on-read-only-fd",
+        b1.write_via_stream(0).map(|_| ()),
+    );
+    show_w(
+        "read-stream-on-write-only-fd",
         r.open_at(PF::empty(), "conf/s.bin", OF::empty(), DF::WRITE)
             .unwrap()
             .read_via_stream(0)
@@ -479,4 +488,118 @@ fn main() {
     show("read-unlinked", keep.read_exact(&mut first).map(|_| first));
     show("readdir-final", names("/conf"));
     show("cleanup", fs::remove_dir_all("/conf"));
+    if let Some(ro) = preopen("/ro") {
+        read_only_preopen(&root(), &ro);
+    }
+}
+
+/// Through a read-only preopen (no `mutate-directory`, files never open
+/// for writing), reads work and every mutating call is `not-permitted`;
+/// set up and cleaned up through the writable `/`.
+fn read_only_preopen(rw: &Descriptor, ro: &Descriptor) {
+    use wasi::filesystem::types::{DescriptorStat, ErrorCode, NewTimestamp};
+    let _ = fs::remove_dir_all("/conf-ro");
+    fs::create_dir_all("/conf-ro/d").unwrap();
+    fs::write("/conf-ro/f", b"data").unwrap();
+    rw.symlink_at("f", "conf-ro/l").unwrap();
+    let when = NewTimestamp::Timestamp(wasi::clocks::wall_clock::Datetime {
+        seconds: 1_000_000_000,
+        nanoseconds: 0,
+    });
+    let open = |path: &str, o: OF, d: DF| ro.open_at(PF::empty(), path, o, d);
+    let size = |s: DescriptorStat| s.size;
+
+    show_w("ro-preopen-flags", ro.get_flags());
+    let f = open("conf-ro/f", OF::empty(), DF::READ).unwrap();
+    let d = open("conf-ro/d", OF::DIRECTORY, DF::READ).unwrap();
+    show_w("ro-file-flags", f.get_flags());
+    show_w("ro-dir-flags", d.get_flags());
+    show_w("ro-read", f.read(10, 0));
+    show_w("ro-stat-at", ro.stat_at(PF::empty(), "conf-ro/f").map(size));
+    show_w("ro-readlink", ro.readlink_at("conf-ro/l"));
+    show_w(
+        "ro-readdir",
+        d.read_directory()
+            .and_then(|s| s.read_directory_entry().map(|e| e.is_none())),
+    );
+    show_w("ro-read-stream", f.read_via_stream(0).map(|_| ()));
+    show_w(
+        "ro-open-write",
+        open("conf-ro/f", OF::empty(), DF::WRITE).map(|_| ()),
+    );
+    show_w(
+        "ro-open-read-write",
+        open("conf-ro/f", OF::empty(), DF::READ | DF::WRITE).map(|_| ()),
+    );
+    show_w(
+        "ro-open-create",
+        open("conf-ro/new", OF::CREATE, DF::READ).map(|_| ()),
+    );
+    show_w(
+        "ro-open-create-existing",
+        open("conf-ro/f", OF::CREATE, DF::READ).map(|_| ()),
+    );
+    show_w(
+        "ro-open-truncate",
+        open("conf-ro/f", OF::TRUNCATE, DF::READ).map(|_| ()),
+    );
+    show_w(
+        "ro-open-dir-mutate",
+        open("conf-ro/d", OF::DIRECTORY, DF::READ | DF::MUTATE_DIRECTORY).map(|_| ()),
+    );
+    show_w("ro-write", f.write(b"x", 0));
+    show_w("ro-write-stream", f.write_via_stream(0).map(|_| ()));
+    show_w("ro-append-stream", f.append_via_stream().map(|_| ()));
+    show_w("ro-set-size", f.set_size(0));
+    show_w("ro-set-times-file", f.set_times(when, when));
+    show_w("ro-set-times-dir", d.set_times(when, when));
+    show_w(
+        "ro-set-times-at",
+        ro.set_times_at(PF::empty(), "conf-ro/f", when, when),
+    );
+    show_w("ro-create-directory", ro.create_directory_at("conf-ro/e"));
+    show_w("ro-create-directory-in-dir", d.create_directory_at("e"));
+    show_w("ro-remove-directory", ro.remove_directory_at("conf-ro/d"));
+    show_w("ro-unlink", ro.unlink_file_at("conf-ro/f"));
+    show_w("ro-unlink-missing", ro.unlink_file_at("conf-ro/missing"));
+    show_w("ro-symlink", ro.symlink_at("f", "conf-ro/l2"));
+    show_w(
+        "ro-rename-within",
+        ro.rename_at("conf-ro/f", ro, "conf-ro/g"),
+    );
+    show_w(
+        "ro-rename-to-writable",
+        ro.rename_at("conf-ro/f", rw, "conf-ro/g"),
+    );
+    show_w(
+        "ro-rename-from-writable",
+        rw.rename_at("conf-ro/f", ro, "conf-ro/g"),
+    );
+    show_w(
+        "ro-link-within",
+        ro.link_at(PF::empty(), "conf-ro/f", ro, "conf-ro/h"),
+    );
+    show_w(
+        "ro-link-to-writable",
+        ro.link_at(PF::empty(), "conf-ro/f", rw, "conf-ro/h"),
+    );
+    show_w(
+        "ro-link-from-writable",
+        rw.link_at(PF::empty(), "conf-ro/f", ro, "conf-ro/h"),
+    );
+    show_w("ro-sync", f.sync());
+    show_w("ro-sync-data", f.sync_data());
+    show_w(
+        "ro-advise",
+        f.advise(0, 1, wasi::filesystem::types::Advice::Normal),
+    );
+    drop((f, d));
+    show_w(
+        "ro-unchanged",
+        Ok::<_, ErrorCode>((
+            names("/conf-ro").map_err(|e| e.kind()),
+            fs::read("/conf-ro/f").map_err(|e| e.kind()),
+        )),
+    );
+    show("ro-cleanup", fs::remove_dir_all("/conf-ro"));
 }
