@@ -27,6 +27,11 @@ pub struct ComposeArgs {
     /// as `/`.
     #[arg(long, value_name = "NAME[=PATH][:ro]")]
     preopen: Vec<String>,
+    /// wasmtime's spelling: bundle host directory HOST_DIR and offer it as
+    /// preopen GUEST_DIR (default: HOST_DIR's own name, as given); `:ro`
+    /// makes it a read-only mount. Repeatable.
+    #[arg(long, value_name = "HOST_DIR[::GUEST_DIR][:ro]", value_parser = parse_dir)]
+    dir: Vec<(String, String)>,
     /// Keep the app's files across runs, restored at start, saved on fsync
     /// and when a written file is closed: `host` keeps them in a store the
     /// runtime lends the component (`larder run out.wasm --store DIR|s3://`);
@@ -39,7 +44,7 @@ pub struct ComposeArgs {
     /// of the app's own, shared with whatever else uses that server
     /// (`wasmtime run -S inherit-network out.wasm`; LARDER_REMOTE in the
     /// app's environment overrides the address at run time).
-    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["persist", "mount", "preopen"])]
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["persist", "mount", "preopen", "dir"])]
     remote: Option<String>,
 }
 
@@ -160,13 +165,43 @@ fn compose_cmd(args: &ComposeArgs) -> Result<()> {
         return write_atomically(&args.output, &out);
     }
     let persist = args.persist.as_deref().map(persist_arg).transpose()?;
-    let mut bundle = bundle_from_args(&args.mount, &args.preopen)?;
+    let (mut mounts, mut preopens) = (args.mount.clone(), args.preopen.clone());
+    for (mount, preopen) in &args.dir {
+        mounts.push(mount.clone());
+        preopens.push(preopen.clone());
+    }
+    let mut bundle = bundle_from_args(&mounts, &preopens)?;
     let how = persist.map(|(how, url)| {
         bundle.store = url;
         how
     });
-    let out = compose_with(&app, &args.app.display().to_string(), &bundle, how)?;
-    write_atomically(&args.output, &out)
+    let name = args.app.display().to_string();
+    let out = crate::progress::waiting("composing", || compose_with(&app, &name, &bundle, how))?;
+    crate::progress::waiting("writing the component", || {
+        write_atomically(&args.output, &out)
+    })
+}
+
+/// wasmtime's `--dir HOST_DIR[::GUEST_DIR][:ro]` as Larder's own flags:
+/// the `--mount` that copies HOST_DIR in, and the `--preopen` offering it
+/// under the name GUEST_DIR (HOST_DIR's, as given, without one). A
+/// relative name (`.`, `data`) is a directory below `/` in the tree.
+pub(crate) fn parse_dir(spec: &str) -> Result<(String, String), String> {
+    let (s, ro) = match spec.strip_suffix(":ro") {
+        Some(rest) => (rest, ":ro"),
+        None => (spec, ""),
+    };
+    let (host, guest) = s.split_once("::").unwrap_or((s, s));
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!(
+            "bad --dir `{spec}`: expected HOST_DIR[::GUEST_DIR], optionally with :ro"
+        ));
+    }
+    let path = match guest.trim_start_matches("./").trim_start_matches('/') {
+        "" | "." => "/".to_string(),
+        rest => format!("/{rest}"),
+    };
+    Ok((format!("{path}={host}{ro}"), format!("{guest}={path}")))
 }
 
 /// Imports the mounts into a staging filesystem and serialises it.
@@ -206,7 +241,8 @@ fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
             .fs()
             .root(fs_core::DescriptorFlags::READ)
             .context("staging filesystem")?;
-        fs_core::image::encode(&root).context("serialising the bundled directories")?
+        crate::progress::waiting("encoding the bundle", || fs_core::image::encode(&root))
+            .context("serialising the bundled directories")?
     };
     let b = Bundle {
         image,

@@ -84,19 +84,56 @@ enum Command {
     Export(store::ExportArgs),
 }
 
+/// Messages as a command-line tool writes them (`larder: warning: ...`),
+/// with tracing's full lines (time, level, module) when `RUST_LOG` asks for
+/// more; colours only on a terminal.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+            .init(),
+        Err(_) => tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_ansi(ansi)
+            .event_format(Plain)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
+}
+
+/// `larder: warning: skipped app/a//b: ...`: the level as a word, then the
+/// message and its fields.
+struct Plain;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Plain
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            _ => "debug",
+        };
+        write!(w, "larder: {level}: ")?;
+        tracing_subscriber::fmt::FormatFields::format_fields(ctx, w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        // Without RUST_LOG: Larder's own warnings (a connection the server
-        // closed, an object a restore or an export skipped, and why).
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(
-                    "larder=warn,larder_9p=warn,larder_sync=warn,vfs_host=warn,fs_core=warn",
-                )
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::main(args),

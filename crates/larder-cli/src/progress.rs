@@ -5,6 +5,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use vfs_host::{Mount, MountError, Vfs, VfsBuilder};
 
 /// Bytes of regular-file content under `dir` (symlinks not followed).
@@ -28,23 +29,41 @@ fn content_bytes(dir: &Path) -> u64 {
 
 /// Adds a bar over the objects a store restore lists (a request each on
 /// S3); returns it so the caller can clear it once the filesystem is built.
+/// It ticks by itself, so a listing whose size is not known yet still
+/// shows that something is under way.
 pub fn attach_restore(builder: VfsBuilder) -> (VfsBuilder, ProgressBar) {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} objects eta {eta}")
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} objects, {elapsed}")
             .expect("a valid template")
             .progress_chars("=> "),
     );
-    bar.set_message("restoring from the store");
+    bar.set_message("listing the store");
     let b = bar.clone();
     let builder = builder.on_restore_progress(move |done, total| {
-        b.set_length(total);
-        b.set_position(done);
-        if done == total {
-            b.finish_and_clear();
+        // The first calls come before the listing knows its length.
+        if total > 0 {
+            b.enable_steady_tick(Duration::from_millis(200));
+            b.set_message("restoring from the store");
+            b.set_length(total);
+            b.set_position(done);
         }
     });
     (builder, bar)
+}
+
+/// A spinner for a wait whose length is unknown (the last sync at exit);
+/// `f`'s result once done. Drawn only on a terminal.
+pub fn waiting<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg}, {elapsed}").expect("a valid template"),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let r = f();
+    bar.finish_and_clear();
+    r
 }
 
 /// Adds a bar over all of `mounts` to `builder`; returns it so the caller

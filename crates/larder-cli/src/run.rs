@@ -23,9 +23,16 @@ pub struct RunArgs {
     /// repeatable. Without any, the whole tree is offered as `/`.
     #[arg(long = "preopen", value_name = "NAME[=GUEST_DIR][:ro]")]
     preopens: Vec<String>,
-    /// Set an environment variable for the app.
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    env: Vec<(String, String)>,
+    /// wasmtime's spelling: copy host directory HOST_DIR in and offer it
+    /// as preopen GUEST_DIR (default: HOST_DIR's own name, as given);
+    /// `:ro` makes it a read-only mount. Only the directories given this
+    /// way (and by --preopen) are then preopened, as under wasmtime.
+    #[arg(long = "dir", value_name = "HOST_DIR[::GUEST_DIR][:ro]", value_parser = crate::compose::parse_dir)]
+    dirs: Vec<(String, String)>,
+    /// Set an environment variable for the app; a bare KEY passes this
+    /// process's value on (as `wasmtime run --env KEY` does).
+    #[arg(long = "env", value_name = "KEY[=VALUE]", value_parser = parse_env)]
+    env: Vec<EnvVar>,
     /// Keep the filesystem in a store: a directory (or file:///path), or
     /// s3://bucket/prefix[?endpoint=URL&region=R&path-style=BOOL&timeout=SECS].
     /// Restored at start (each file's contents fetched when first read),
@@ -50,8 +57,8 @@ pub struct RunArgs {
     /// Run this many instances at once, on one shared filesystem.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     instances: u32,
-    /// Arguments passed to the app (after `--`).
-    #[arg(last = true)]
+    /// Arguments passed to the app. Larder's own flags may come after the
+    /// app too, so an argument starting with `-` goes after `--`.
     args: Vec<String>,
 }
 
@@ -99,13 +106,18 @@ pub(crate) fn parse_sync_mode(s: &str) -> Result<SyncMode, String> {
     }
 }
 
-fn parse_env(s: &str) -> Result<(String, String), String> {
+/// `--env KEY=VALUE`, or `--env KEY` for this process's value (read at
+/// start; an unset KEY stays unset for the app, as under wasmtime).
+#[derive(Clone)]
+struct EnvVar(String, Option<String>);
+
+fn parse_env(s: &str) -> Result<EnvVar, String> {
     match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("bad --env `{s}`: expected KEY=VALUE")),
+        Some((k, v)) if !k.is_empty() => Ok(EnvVar(k.to_string(), Some(v.to_string()))),
+        None if !s.is_empty() => Ok(EnvVar(s.to_string(), std::env::var(s).ok())),
+        _ => Err(format!("bad --env `{s}`: expected KEY=VALUE or KEY")),
     }
 }
-
 /// An engine that caches compiled code where the wasmtime CLI does (its
 /// config file, else `~/.cache/wasmtime`), so an app run again starts
 /// without being compiled again; without a usable cache, it compiles.
@@ -219,13 +231,22 @@ pub fn main(args: RunArgs) -> ExitCode {
             Err(e) => return usage(format_args!("{e:#}")),
         }
     }
-    for p in &args.preopens {
+    let mut mounts = args.mounts;
+    let mut preopens = args.preopens.clone();
+    for (mount, preopen) in &args.dirs {
+        match parse_mount(mount) {
+            Ok(m) => mounts.push(m),
+            Err(e) => return usage(format_args!("--dir: {e}")),
+        }
+        preopens.push(preopen.clone());
+    }
+    for p in &preopens {
         match larder_compose::Preopen::parse(p) {
             Ok(p) => builder = builder.preopen(p.name, p.path, p.read_only),
             Err(e) => return usage(e),
         }
     }
-    let vfs = match crate::progress::build(builder, args.mounts) {
+    let vfs = match crate::progress::build(builder, mounts) {
         Ok(v) => v,
         Err(e) => return usage(e),
     };
@@ -244,11 +265,16 @@ pub fn main(args: RunArgs) -> ExitCode {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let argv: Vec<String> = std::iter::once(name).chain(args.args).collect();
+    let env: Vec<(String, String)> = args
+        .env
+        .into_iter()
+        .filter_map(|EnvVar(k, v)| Some((k, v?)))
+        .collect();
 
     let codes: Vec<u8> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..args.instances)
             .map(|i| {
-                let (pre, vfs, argv, env) = (&pre, vfs.clone(), &argv, &args.env);
+                let (pre, vfs, argv, env) = (&pre, vfs.clone(), &argv, &env);
                 s.spawn(move || run_instance(i, pre, vfs, argv, env, args.instances > 1))
             })
             .collect();
@@ -260,7 +286,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     let code = codes.into_iter().find(|&c| c != 0).unwrap_or(0);
     // Whatever the app left unsynced goes to the store now; if it cannot,
     // say so and fail, even when the app succeeded.
-    match vfs.sync() {
+    match crate::progress::waiting("saving to the store", || vfs.sync()) {
         Ok(_) => {}
         Err(e) => {
             eprintln!("larder run: changes not saved to the store: {e}");

@@ -3,7 +3,7 @@
 
 use crate::report;
 use anyhow::{bail, Context, Result};
-use larder_sync::meta::{self, S_IFDIR, S_IFLNK, S_IFMT};
+use larder_sync::meta::{self, Kind};
 use larder_sync::{Cond, ErrorKind, LocalDir, ObjectStore};
 use std::io::Write;
 use std::path::PathBuf;
@@ -94,12 +94,30 @@ pub struct LsArgs {
     /// The store: a directory, file:///path or s3://bucket/prefix.
     #[arg(long)]
     store: String,
-    /// Only what is under this guest path.
+    /// Only what is under this guest path (an error if there is nothing).
     path: Option<String>,
+    /// How times are shown: `locale` (as `ls -l`: the month, day and time
+    /// for the last six months, else the year; in the local time zone),
+    /// `long-iso` (2026-12-01 21:50) or `full-iso` (to the nanosecond,
+    /// with the zone offset).
+    #[arg(long, value_enum, default_value_t = TimeStyle::Locale)]
+    time_style: TimeStyle,
+    /// One JSON object per line, for scripts: path, type, mode, size,
+    /// mtime (RFC 3339, UTC, to the nanosecond) and a symlink's target.
+    #[arg(long, conflicts_with = "time_style")]
+    json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TimeStyle {
+    Locale,
+    LongIso,
+    FullIso,
 }
 
 #[derive(clap::Args)]
 pub struct CatArgs {
+    /// The store: a directory, file:///path or s3://bucket/prefix.
     #[arg(long)]
     store: String,
     /// The file's guest path.
@@ -108,6 +126,7 @@ pub struct CatArgs {
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
+    /// The store: a directory, file:///path or s3://bucket/prefix.
     #[arg(long)]
     store: String,
     /// Where to write the tree (a directory, created if missing).
@@ -128,7 +147,21 @@ fn within(path: &str, under: &str) -> bool {
     under.is_empty() || path == under || path.starts_with(&format!("{under}/"))
 }
 
-/// `ls -l`-like lines: type and mode, size, mtime (UTC), path.
+/// One line of `larder ls`.
+struct Entry {
+    kind: Kind,
+    /// Permission bits (no type bits).
+    perm: u32,
+    size: u64,
+    mtime: jiff::Timestamp,
+    /// A symlink's target.
+    target: Option<String>,
+}
+
+/// What `larder run --store` would restore, as `ls -l` shows a tree: type
+/// and permissions, size, mtime, path (`-> target` for a symlink).
+/// Directories that exist only because keys below them do are listed too
+/// (with the newest time below them), as a restore creates them.
 pub fn ls(args: LsArgs) -> ExitCode {
     report((|| {
         let s = open_existing(&args.store)?;
@@ -138,34 +171,155 @@ pub fn ls(args: LsArgs) -> ExitCode {
         } else {
             format!("{}{under}", s.prefix)
         };
-        let mut out = std::io::stdout().lock();
+        let mut entries = std::collections::BTreeMap::new();
         for o in s.store.list(&prefix)? {
-            let path = &o.key[s.prefix.len()..];
+            let Some((path, kind)) = meta::object_path(&s.prefix, &o) else {
+                continue;
+            };
             if !within(path, &under) {
                 continue;
             }
             let a = meta::decode(&o.meta);
-            let (t, mode) = if o.key.ends_with('/') {
-                ('d', S_IFDIR | (a.mode & 0o7777))
-            } else {
-                match a.mode & S_IFMT {
-                    S_IFLNK => ('l', a.mode),
-                    S_IFDIR => ('d', a.mode),
-                    _ => ('-', a.mode),
+            let target = match kind {
+                Kind::Symlink => {
+                    let body = s.store.get(&o.key, None, &Cond::IfMatch(o.etag.clone()))?;
+                    Some(String::from_utf8_lossy(&body).into_owned())
                 }
+                _ => None,
             };
-            writeln!(
+            let mtime = jiff::Timestamp::new(
+                i64::try_from(a.mtime_secs).unwrap_or(i64::MAX),
+                a.mtime_nanos as i32,
+            )
+            .unwrap_or(jiff::Timestamp::MAX);
+            entries.insert(
+                path.to_string(),
+                Entry {
+                    kind,
+                    perm: a.mode & 0o7777,
+                    size: if kind == Kind::Dir { 4096 } else { o.size },
+                    mtime,
+                    target,
+                },
+            );
+        }
+        if entries.is_empty() && !under.is_empty() {
+            bail!("/{under}: no such file or directory in the store");
+        }
+        add_implied_directories(&mut entries, &under);
+        let now = jiff::Timestamp::now();
+        let tz = jiff::tz::TimeZone::system();
+        let mut out = std::io::stdout().lock();
+        for (path, e) in &entries {
+            if args.json {
+                let line = serde_json::json!({
+                    "path": format!("/{path}"),
+                    "type": match e.kind {
+                        Kind::File => "file",
+                        Kind::Dir => "directory",
+                        Kind::Symlink => "symlink",
+                    },
+                    "mode": format!("{:04o}", e.perm),
+                    "size": e.size,
+                    "mtime": e.mtime.to_string(),
+                    "target": e.target,
+                });
+                writeln!(out, "{line}")?;
+                continue;
+            }
+            write!(
                 out,
-                "{t}{:04o} {:>12} {:>10}.{:09} /{}",
-                mode & 0o7777,
-                o.size,
-                a.mtime_secs,
-                a.mtime_nanos,
-                path.trim_end_matches('/')
+                "{} {:>12} {} /{path}",
+                mode_string(e.kind, e.perm),
+                e.size,
+                show_time(e.mtime, now, &tz, args.time_style)
             )?;
+            match &e.target {
+                Some(t) => writeln!(out, " -> {t}")?,
+                None => writeln!(out)?,
+            }
         }
         Ok(())
     })())
+}
+
+/// The directories keys imply (`a/b/c` implies `a` and `a/b`) that have no
+/// object of their own, each dated by the newest entry below it.
+fn add_implied_directories(entries: &mut std::collections::BTreeMap<String, Entry>, under: &str) {
+    let mut implied: std::collections::BTreeMap<String, jiff::Timestamp> = Default::default();
+    for (path, e) in entries.iter() {
+        let mut p = path.as_str();
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            if !entries.contains_key(parent) && within(parent, under) {
+                let t = implied.entry(parent.to_string()).or_insert(e.mtime);
+                *t = (*t).max(e.mtime);
+            }
+            p = parent;
+        }
+    }
+    for (path, mtime) in implied {
+        entries.insert(
+            path,
+            Entry {
+                kind: Kind::Dir,
+                perm: 0o755,
+                size: 4096,
+                mtime,
+                target: None,
+            },
+        );
+    }
+}
+
+/// `drwxr-xr-x`, as `ls -l` writes a mode.
+fn mode_string(kind: Kind, perm: u32) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(match kind {
+        Kind::File => '-',
+        Kind::Dir => 'd',
+        Kind::Symlink => 'l',
+    });
+    // (who, set-id or sticky bit, the letter for it with and without x)
+    for (shift, special, letters) in [
+        (6, 0o4000, ['s', 'S']),
+        (3, 0o2000, ['s', 'S']),
+        (0, 0o1000, ['t', 'T']),
+    ] {
+        let bits = (perm >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(match (perm & special != 0, bits & 1 != 0) {
+            (true, true) => letters[0],
+            (true, false) => letters[1],
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// A time as `ls -l --time-style=STYLE` shows it, in the local zone.
+fn show_time(
+    t: jiff::Timestamp,
+    now: jiff::Timestamp,
+    tz: &jiff::tz::TimeZone,
+    style: TimeStyle,
+) -> String {
+    let z = t.to_zoned(tz.clone());
+    match style {
+        TimeStyle::FullIso => z.strftime("%Y-%m-%d %H:%M:%S.%N %z").to_string(),
+        TimeStyle::LongIso => z.strftime("%Y-%m-%d %H:%M").to_string(),
+        TimeStyle::Locale => {
+            // ls's rule: within six months (half of 365.2425 days) before
+            // now, and not in the future, shows the time; else the year.
+            let age = now.as_second().saturating_sub(t.as_second());
+            if (0..=31_556_952 / 2).contains(&age) {
+                z.strftime("%b %e %H:%M").to_string()
+            } else {
+                z.strftime("%b %e  %Y").to_string()
+            }
+        }
+    }
 }
 
 pub fn cat(args: CatArgs) -> ExitCode {
@@ -215,6 +369,11 @@ pub fn export(args: ExportArgs) -> ExitCode {
         let under = rel(&args.path);
         let (mut n, mut refused) = (0, 0);
         for o in s.store.list(&s.prefix)? {
+            // Keys that cannot be paths are skipped with the warning a
+            // restore gives; the rest keep their own key layout.
+            if meta::object_path(&s.prefix, &o).is_none() {
+                continue;
+            }
             let path = &o.key[s.prefix.len()..];
             if !within(path, &under) {
                 continue;

@@ -4,8 +4,9 @@ mod common;
 
 use common::{
     assert_conformant, assert_usage_error, guest, larder, reference_run, reference_run_read_only,
-    text,
+    text, with_input,
 };
+use std::process::Command;
 
 #[test]
 fn conformance_matches_wasmtime_host_filesystem() {
@@ -59,6 +60,80 @@ fn instances_share_one_filesystem() {
             "{stdout}"
         );
     }
+}
+
+/// wasmtime's spellings work as under wasmtime: `--dir HOST::GUEST` (and
+/// a bare `--dir HOST`), `--env KEY` passing this process's value on (and
+/// an unset one staying unset), arguments after the app without `--`.
+/// The same command line gives the same answers under both.
+#[test]
+fn wasmtime_flags_mean_what_they_mean_under_wasmtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cwd) = (tmp.path().join("data"), tmp.path().join("cwd"));
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::write(data.join("x.txt"), "from data").unwrap();
+    std::fs::write(cwd.join("y.txt"), "from cwd").unwrap();
+    let dir_data = format!("{}::/data", data.display());
+    let app = guest("fsshell");
+    let script = "args\nenv FROM_HOST\nenv GIVEN\nenv NOT_SET_ANYWHERE\n\
+                  cat /data/x.txt\nls /data\ncat y.txt\nwrite /data/new hi\n\
+                  cat /data/new\n";
+    let run = |program: &str, sub: &[&str]| {
+        let out = with_input(
+            Command::new(program)
+                .args(sub)
+                .args(["--dir", &dir_data, "--dir", "."])
+                .args([
+                    "--env",
+                    "FROM_HOST",
+                    "--env",
+                    "GIVEN=2",
+                    "--env",
+                    "NOT_SET_ANYWHERE",
+                ])
+                .arg(&app)
+                .args(["one", "two"])
+                .current_dir(&cwd)
+                .env("FROM_HOST", "inherited")
+                .env_remove("NOT_SET_ANYWHERE"),
+            script,
+        );
+        assert!(out.status.success(), "{program}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let ours = run(env!("CARGO_BIN_EXE_larder"), &["run"]);
+    // The copy is Larder's: the host directory is untouched.
+    assert!(!data.join("new").exists());
+    let theirs = run("wasmtime", &["run"]);
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.starts_with("one two\ninherited\n2\nunset\nfrom data\n"),
+        "{ours}"
+    );
+    // One difference, documented: the directories live in one tree whose
+    // root is `.`, so `.` also holds `data` (wasmtime's are separate).
+    let ls = with_input(
+        Command::new(env!("CARGO_BIN_EXE_larder"))
+            .args(["run", "--dir", &dir_data, "--dir", "."])
+            .arg(&app)
+            .current_dir(&cwd),
+        "ls .\n",
+    );
+    assert_eq!(text(&ls.stdout), "data y.txt\n");
+
+    // `:ro` (Larder's addition) makes the copy a read-only mount.
+    let ro = format!("{}::/data:ro", data.display());
+    let out = with_input(
+        Command::new(env!("CARGO_BIN_EXE_larder"))
+            .args(["run", "--dir", &ro])
+            .arg(&app),
+        "cat /data/x.txt\nwrite /data/new hi\n",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "from data\nerror: Read-only file system (os error 69)\n"
+    );
 }
 
 #[test]

@@ -58,7 +58,7 @@ fn files_persist_across_runs_in_a_plain_directory() {
     let ls = text(&ls.stdout);
     assert!(
         ls.lines()
-            .any(|l| l.starts_with("d0755") && l.ends_with(" /files")),
+            .any(|l| l.starts_with("drwxr-xr-x ") && l.ends_with(" /files")),
         "{ls}"
     );
     assert!(
@@ -526,4 +526,267 @@ fn a_composed_app_keeps_its_files_in_a_lent_s3_store() {
          print(h['ContentLength'], h['Metadata']['mode'])\n",
     );
     assert_eq!(seen, format!("{} {}\n", 30 * 64, 0o100644));
+}
+
+/// `larder ls` against GNU `ls -ld` on the same tree (a local store is a
+/// plain directory): the same type and permission letters (set-id and
+/// sticky bits included), sizes, times in each style, and `-> target`;
+/// `--json` for scripts; a path with nothing there is an error.
+#[test]
+fn ls_shows_a_store_as_ls_l_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = tmp.path().join("store");
+    let at = |secs: u64| std::time::UNIX_EPOCH + Duration::from_secs(secs);
+    let now = std::time::SystemTime::now();
+    std::fs::create_dir_all(s.join("cfg")).unwrap();
+    std::fs::create_dir_all(s.join("tmp")).unwrap();
+    for (path, mode, when, body) in [
+        ("cfg/app.conf", 0o640, at(1_000_000_000), "a = 1\n"),
+        ("bin", 0o4755, now - Duration::from_secs(3600), "#!"),
+        (
+            "recent",
+            0o2600,
+            now - Duration::from_secs(86_400 * 30),
+            "r",
+        ),
+        (
+            "old",
+            0o444,
+            at(1_600_000_000) + Duration::from_nanos(123_456_789),
+            "",
+        ),
+    ] {
+        let p = s.join(path);
+        std::fs::write(&p, body).unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(when).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::set_permissions(s.join("cfg"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::set_permissions(s.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::os::unix::fs::symlink("cfg/app.conf", s.join("link")).unwrap();
+    let store = s.to_str().unwrap();
+    let ls = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+            .args(["ls", "--store", store])
+            .args(extra)
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let gnu = |style: &str, path: &str| {
+        let out = Command::new("ls")
+            .arg("-ld")
+            .arg(format!("--time-style={style}"))
+            .arg(s.join(path))
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    let paths = ["bin", "cfg", "cfg/app.conf", "link", "old", "recent", "tmp"];
+    for (style, ours) in [
+        ("locale", ls(&[])),
+        ("full-iso", ls(&["--time-style", "full-iso"])),
+        ("long-iso", ls(&["--time-style", "long-iso"])),
+    ] {
+        let lines: Vec<&str> = ours.lines().collect();
+        assert_eq!(lines.len(), paths.len(), "{ours}");
+        for (line, path) in lines.iter().zip(paths) {
+            let theirs = gnu(style, path);
+            let ours: Vec<&str> = line.split_whitespace().collect();
+            let theirs: Vec<&str> = theirs.split_whitespace().collect();
+            // ls: mode links owner group size time... name [-> target];
+            // larder: mode size time... /path [-> target].
+            assert_eq!(ours[0], theirs[0], "{style} {path}: {line}");
+            if !ours[0].starts_with('d') {
+                assert_eq!(ours[1], theirs[4], "{style} {path} size: {line}");
+            }
+            let time = theirs.len() - 6 - usize::from(path == "link") * 2;
+            assert_eq!(
+                ours[2..2 + time],
+                theirs[5..5 + time],
+                "{style} {path}: {line}"
+            );
+            assert_eq!(ours[2 + time], format!("/{path}"), "{style}: {line}");
+            if path == "link" {
+                assert_eq!(ours[3 + time..], ["->", "cfg/app.conf"], "{line}");
+            }
+        }
+    }
+
+    let json: Vec<serde_json::Value> = ls(&["--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let old = json.iter().find(|v| v["path"] == "/old").unwrap();
+    assert_eq!(old["type"], "file");
+    assert_eq!(old["mode"], "0444");
+    assert_eq!(old["size"], 0);
+    assert_eq!(old["mtime"], "2020-09-13T12:26:40.123456789Z");
+    let link = json.iter().find(|v| v["path"] == "/link").unwrap();
+    assert_eq!(
+        (&link["type"], &link["target"]),
+        (&"symlink".into(), &"cfg/app.conf".into())
+    );
+    assert_eq!(
+        json.iter().find(|v| v["path"] == "/tmp").unwrap()["mode"],
+        "1777"
+    );
+
+    assert_eq!(ls(&["/cfg"]).lines().count(), 2);
+    let missing = larder(&["ls", "--store", store, "/nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("/nope: no such file or directory"));
+}
+
+/// Objects other tools put in a bucket: without Larder's metadata they
+/// take their Last-Modified (as under s3fs), not 1970; directories their
+/// keys imply are listed; a key that cannot be a path (`a//b`) is skipped
+/// by `ls`, `export` and `run` alike, each saying so in one plain line
+/// (no colours, no RUST_LOG needed), and none of them fails for it.
+#[test]
+fn foreign_objects_in_s3_keep_their_time_and_unusable_keys_are_skipped_alike() {
+    let m = moto::Moto::start();
+    m.boto3(
+        "S3.put_object(Bucket=B, Key='app/a//b', Body=b'x')\n\
+         S3.put_object(Bucket=B, Key='app/foreign.txt', Body=b'hello')\n\
+         S3.put_object(Bucket=B, Key='app/z/deep/file', Body=b'deep')",
+    );
+    let url = m.url("app");
+    let warned = |stderr: &[u8]| {
+        let err = text(stderr);
+        assert!(!err.contains('\x1b'), "colours on a pipe: {err:?}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("larder: warning: skipped app/a//b: ")),
+            "{err}"
+        );
+    };
+    let out = larder(&["ls", "--store", &url, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    warned(&out.stderr);
+    let listed: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let paths: Vec<&str> = listed.iter().map(|v| v["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/foreign.txt", "/z", "/z/deep", "/z/deep/file"]);
+    let now = jiff::Timestamp::now();
+    for v in &listed {
+        let t: jiff::Timestamp = v["mtime"].as_str().unwrap().parse().unwrap();
+        assert!(
+            (now - t).get_seconds().abs() < 600,
+            "{v}: not the upload time"
+        );
+    }
+
+    let dest = tempfile::tempdir().unwrap();
+    let out = larder(&["export", "--store", &url, dest.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    warned(&out.stderr);
+    let mtime = std::fs::metadata(dest.path().join("foreign.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let age = std::time::SystemTime::now().duration_since(mtime).unwrap();
+    assert!(age < Duration::from_secs(600), "exported as {mtime:?}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["run", guest("append").to_str().unwrap(), "--store", &url])
+        .args(["--", "/log", "/files", "1"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    warned(&out.stderr);
+}
+
+/// The two S3 mistakes everyone makes first get what the AWS CLI says,
+/// in a line, not the SDK's kilobytes (those are under RUST_LOG=debug).
+#[test]
+fn missing_credentials_and_a_missing_bucket_are_one_clear_line() {
+    let m = moto::Moto::start();
+    let home = tempfile::tempdir().unwrap();
+    let url = m.url("app");
+    let missing_bucket = url.replacen(&format!("s3://{}/", m.bucket), "s3://no-such-bkt/", 1);
+    let app = guest("append");
+    let app = app.to_str().unwrap();
+    for (args, creds, says) in [
+        (
+            vec!["ls", "--store", &url],
+            false,
+            "Unable to locate credentials",
+        ),
+        (
+            vec!["run", app, "--store", &url],
+            false,
+            "Unable to locate credentials",
+        ),
+        (
+            vec!["ls", "--store", &missing_bucket],
+            true,
+            "NoSuchBucket: the bucket no-such-bkt does not exist",
+        ),
+        (
+            vec!["run", app, "--store", &missing_bucket],
+            true,
+            "NoSuchBucket: the bucket no-such-bkt does not exist",
+        ),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_larder"));
+        cmd.args(&args).env_remove("RUST_LOG");
+        if !creds {
+            cmd.env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env_remove("AWS_PROFILE")
+                .env("HOME", home.path())
+                .env_remove("AWS_CONFIG_FILE")
+                .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+                .env("AWS_EC2_METADATA_DISABLED", "true");
+        }
+        let out = cmd.output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.len() < 300, "{args:?}: {} bytes: {err}", err.len());
+    }
+}
+
+/// On a terminal, a restore shows its count as it goes (not `0/0` for the
+/// whole wait, as when the first tick came before the listing knew its
+/// length), and the last sync at exit says it is saving. Run under
+/// `script`, which gives `larder` a pseudo-terminal.
+#[test]
+fn a_restore_on_a_terminal_shows_its_progress() {
+    let m = moto::Moto::start();
+    m.boto3(
+        "for i in range(300):\n\
+         \x20   S3.put_object(Bucket=B, Key=f'app/f/{i:04}', Body=b'x')",
+    );
+    let url = m.url("app");
+    let command = format!(
+        "{} run {} --store '{}' -- /log /f 1",
+        env!("CARGO_BIN_EXE_larder"),
+        guest("append").display(),
+        url
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let screen = text(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("instance 0: 1 records"), "{screen}");
+    assert!(
+        screen.contains("restoring from the store") && screen.contains("/300 objects"),
+        "no restore count on the terminal: {screen:?}"
+    );
+    assert!(!screen.contains(" 0/0 objects"), "{screen:?}");
 }

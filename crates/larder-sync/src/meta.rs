@@ -3,7 +3,7 @@
 //! bits), `mtime` (whole seconds), `uid`, `gid`; plus Larder's own
 //! `larder-mtime-ns` for the nanoseconds s3fs has no field for.
 
-use crate::store::Metadata;
+use crate::store::{Metadata, ObjectInfo};
 
 pub const S_IFMT: u32 = 0o170000;
 pub const S_IFREG: u32 = 0o100000;
@@ -53,4 +53,47 @@ pub fn decode(meta: &Metadata) -> Attrs {
             .filter(|&n| n < 1_000_000_000)
             .unwrap_or(0) as u32,
     }
+}
+
+/// What an object stands for in the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// The path (relative, past `prefix`) and kind of object `o`, as every
+/// view of a store sees it (a restore, a poll, `larder ls`, `larder
+/// export`). A key that cannot be a path here (`a//b`, a `.` or `..`
+/// component, a name over 255 bytes) is `None`, with a warning naming it,
+/// so all of them skip the same objects alike.
+pub fn object_path<'a>(prefix: &str, o: &'a ObjectInfo) -> Option<(&'a str, Kind)> {
+    let rel = o.key.strip_prefix(prefix)?;
+    let mode = decode(&o.meta).mode;
+    let (path, kind) = match rel.strip_suffix('/') {
+        Some(p) => (p, Kind::Dir),
+        None if mode & S_IFMT == S_IFDIR => (rel, Kind::Dir),
+        None if mode & S_IFMT == S_IFLNK => (rel, Kind::Symlink),
+        None => (rel, Kind::File),
+    };
+    if !valid_path(path) {
+        if !path.is_empty() {
+            tracing::warn!(
+                "skipped {}: the key is not a usable path (an empty, `.` or `..` \
+                 component, or a name over 255 bytes)",
+                o.key
+            );
+        }
+        return None;
+    }
+    Some((path, kind))
+}
+
+/// A key (past the prefix) that names a path: components neither empty
+/// nor `.`/`..`, at most 255 bytes each, no NUL.
+fn valid_path(path: &str) -> bool {
+    !path.ends_with('/')
+        && crate::store::is_relative_key(path)
+        && path.split('/').all(|c| c.len() <= 255)
 }

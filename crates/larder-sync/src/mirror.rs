@@ -15,7 +15,7 @@
 //! applies other writers' changes while the local copy is clean.
 
 use crate::lazy::StoreSource;
-use crate::meta::{self, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::meta::{self, Kind, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::store::{
     Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Piece, Progress, Source, StoreError,
 };
@@ -48,13 +48,6 @@ impl Default for Retry {
             max_delay: Duration::from_secs(2),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    File,
-    Dir,
-    Symlink,
 }
 
 #[derive(Clone, Debug)]
@@ -317,14 +310,6 @@ fn kind_of(t: DescriptorType) -> Kind {
         DescriptorType::Directory => Kind::Dir,
         DescriptorType::SymbolicLink => Kind::Symlink,
     }
-}
-
-/// A key (past the prefix) that names a path: components neither empty
-/// nor `.`/`..`, at most 255 bytes each, no NUL.
-fn valid_path(path: &str) -> bool {
-    !path.ends_with('/')
-        && crate::store::is_relative_key(path)
-        && path.split('/').all(|c| c.len() <= 255)
 }
 
 /// Mode, owner and times from the store's metadata (symlinks keep theirs).
@@ -642,7 +627,15 @@ impl Mirror {
                 st.failed_at = None;
                 st.conflicts.extend(report.conflicts.iter().cloned());
                 if report.uploaded + report.copied + report.deleted > 0 {
-                    tracing::debug!(?report, "synced");
+                    tracing::info!(
+                        "synced to the store: {} uploaded ({} bytes), {} copied, {} deleted, \
+                         {} conflicts kept",
+                        report.uploaded,
+                        report.bytes_uploaded,
+                        report.copied,
+                        report.deleted,
+                        report.conflicts.len()
+                    );
                 }
             }
             Err(e) => {
@@ -1069,21 +1062,7 @@ impl Mirror {
     /// The path and kind an object stands for; `None` (logged) for keys
     /// that cannot be a path here.
     fn object_path<'a>(&self, o: &'a ObjectInfo) -> Option<(&'a str, Kind)> {
-        let rel = &o.key[self.prefix.len()..];
-        let mode = meta::decode(&o.meta).mode;
-        let (path, kind) = match rel.strip_suffix('/') {
-            Some(p) => (p, Kind::Dir),
-            None if mode & S_IFMT == S_IFDIR => (rel, Kind::Dir),
-            None if mode & S_IFMT == S_IFLNK => (rel, Kind::Symlink),
-            None => (rel, Kind::File),
-        };
-        if !valid_path(path) {
-            if !path.is_empty() {
-                tracing::warn!(key = %o.key, "skipped: the key is not a usable path");
-            }
-            return None;
-        }
-        Some((path, kind))
+        meta::object_path(&self.prefix, o)
     }
 
     fn restore_into(&self, fs: &Fs, progress: &Progress<'_>) -> Result<(), SyncError> {
@@ -1140,6 +1119,11 @@ impl Mirror {
                 }
             }
         }
+        tracing::info!(
+            "restored {} entries from the store ({} objects listed)",
+            st.synced.len(),
+            objects.len()
+        );
         st.lazy = lazy;
         // Directories only implied by keys get their markers at the first
         // sync, which is therefore not clean yet.

@@ -202,32 +202,87 @@ type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
 
 /// A store error for an SDK error: precondition failures are conflicts;
 /// timeouts, dropped connections, throttling and 5xx are worth retrying.
-fn classify<E>(what: &str, e: SdkError<E, HttpResponse>) -> StoreError
+/// Its message is what the AWS CLI would say (the error code and the
+/// server's message); the SDK's whole account goes to the debug log.
+fn classify<E>(bucket: &str, what: &str, e: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let kind = match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            ErrorKind::Transient
-        }
+    tracing::debug!("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(&e));
+    if no_credentials(&e) {
+        return StoreError::new(
+            ErrorKind::Permanent,
+            "Unable to locate credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             or a profile (AWS_PROFILE, ~/.aws/credentials), as for the AWS CLI",
+        );
+    }
+    let (kind, msg) = match &e {
+        SdkError::TimeoutError(_) => (ErrorKind::Transient, "timed out".to_string()),
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (
+            ErrorKind::Transient,
+            format!("cannot reach the server: {}", innermost(&e)),
+        ),
         SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
             let code = se.err().code().unwrap_or("");
-            match (se.raw().status().as_u16(), code) {
+            let kind = match (status, code) {
                 (412, _) | (_, "PreconditionFailed") => ErrorKind::Conflict,
                 // A concurrent conditional write to the same key.
                 (409, "ConditionalRequestConflict") => ErrorKind::Conflict,
+                (_, "NoSuchBucket") => ErrorKind::Permanent,
                 (404, _) | (_, "NoSuchKey" | "NotFound") => ErrorKind::NotFound,
                 (429 | 500..=599, _)
                 | (_, "SlowDown" | "Throttling" | "RequestTimeout" | "InternalError") => {
                     ErrorKind::Transient
                 }
                 _ => ErrorKind::Permanent,
-            }
+            };
+            let msg = match (code, se.err().message()) {
+                ("NoSuchBucket", _) => {
+                    return StoreError::new(
+                        kind,
+                        format!("NoSuchBucket: the bucket {bucket} does not exist"),
+                    )
+                }
+                ("", _) => format!("HTTP {status}"),
+                (code, Some(m)) if !m.is_empty() => format!("{code}: {m}"),
+                (code, _) => format!("{code} (HTTP {status})"),
+            };
+            (kind, msg)
         }
-        _ => ErrorKind::Permanent,
+        _ => (ErrorKind::Permanent, innermost(&e)),
     };
-    let msg = format!("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(&e));
-    StoreError::new(kind, msg)
+    StoreError::new(kind, format!("{what}: {msg}"))
+}
+
+/// Whether the SDK gave up before sending for want of credentials.
+fn no_credentials<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(c) = s.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+        {
+            return matches!(
+                c,
+                aws_credential_types::provider::error::CredentialsError::CredentialsNotLoaded(_)
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The deepest cause of an error: the one a person can act on (connection
+/// refused, a DNS failure), without the layers the SDK wraps it in.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
 }
 
 /// `bucket/key` for CopyObject, the key percent-encoded.
@@ -306,13 +361,21 @@ impl Runtime {
         self.0.spawn(async move {
             let _ = tx.send(i.list(&prefix, &c).await);
         });
+        let report = || {
+            progress(
+                count.done.load(Ordering::Relaxed),
+                count.total.load(Ordering::Relaxed),
+            )
+        };
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(r) => return r,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => progress(
-                    count.done.load(Ordering::Relaxed),
-                    count.total.load(Ordering::Relaxed),
-                ),
+                // The count at the end too: a quick listing may never see
+                // a tick.
+                Ok(r) => {
+                    report();
+                    return r;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => report(),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(StoreError::new(
                         ErrorKind::Transient,
@@ -542,21 +605,32 @@ impl Inner {
             .send()
             .await
         {
-            Ok(h) => Ok(Some(ObjectInfo {
-                key: key.to_string(),
-                size: h.content_length().unwrap_or(0).max(0) as u64,
-                etag: h.e_tag().unwrap_or("").to_string(),
-                meta: h
+            Ok(h) => {
+                let mut meta: Metadata = h
                     .metadata()
                     .map(|m| {
                         m.iter()
                             .map(|(k, v)| (k.to_lowercase(), v.clone()))
                             .collect()
                     })
-                    .unwrap_or_default(),
-            })),
+                    .unwrap_or_default();
+                // An object another tool wrote has no `mtime`: its
+                // Last-Modified stands in, as s3fs takes it.
+                if let (false, Some(t)) = (meta.contains_key("mtime"), h.last_modified()) {
+                    if t.secs() >= 0 {
+                        meta.insert("mtime".into(), t.secs().to_string());
+                        meta.insert("larder-mtime-ns".into(), t.subsec_nanos().to_string());
+                    }
+                }
+                Ok(Some(ObjectInfo {
+                    key: key.to_string(),
+                    size: h.content_length().unwrap_or(0).max(0) as u64,
+                    etag: h.e_tag().unwrap_or("").to_string(),
+                    meta,
+                }))
+            }
             Err(e) => {
-                let e = classify(key, e);
+                let e = classify(&self.bucket, key, e);
                 if e.kind == ErrorKind::NotFound {
                     Ok(None)
                 } else {
@@ -579,7 +653,7 @@ impl Inner {
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|e| classify(prefix, e))?;
+                .map_err(|e| classify(&self.bucket, prefix, e))?;
             keys.extend(
                 page.contents()
                     .iter()
@@ -619,7 +693,7 @@ impl Inner {
             Ok(o) => o,
             // A range starting past the end: nothing there.
             Err(e) if range.is_some() && e.code() == Some("InvalidRange") => return Ok(Vec::new()),
-            Err(e) => return Err(classify(key, e)),
+            Err(e) => return Err(classify(&self.bucket, key, e)),
         };
         // The reply names its version: a server ignoring If-Match on a
         // GET still never mixes two versions into one file.
@@ -648,7 +722,10 @@ impl Inner {
             .body(ByteStream::from(body))
             .set_metadata(Some(meta_map(meta)));
         req = with_cond!(req, &cond);
-        let r = req.send().await.map_err(|e| classify(key, e))?;
+        let r = req
+            .send()
+            .await
+            .map_err(|e| classify(&self.bucket, key, e))?;
         Ok(r.e_tag().unwrap_or("").to_string())
     }
 
@@ -684,7 +761,7 @@ impl Inner {
             .set_metadata(Some(meta_map(meta)))
             .send()
             .await
-            .map_err(|e| classify(key, e))?;
+            .map_err(|e| classify(&self.bucket, key, e))?;
         let id = created.upload_id().unwrap_or("").to_string();
         let source = copy_source(&self.bucket, key);
         let done = stream::iter(parts.into_iter().enumerate())
@@ -716,7 +793,10 @@ impl Inner {
                             if let Cond::IfMatch(etag) = cond {
                                 req = req.copy_source_if_match(etag);
                             }
-                            let out = req.send().await.map_err(|e| classify(key, e))?;
+                            let out = req
+                                .send()
+                                .await
+                                .map_err(|e| classify(&self.bucket, key, e))?;
                             out.copy_part_result()
                                 .and_then(|c| c.e_tag())
                                 .unwrap_or("")
@@ -733,7 +813,7 @@ impl Inner {
                                 .body(ByteStream::from(d))
                                 .send()
                                 .await
-                                .map_err(|e| classify(key, e))?;
+                                .map_err(|e| classify(&self.bucket, key, e))?;
                             out.e_tag().unwrap_or("").to_string()
                         }
                     };
@@ -790,7 +870,7 @@ impl Inner {
             Ok(r) => Ok(r.e_tag().unwrap_or("").to_string()),
             Err(e) => {
                 let _ = self.abort(key, id).await;
-                Err(classify(key, e))
+                Err(classify(&self.bucket, key, e))
             }
         }
     }
@@ -804,7 +884,7 @@ impl Inner {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify(key, e))
+            .map_err(|e| classify(&self.bucket, key, e))
     }
 
     async fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
@@ -818,7 +898,10 @@ impl Inner {
             .metadata_directive(MetadataDirective::Replace)
             .set_metadata(Some(meta_map(meta)));
         req = with_cond!(req, &cond);
-        let r = req.send().await.map_err(|e| classify(to, e))?;
+        let r = req
+            .send()
+            .await
+            .map_err(|e| classify(&self.bucket, to, e))?;
         Ok(r.copy_object_result()
             .and_then(|c| c.e_tag())
             .unwrap_or("")
@@ -833,7 +916,7 @@ impl Inner {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| classify(key, e))
+            .map_err(|e| classify(&self.bucket, key, e))
     }
 }
 

@@ -80,7 +80,9 @@ impl StoreError {
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}: {}", self.kind, self.message)
+        // The message names the object and the cause; the kind is for
+        // the code that decides whether to retry.
+        f.write_str(&self.message)
     }
 }
 

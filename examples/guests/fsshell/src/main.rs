@@ -10,7 +10,8 @@
 //! error: ...`), `fill DIR N` (create N empty files in DIR: `created K`
 //! or `created K, then error: ...`), `grow PATH MIB` (append MIB MiB to
 //! PATH a MiB at a time: `wrote K MiB` or `wrote K MiB, then error:
-//! ...`). Replies are `ok`, the text, or
+//! ...`), `env KEY` (its value, or `unset`), `args` (the arguments after
+//! the program's name, space-separated). Replies are `ok`, the text, or
 //! `error: ...`; the shell keeps going after an error. EOF or `exit` ends
 //! it by returning from `main`; `quit CODE` by `std::process::exit(CODE)`.
 
@@ -75,6 +76,8 @@ fn run(line: &str) -> std::io::Result<String> {
             }
             Ok(format!("wrote {n} MiB"))
         }
+        "env" => Ok(std::env::var(path).unwrap_or_else(|_| "unset".into())),
+        "args" => Ok(std::env::args().skip(1).collect::<Vec<_>>().join(" ")),
         _ => Ok(format!("error: unknown command {cmd:?}")),
     }
 }
