@@ -48,20 +48,23 @@ try {
   window.larder = larder;
   show(await run(larder, ['visit']));
   await showFiles();
-  setState('ready', 'Ready.');
   $('add').addEventListener('submit', async (e) => {
     e.preventDefault();
     const text = $('text').value;
-    $('text').value = '';
+    $('add-fields').disabled = true;
     try {
       await run(larder, ['add', text]);
+      $('text').value = '';
       show(await run(larder, ['list']));
       await showFiles();
       document.body.dataset.notes = $('notes').children.length;
+      $('add-fields').disabled = false;
     } catch (err) {
       setState('error', err.message);
     }
   });
+  $('add-fields').disabled = false;
+  setState('ready', 'Ready.');
 } catch (e) {
   if (e instanceof LarderLockedError) setState('locked', `Not started: ${e.message}.`);
   else setState('error', `Larder could not start: ${e.message}`);

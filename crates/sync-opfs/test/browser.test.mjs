@@ -30,6 +30,7 @@ test('notes survive a reload and a browser restart, and the page reads them from
   try {
     let page = await open(b.context, `${web.url}/`);
     assert.equal(await state(page), 'ready', await page.textContent('#status'));
+    assert.equal(await page.isEnabled('#text'), true);
     assert.equal(await visits(page), 'Opened 1 time.');
     assert.deepEqual(await notes(page), []);
     await addNote(page, 'buy flour');
@@ -77,6 +78,9 @@ test('a second tab is refused with a clear error while the first has the files o
     const second = await open(b.context, `${web.url}/`);
     assert.equal(await state(second), 'locked');
     assert.match(await second.textContent('#status'), /open in another tab or window of this site/);
+    // Nothing to submit in a tab that did not start: no native GET.
+    assert.equal(await second.isDisabled('#text'), true);
+    assert.equal(await second.isDisabled('#add button'), true);
     // The refused tab ran nothing: the first tab's files are as they were.
     await first.reload();
     await first.waitForFunction(() => document.body.dataset.state !== 'loading');

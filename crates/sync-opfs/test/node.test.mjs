@@ -69,3 +69,19 @@ test('the conformance program answers under jco on Node exactly as under larder 
   const second = await conformance.run(['conformance'], { store });
   assert.equal(settleConformance(second.stdout), reference);
 });
+
+test('the package tarball holds every entry point and its types, and nothing of the tests', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { readFileSync } = await import('node:fs');
+  const root = new URL('..', import.meta.url);
+  const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--loglevel=error'], { cwd: root }));
+  const files = new Set(packed.files.map((f) => f.path));
+  const pkg = JSON.parse(readFileSync(new URL('package.json', root)));
+  const wanted = [pkg.types, ...Object.values(pkg.exports).flatMap((e) => [e.types, e.default])];
+  for (const path of wanted) assert.ok(files.has(path.replace(/^\.\//, '')), `${path} is not in the tarball`);
+  // The browser entry starts workers from beside itself.
+  assert.ok(files.has('dist/app-worker.js') && files.has('dist/opfs-worker.js'));
+  assert.deepEqual([...files].filter((f) => /^(test|bench|node_modules)\//.test(f)), []);
+  // What src/node.js imports at run time is a dependency, not a dev one.
+  assert.ok(pkg.dependencies['@bytecodealliance/preview2-shim']);
+});

@@ -1,0 +1,28 @@
+// `larder:vfs/store` as jco presents it to JavaScript: what a store lent
+// to a composed app implements (see wit/larder.wit).
+
+export type Condition = { tag: 'none' } | { tag: 'if-match'; val: string } | { tag: 'if-none-match' };
+
+export type Metadata = [string, string][];
+
+export interface ObjectInfo {
+  key: string;
+  size: bigint;
+  etag: string;
+  meta: Metadata;
+}
+
+/** A piece of a rewritten object: a range kept from its current version, or new bytes. */
+export type Part = { tag: 'keep'; val: [bigint, bigint] } | { tag: 'data'; val: Uint8Array };
+
+/** Failures are thrown as `{ tag: 'not-found' | 'conflict' | 'transient' | 'permanent', val: string }`. */
+export interface Store {
+  list(prefix: string): ObjectInfo[];
+  head(key: string): ObjectInfo | undefined;
+  get(key: string, range: [bigint, bigint] | undefined, cond: Condition): Uint8Array;
+  put(key: string, body: Uint8Array, meta: Metadata, cond: Condition): string;
+  putParts(key: string, parts: Part[], meta: Metadata, cond: Condition): string;
+  copy(source: string, destination: string, meta: Metadata, cond: Condition): string;
+  delete(key: string): void;
+  enforcesConditions(): boolean;
+}
