@@ -32,22 +32,30 @@ fn content_bytes(dir: &Path) -> u64 {
 /// It ticks by itself, so a listing whose size is not known yet still
 /// shows that something is under way.
 pub fn attach_restore(builder: VfsBuilder) -> (VfsBuilder, ProgressBar) {
-    let bar = ProgressBar::new(0);
+    let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} objects, {elapsed}")
-            .expect("a valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {msg}, {elapsed}").expect("a valid template"),
     );
     bar.set_message("listing the store");
     let b = bar.clone();
     let builder = builder.on_restore_progress(move |done, total| {
-        // The first calls come before the listing knows its length.
+        // The first calls come before the listing knows its length: the
+        // spinner until then, the count once there is one.
         if total > 0 {
-            b.enable_steady_tick(Duration::from_millis(200));
-            b.set_message("restoring from the store");
-            b.set_length(total);
+            if b.length() != Some(total) {
+                b.set_length(total);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {msg} [{bar:30}] {pos}/{len} objects, {elapsed}",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+                );
+                b.set_message("restoring from the store");
+            }
             b.set_position(done);
         }
+        b.enable_steady_tick(Duration::from_millis(200));
     });
     (builder, bar)
 }
@@ -74,7 +82,11 @@ pub fn attach(
     verb: &'static str,
 ) -> (VfsBuilder, ProgressBar) {
     let total = mounts.iter().map(|m| content_bytes(&m.host)).sum();
-    let bar = ProgressBar::new(total);
+    // Nothing to copy: nothing to show.
+    let bar = match total {
+        0 => ProgressBar::hidden(),
+        _ => ProgressBar::new(total),
+    };
     bar.set_style(
         ProgressStyle::with_template(
             "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
