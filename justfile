@@ -20,6 +20,10 @@ setup:
     # real programs (SQLite) in the preview1 adapter.
     test -e target/zig/ziglang-0.15.2 || { rm -rf target/zig; python3 -m venv target/zig && \
         target/zig/bin/pip install -q ziglang==0.15.2 && touch target/zig/ziglang-0.15.2; }
+    # componentize-py, which builds the Python example into a component
+    # (CPython for WASI with its standard library, sqlite3 included).
+    test -e target/py/componentize-py-0.25.1 || { rm -rf target/py; python3 -m venv target/py && \
+        target/py/bin/pip install -q componentize-py==0.25.1 && touch target/py/componentize-py-0.25.1; }
     # SQLite's amalgamation, for the C database example: from the
     # libsqlite3-sys crate on crates.io (checked against its SHA-256).
     test -e target/sqlite/sqlite3.c || { mkdir -p target/sqlite && \
@@ -111,6 +115,11 @@ guests: setup
           -o target/guests/sqlite3.o target/sqlite/sqlite3.c
     target/zig/bin/python -m ziglang cc -target wasm32-wasi -O2 -s -Wall -Werror -I target/sqlite \
       -o target/guests/ledger.wasm examples/c-sqlite/ledger.c target/guests/sqlite3.o
+    # The Python example, against the WASI 0.2 WIT this repository vendors
+    # (about 20 s: only when it changed).
+    test target/guests/python-app.wasm -nt examples/python/app.py || \
+        target/py/bin/componentize-py -q $(printf -- '-d wit/deps/%s.wit ' io clocks random filesystem sockets cli) \
+          -w wasi:cli/command@0.2.12 componentize -p examples/python app -o target/guests/python-app.wasm
 
 # Every test: lints, the no_std build, then unit, property (fs-core vs
 # Linux), concurrency, browser (Chromium, Node) and fuzz-regression tests.

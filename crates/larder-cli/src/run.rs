@@ -118,6 +118,7 @@ fn parse_env(s: &str) -> Result<EnvVar, String> {
         _ => Err(format!("bad --env `{s}`: expected KEY=VALUE or KEY")),
     }
 }
+
 /// An engine that caches compiled code where the wasmtime CLI does (its
 /// config file, else `~/.cache/wasmtime`), so an app run again starts
 /// without being compiled again; without a usable cache, it compiles.

@@ -210,7 +210,8 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
             "/no/such/dir",
         ),
         (vec!["run", app, "--preopen", "x=relative"], "bad --preopen"),
-        (vec!["run", app, "--env", "NOEQUALS"], "KEY=VALUE"),
+        (vec!["run", app, "--env", "=VALUE"], "KEY=VALUE or KEY"),
+        (vec!["run", app, "--dir", "::/guest"], "bad --dir"),
         (vec!["run", app, "--instances", "0"], "instances"),
     ];
     for (args, needle) in cases {
