@@ -96,8 +96,11 @@ fn init_logging() {
             .with_ansi(ansi)
             .with_writer(std::io::stderr)
             .init(),
+        // Every crate's warnings, except the AWS SDK's search for a region
+        // (it asks the EC2 metadata service, and dumps the refusal), which
+        // ends in us-east-1 anyway.
         Err(_) => tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn,aws_config=error"))
             .with_ansi(ansi)
             .event_format(Plain)
             .with_writer(std::io::stderr)
