@@ -61,5 +61,6 @@ pub use fs::{AtimePolicy, Fs, FsConfig, SyncHook, Usage, DEFAULT_MAX_OPEN_HANDLE
 pub use time::SystemClock;
 pub use time::{Clock, ManualClock, NewTimestamp, Timestamp};
 pub use types::{
-    Advice, DescriptorFlags, DescriptorType, DirEntry, MetadataHash, OpenFlags, PathFlags, Stat,
+    mode, Advice, DescriptorFlags, DescriptorType, DirEntry, MetadataHash, OpenFlags, PathFlags,
+    Stat,
 };

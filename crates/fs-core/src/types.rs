@@ -39,6 +39,37 @@ pub enum DescriptorType {
     SymbolicLink,
 }
 
+/// The file-type bits of a Unix mode (`st_mode & S_IFMT`), as 9P, s3fs's
+/// object metadata and host directories carry them; one set for every
+/// crate that translates to or from them.
+pub mod mode {
+    pub const S_IFMT: u32 = 0o170000;
+    pub const S_IFREG: u32 = 0o100000;
+    pub const S_IFDIR: u32 = 0o040000;
+    pub const S_IFLNK: u32 = 0o120000;
+}
+
+impl DescriptorType {
+    /// The type a Unix mode's file-type bits name; anything fs-core does
+    /// not store (a FIFO, a device) counts as a regular file.
+    pub fn from_mode(mode: u32) -> DescriptorType {
+        match mode & mode::S_IFMT {
+            mode::S_IFDIR => DescriptorType::Directory,
+            mode::S_IFLNK => DescriptorType::SymbolicLink,
+            _ => DescriptorType::RegularFile,
+        }
+    }
+
+    /// This type's file-type bits.
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            DescriptorType::Directory => mode::S_IFDIR,
+            DescriptorType::RegularFile => mode::S_IFREG,
+            DescriptorType::SymbolicLink => mode::S_IFLNK,
+        }
+    }
+}
+
 /// `advice`. fs-core keeps everything in memory, so advice is validated and
 /// accepted; it changes no observable behaviour (as on tmpfs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

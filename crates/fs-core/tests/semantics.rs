@@ -1013,3 +1013,41 @@ fn data_in_finds_the_written_runs_of_a_sparse_file() {
         Err(E::IsDirectory)
     );
 }
+
+/// The file-type bits every translating crate uses are Linux's, and each
+/// type survives the round trip through them.
+#[test]
+fn mode_bits_are_linux_file_types() {
+    use rustix::fs::FileType;
+    for (kind, linux) in [
+        (DescriptorType::Directory, FileType::Directory),
+        (DescriptorType::RegularFile, FileType::RegularFile),
+        (DescriptorType::SymbolicLink, FileType::Symlink),
+    ] {
+        assert_eq!(kind.mode_bits(), linux.as_raw_mode());
+        assert_eq!(DescriptorType::from_mode(kind.mode_bits() | 0o7777), kind);
+    }
+    assert_eq!(fs_core::mode::S_IFMT, libc_ifmt());
+    // What fs-core does not store reads as a file.
+    let fifo = FileType::Fifo.as_raw_mode();
+    assert_eq!(
+        DescriptorType::from_mode(fifo | 0o644),
+        DescriptorType::RegularFile
+    );
+}
+
+/// `S_IFMT`: the union of every file type's bits.
+fn libc_ifmt() -> rustix::fs::RawMode {
+    use rustix::fs::FileType::*;
+    [
+        RegularFile,
+        Directory,
+        Symlink,
+        Fifo,
+        Socket,
+        CharacterDevice,
+        BlockDevice,
+    ]
+    .iter()
+    .fold(0, |m, t| m | t.as_raw_mode())
+}

@@ -266,20 +266,11 @@ pub fn qid(s: &Stat) -> Qid {
     }
 }
 
-pub const S_IFDIR: u32 = 0o040000;
-pub const S_IFREG: u32 = 0o100000;
-pub const S_IFLNK: u32 = 0o120000;
-
 pub fn attr(s: &Stat) -> Attr {
-    let fmt = match s.kind {
-        DescriptorType::Directory => S_IFDIR,
-        DescriptorType::SymbolicLink => S_IFLNK,
-        DescriptorType::RegularFile => S_IFREG,
-    };
     Attr {
         valid: wire::GETATTR_BASIC,
         qid: qid(s),
-        mode: fmt | (s.mode & 0o7777),
+        mode: s.kind.mode_bits() | (s.mode & 0o7777),
         uid: s.uid,
         gid: s.gid,
         nlink: s.nlink,

@@ -5,10 +5,7 @@
 
 use crate::store::{Metadata, ObjectInfo};
 
-pub const S_IFMT: u32 = 0o170000;
-pub const S_IFREG: u32 = 0o100000;
-pub const S_IFDIR: u32 = 0o040000;
-pub const S_IFLNK: u32 = 0o120000;
+pub use fs_core::mode::{S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attrs {

@@ -42,7 +42,6 @@ const DEFAULT_TIMEOUT_SECS: u64 = 60;
 const ROOT_FID: u32 = 0;
 /// `Twrite` bytes that are not data.
 const WRITE_HEADER: u32 = wire::HEADER as u32 + 4 + 8 + 4;
-const S_IFMT: u32 = 0o170000;
 
 /// Where the server is, and what to attach with.
 struct Target {
@@ -547,14 +546,6 @@ impl Drop for Handle {
 #[derive(Clone)]
 pub struct Descriptor(Rc<Handle>);
 
-fn kind_of(mode: u32) -> DescriptorType {
-    match mode & S_IFMT {
-        0o040000 => DescriptorType::Directory,
-        0o120000 => DescriptorType::SymbolicLink,
-        _ => DescriptorType::RegularFile,
-    }
-}
-
 fn stat_of(a: &Attr) -> Stat {
     let ts = |sec: u64, nsec: u64| Timestamp {
         seconds: sec,
@@ -563,7 +554,7 @@ fn stat_of(a: &Attr) -> Stat {
     Stat {
         dev: 0,
         ino: a.qid.path,
-        kind: kind_of(a.mode),
+        kind: DescriptorType::from_mode(a.mode),
         nlink: a.nlink,
         size: a.size,
         allocated: a.blocks * 512,
@@ -712,7 +703,7 @@ impl Descriptor {
                 }
                 _ => return Err(ErrorCode::Io),
             };
-            let kind = kind_of(attr.mode);
+            let kind = DescriptorType::from_mode(attr.mode);
             if kind == DescriptorType::RegularFile {
                 c.cache.validate(attr.qid.path, attr.data_version);
                 if let Some(R::Read { data }) = replies.next() {
