@@ -104,7 +104,8 @@ demo profile="release": setup guests
 guests: setup
     cargo build --locked --release --target wasm32-wasip2 --manifest-path examples/guests/Cargo.toml
     # The same settings app as a wasip1 module (made a component through
-    # wasmtime's preview1 adapter in the tests), and the C example.
+    # wasmtime's preview1 adapter in the tests), the C examples and the
+    # Python app, into target/guests.
     cargo build --locked --release --target wasm32-wasip1 --manifest-path examples/guests/Cargo.toml -p settings
     mkdir -p target/guests
     target/zig/bin/python -m ziglang cc -target wasm32-wasi -O2 -s -Wall -Werror -o target/guests/c-notes.wasm examples/c-notes/notes.c

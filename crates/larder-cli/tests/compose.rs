@@ -277,7 +277,7 @@ fn preview1_rust_app_composes_both_ways() {
 fn c_app_on_wasi_libc_matches_wasmtime_and_reads_its_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("c-notes.wasm");
-    componentize_p1(&c_guest("c-notes"), &app);
+    componentize_p1(&prebuilt_guest("c-notes"), &app);
     let reference = reference_run(&app);
     assert!(reference.contains("note: first note"), "{reference}");
     assert_eq!(wasmtime(&[], &compose(dir.path(), &app, &[])), reference);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn app() -> PathBuf {
-    c_guest("python-app")
+    prebuilt_guest("python-app")
 }
 
 /// A config directory like an app ships with.

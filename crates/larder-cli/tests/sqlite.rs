@@ -13,7 +13,7 @@ use std::process::Command;
 /// The ledger app as a component.
 fn ledger(dir: &Path) -> PathBuf {
     let app = dir.join("ledger.wasm");
-    componentize_p1(&c_guest("ledger"), &app);
+    componentize_p1(&prebuilt_guest("ledger"), &app);
     app
 }
 

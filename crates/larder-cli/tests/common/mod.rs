@@ -35,8 +35,10 @@ pub fn guest_p1(name: &str) -> PathBuf {
     )))
 }
 
-/// The C example, built with clang and wasi-libc (a core module).
-pub fn c_guest(name: &str) -> PathBuf {
+/// A guest `just guests` builds outside cargo, into target/guests: the C
+/// examples (zig cc on its wasi-libc; core modules) and the Python app
+/// (componentize-py; a component).
+pub fn prebuilt_guest(name: &str) -> PathBuf {
     built(repo().join(format!("target/guests/{name}.wasm")))
 }
 
