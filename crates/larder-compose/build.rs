@@ -23,6 +23,8 @@ fn main() {
         "crates/larder-sync/Cargo.toml",
         "crates/larder-9p/src",
         "crates/larder-9p/Cargo.toml",
+        "crates/larder-volume/src",
+        "crates/larder-volume/Cargo.toml",
         "wit",
         "Cargo.lock",
     ] {

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use vfs_host::{Vfs, VfsBuilder, VfsCtxView, VfsView};
+use vfs_host::{Vfs, VfsCtxView, VfsView, VolumeBuilder};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{format_err, Result};
 use wasmtime::{Engine, Store};
@@ -149,7 +149,7 @@ fn scratch() -> Result<tempfile::TempDir> {
 fn fresh_host(c: usize, tmp: &tempfile::TempDir, composed: &Arc<Component>) -> Result<Host> {
     Ok(match c {
         0 => Host::Tmpfs(tmp.path().to_path_buf()),
-        1 => Host::Vfs(VfsBuilder::new().build()?),
+        1 => Host::Vfs(Arc::new(Vfs::new(VolumeBuilder::new().build()?))),
         _ => Host::Composed(composed.clone()),
     })
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
-use vfs_host::{SyncMode, VfsBuilder};
+use vfs_host::{SyncMode, Vfs, VolumeBuilder};
 use wasmtime::component::Component;
 use wasmtime::{format_err, Result};
 
@@ -29,18 +29,22 @@ fn host(i: usize, persistent: &Arc<Component>, tmp: &std::path::Path, store: &st
             std::fs::create_dir_all(tmp.join("base"))?;
             Host::Tmpfs(tmp.join("base"))
         }
-        1 => Host::Vfs(
-            VfsBuilder::new()
+        1 => Host::Vfs(Arc::new(Vfs::new(
+            VolumeBuilder::new()
                 .store(local(tmp.join(store))?, "host/", SyncMode::OnFsync)
                 .build()
                 .map_err(|e| format_err!("{e}"))?,
-        ),
+        ))),
         _ => Host::ComposedLent(
             persistent.clone(),
-            VfsBuilder::new()
-                .lend_store(local(tmp.join(store))?, "composed/")
-                .build()
-                .map_err(|e| format_err!("{e}"))?,
+            Arc::new(
+                Vfs::new(
+                    VolumeBuilder::new()
+                        .build()
+                        .map_err(|e| format_err!("{e}"))?,
+                )
+                .lend_store(local(tmp.join(store))?, "composed/"),
+            ),
         ),
     })
 }

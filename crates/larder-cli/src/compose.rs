@@ -5,9 +5,9 @@ use crate::report;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use larder_compose::{adapter, compose_with, default_preopens, Build, Bundle, Persist, Preopen};
+use larder_volume::Mount;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use vfs_host::Mount;
 
 #[derive(Args)]
 pub struct ComposeArgs {
@@ -230,14 +230,14 @@ fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
         Vec::new()
     } else {
         let (mut builder, bar) =
-            crate::progress::attach(vfs_host::VfsBuilder::new(), &parsed, "bundling");
+            crate::progress::attach(larder_volume::VolumeBuilder::new(), &parsed, "bundling");
         for m in parsed {
             builder = builder.mount(m);
         }
         let built = builder.build();
         bar.finish_and_clear();
-        let vfs = built.map_err(|e| anyhow::anyhow!("--mount: {e}"))?;
-        let root = vfs
+        let volume = built.map_err(|e| anyhow::anyhow!("--mount: {e}"))?;
+        let root = volume
             .fs()
             .root(fs_core::DescriptorFlags::READ)
             .context("staging filesystem")?;

@@ -1,8 +1,8 @@
 //! `--max-bytes` / `--max-inodes`: the filesystem's quota, for `larder
 //! run` and `larder serve`. Without them, tmpfs's defaults on this host's
-//! memory (vfs_host::default_config).
+//! memory (larder_volume::default_config).
 
-use vfs_host::VfsBuilder;
+use larder_volume::VolumeBuilder;
 
 #[derive(clap::Args)]
 pub struct LimitArgs {
@@ -19,8 +19,8 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    pub fn apply(&self, builder: VfsBuilder) -> VfsBuilder {
-        let mut config = vfs_host::default_config();
+    pub fn apply(&self, builder: VolumeBuilder) -> VolumeBuilder {
+        let mut config = larder_volume::default_config();
         if let Some(b) = self.max_bytes {
             config.max_bytes = b;
         }

@@ -3,10 +3,10 @@
 //! when stderr is a terminal, so logs and pipes stay clean.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use larder_volume::{BuildError, Mount, Volume, VolumeBuilder};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use vfs_host::{Mount, MountError, Vfs, VfsBuilder};
 
 /// Bytes of regular-file content under `dir` (symlinks not followed).
 fn content_bytes(dir: &Path) -> u64 {
@@ -31,7 +31,7 @@ fn content_bytes(dir: &Path) -> u64 {
 /// S3); returns it so the caller can clear it once the filesystem is built.
 /// It ticks by itself, so a listing whose size is not known yet still
 /// shows that something is under way.
-pub fn attach_restore(builder: VfsBuilder) -> (VfsBuilder, ProgressBar) {
+pub fn attach_restore(builder: VolumeBuilder) -> (VolumeBuilder, ProgressBar) {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg}, {elapsed}").expect("a valid template"),
@@ -77,10 +77,10 @@ pub fn waiting<T>(what: &str, f: impl FnOnce() -> T) -> T {
 /// Adds a bar over all of `mounts` to `builder`; returns it so the caller
 /// can clear it once the filesystem is built.
 pub fn attach(
-    builder: VfsBuilder,
+    builder: VolumeBuilder,
     mounts: &[Mount],
     verb: &'static str,
-) -> (VfsBuilder, ProgressBar) {
+) -> (VolumeBuilder, ProgressBar) {
     let total = mounts.iter().map(|m| content_bytes(&m.host)).sum();
     // Nothing to copy: nothing to show.
     let bar = match total {
@@ -105,7 +105,7 @@ pub fn attach(
 
 /// Builds the filesystem with `mounts` copied in, showing progress bars for
 /// the store's restore and the copy (`larder run`, `larder serve`).
-pub fn build(builder: VfsBuilder, mounts: Vec<Mount>) -> Result<Arc<Vfs>, MountError> {
+pub fn build(builder: VolumeBuilder, mounts: Vec<Mount>) -> Result<Arc<Volume>, BuildError> {
     let (builder, restoring) = attach_restore(builder);
     let (mut builder, bar) = attach(builder, &mounts, "mounting");
     for m in mounts {

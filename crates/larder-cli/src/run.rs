@@ -1,11 +1,12 @@
 //! `larder run`: wasmtime-run-like execution of a component on vfs-host.
 
 use crate::EXIT_USAGE;
+use larder_volume::{Mount, SyncMode, VolumeBuilder};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use vfs_host::{Mount, SyncMode, Vfs, VfsBuilder, VfsState};
+use vfs_host::{Vfs, VfsState};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command as WasiCommand;
@@ -194,7 +195,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         .component_type()
         .imports(&engine)
         .any(|(name, _)| name.starts_with(LENT_STORE));
-    let mut builder = args.limits.apply(VfsBuilder::new());
+    let mut builder = args.limits.apply(VolumeBuilder::new());
+    let mut lent = None;
     if keeps_own_files {
         let Some(url) = &args.store else {
             return usage(format_args!(
@@ -212,7 +214,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             ));
         }
         match crate::store::open(url) {
-            Ok(s) => builder = builder.lend_store(s.store, &s.prefix),
+            Ok(s) => lent = Some(s),
             Err(e) => return usage(format_args!("{e:#}")),
         }
     } else if let Some(url) = &args.store {
@@ -248,9 +250,13 @@ pub fn main(args: RunArgs) -> ExitCode {
         }
     }
     let vfs = match crate::progress::build(builder, mounts) {
-        Ok(v) => v,
+        Ok(volume) => Vfs::new(volume),
         Err(e) => return usage(e),
     };
+    let vfs = Arc::new(match lent {
+        Some(s) => vfs.lend_store(s.store, &s.prefix),
+        None => vfs,
+    });
     let mut linker = Linker::<VfsState>::new(&engine);
     if let Err(e) = vfs_host::add_to_linker_sync(&mut linker) {
         eprintln!("larder run: setting up WASI: {e:#}");
@@ -287,14 +293,14 @@ pub fn main(args: RunArgs) -> ExitCode {
     let code = codes.into_iter().find(|&c| c != 0).unwrap_or(0);
     // Whatever the app left unsynced goes to the store now; if it cannot,
     // say so and fail, even when the app succeeded.
-    match crate::progress::waiting("saving to the store", || vfs.sync()) {
+    match crate::progress::waiting("saving to the store", || vfs.volume().sync()) {
         Ok(_) => {}
         Err(e) => {
             eprintln!("larder run: changes not saved to the store: {e}");
             return ExitCode::FAILURE;
         }
     }
-    if let Some(m) = vfs.mirror() {
+    if let Some(m) = vfs.volume().mirror() {
         for c in m.status().conflicts {
             eprintln!("larder run: conflict: {c}");
         }

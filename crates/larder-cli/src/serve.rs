@@ -4,9 +4,9 @@
 use crate::run::{parse_mount, parse_sync_mode};
 use crate::EXIT_USAGE;
 use larder_9p::server::{Config, Server};
+use larder_volume::{Mount, SyncMode, VolumeBuilder};
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use vfs_host::{Mount, SyncMode, VfsBuilder};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -55,7 +55,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
             args.listen
         ));
     }
-    let mut builder = args.limits.apply(VfsBuilder::new());
+    let mut builder = args.limits.apply(VolumeBuilder::new());
     if let Some(url) = &args.store {
         match crate::store::open(url) {
             Ok(s) => {
@@ -68,7 +68,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
             Err(e) => return usage(format_args!("{e:#}")),
         }
     }
-    let vfs = match crate::progress::build(builder, args.mounts) {
+    let volume = match crate::progress::build(builder, args.mounts) {
         Ok(v) => v,
         Err(e) => return usage(e),
     };
@@ -85,7 +85,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         secret: args.secret.clone(),
         may_block: args.store.is_some(),
     };
-    let server = Server::new(vfs.fs().clone(), config);
+    let server = Server::new(volume.fs().clone(), config);
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -104,7 +104,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
     // Clients still connected lose nothing already answered: it is in
     // fs-core, and now goes to the store.
     drop(runtime);
-    if let Err(e) = vfs.sync() {
+    if let Err(e) = volume.sync() {
         eprintln!("larder serve: changes not saved to the store: {e}");
         return ExitCode::FAILURE;
     }

@@ -102,6 +102,34 @@ fn files_persist_across_runs_in_a_plain_directory() {
     assert_eq!(cat.stdout, b"x");
 }
 
+/// A writable mount seeds the filesystem; once the store has a file, its
+/// version wins at the next start, so what the app appended to a seeded
+/// file is still there (and the mount's unchanged copy does not undo it).
+#[test]
+fn a_writable_mount_seeds_and_the_store_keeps_the_apps_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, seed) = (dir.path().join("store"), dir.path().join("seed"));
+    std::fs::create_dir(&seed).unwrap();
+    std::fs::write(seed.join("log"), "seeded\n").unwrap();
+    let mount = format!("/data={}", seed.display());
+    for _ in 0..2 {
+        let out = run_store(
+            &store,
+            &["--mount", &mount],
+            "append",
+            &["/data/log", "/data/files", "2"],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let log = std::fs::read_to_string(store.join("data/log")).unwrap();
+    assert!(log.starts_with("seeded\n"), "{log}");
+    assert_eq!(log.lines().count(), 1 + 2 * 2, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(seed.join("log")).unwrap(),
+        "seeded\n"
+    );
+}
+
 #[test]
 fn bad_store_input_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

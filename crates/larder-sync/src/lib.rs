@@ -7,8 +7,8 @@
 //!   [`mem::MemStore`] (in memory, with fault injection) are here, and
 //!   with the `s3` feature `s3::S3Store` (aws-sdk-s3).
 //! - [`mirror::Mirror`]: the engine (sync, lazy restore, prefetch, poll);
-//!   [`mirror::MirrorHook`] makes fsync, close and (write-through) every
-//!   change go through it.
+//!   [`mirror::MirrorHook`] makes fsync, and per [`mirror::SyncMode`]
+//!   close or every change, go through it.
 
 // A host directory, with Unix modes and owners.
 mod lazy;
@@ -24,5 +24,5 @@ pub mod store;
 #[cfg(unix)]
 pub use local::LocalDir;
 pub use mem::MemStore;
-pub use mirror::{Mirror, MirrorHook, Pulled, Report, Retry, Status, SyncError};
+pub use mirror::{Mirror, MirrorHook, Pulled, Report, Retry, Status, SyncError, SyncMode};
 pub use store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Progress, StoreError};

@@ -1065,7 +1065,11 @@ impl Mirror {
         meta::object_path(&self.prefix, o)
     }
 
-    fn restore_into(&self, fs: &Fs, progress: &Progress<'_>) -> Result<(), SyncError> {
+    /// Rebuilds the store's tree in `fs`, over what it already holds (the
+    /// store's version of a file replaces the one there), leaving out the
+    /// subtrees this mirror [excludes](Mirror::exclude); this mirror then
+    /// continues from it. [`Mirror::restore_reporting`] on a fresh mirror.
+    pub fn restore_into(&self, fs: &Fs, progress: &Progress<'_>) -> Result<(), SyncError> {
         let objects = self.retried(&self.prefix, || {
             self.store.list_reporting(&self.prefix, progress)
         })?;
@@ -1077,6 +1081,9 @@ impl Mirror {
             let Some((path, kind)) = self.object_path(o) else {
                 continue;
             };
+            if self.excluded(path) {
+                continue;
+            }
             let a = meta::decode(&o.meta);
             match self.restore_one(&root, o, path, kind) {
                 Ok(Some((ino, source))) => {
@@ -1235,15 +1242,35 @@ impl Mirror {
     }
 }
 
+/// When a mirrored filesystem sends its changes to the store: always on
+/// fsync, which returns only once they are there, and whenever its owner
+/// calls [`Mirror::sync`] (`larder run` does at exit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Also when a file written through a descriptor is closed.
+    OnClose,
+    /// Only on fsync.
+    OnFsync,
+    /// Also every interval (from a thread the filesystem's owner runs).
+    Periodic(std::time::Duration),
+    /// After every change (write, truncate, create, rename, delete, chmod,
+    /// set-times), before the call returns: a store request per change.
+    WriteThrough,
+}
+
 /// Plugs a mirror into a filesystem: fsync returns once the store has it
-/// (or `io` with the reason logged), closing a file written through a
-/// descriptor syncs too (when `on_close`), and so does every change before
-/// its call returns (when `write_through`; a failure is logged and stays
-/// queued for the next change or fsync, which reports it).
+/// (or `io` with the reason logged), and per [`SyncMode`] closing a
+/// written file or every change syncs too (a failure there is logged and
+/// stays queued for the next change or fsync, which reports it).
 pub struct MirrorHook {
-    pub mirror: Arc<Mirror>,
-    pub on_close: bool,
-    pub write_through: bool,
+    mirror: Arc<Mirror>,
+    mode: SyncMode,
+}
+
+impl MirrorHook {
+    pub fn new(mirror: Arc<Mirror>, mode: SyncMode) -> MirrorHook {
+        MirrorHook { mirror, mode }
+    }
 }
 
 impl SyncHook for MirrorHook {
@@ -1255,13 +1282,13 @@ impl SyncHook for MirrorHook {
     }
 
     fn closed(&self, fs: &Fs, _ino: u64) {
-        if self.on_close || self.write_through {
+        if matches!(self.mode, SyncMode::OnClose | SyncMode::WriteThrough) {
             self.mirror.sync_in_background(fs);
         }
     }
 
     fn wants_changes(&self) -> bool {
-        self.write_through
+        self.mode == SyncMode::WriteThrough
     }
 
     fn changed(&self, fs: &Fs) {

@@ -10,7 +10,7 @@ use common::model::*;
 use fs_core::{
     DescriptorFlags as DF, Fs, NewTimestamp, OpenFlags as OF, PathFlags as PF, Timestamp,
 };
-use larder_sync::{LocalDir, MemStore, Mirror, MirrorHook, ObjectStore};
+use larder_sync::{LocalDir, MemStore, Mirror, MirrorHook, ObjectStore, SyncMode};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -170,16 +170,12 @@ fn a_rename_is_a_server_side_copy() {
     assert_eq!(tree(&restored(store, "")), tree(&fs));
 }
 
-/// A filesystem mirrored to `store` through the hook fsync, close (with
-/// `on_close`) and every change (with `write_through`) go through.
-fn hooked(store: &Arc<MemStore>, on_close: bool, write_through: bool) -> (Fs, Arc<Mirror>) {
+/// A filesystem mirrored to `store` through the hook fsync and, per
+/// `mode`, close or every change go through.
+fn hooked(store: &Arc<MemStore>, mode: SyncMode) -> (Fs, Arc<Mirror>) {
     let fs = Fs::in_memory();
     let mirror = Arc::new(Mirror::new(store.clone(), "").with_retry(fast_retry()));
-    fs.set_sync_hook(Arc::new(MirrorHook {
-        mirror: mirror.clone(),
-        on_close,
-        write_through,
-    }));
+    fs.set_sync_hook(Arc::new(MirrorHook::new(mirror.clone(), mode)));
     (fs, mirror)
 }
 
@@ -188,7 +184,7 @@ fn hooked(store: &Arc<MemStore>, on_close: bool, write_through: bool) -> (Fs, Ar
 #[test]
 fn faults_delay_never_lose() {
     let store = Arc::new(MemStore::new());
-    let (fs, mirror) = hooked(&store, true, false);
+    let (fs, mirror) = hooked(&store, SyncMode::OnClose);
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let f = root
         .open_at(PF::empty(), "a", OF::CREATE, DF::WRITE)
@@ -221,7 +217,7 @@ fn faults_delay_never_lose() {
 #[test]
 fn closes_in_an_outage_do_not_wait_out_the_retries() {
     let store = Arc::new(MemStore::new());
-    let (fs, mirror) = hooked(&store, true, false);
+    let (fs, mirror) = hooked(&store, SyncMode::OnClose);
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let open = |name: &str| {
         root.open_at(PF::empty(), name, OF::CREATE, DF::WRITE)
@@ -253,7 +249,7 @@ fn closes_in_an_outage_do_not_wait_out_the_retries() {
 #[test]
 fn write_through_stores_each_change_before_returning() {
     let store = Arc::new(MemStore::new());
-    let (fs, mirror) = hooked(&store, false, true);
+    let (fs, mirror) = hooked(&store, SyncMode::WriteThrough);
     let held = |key: &str| store.contents().get(key).map(|(b, _)| b.clone());
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let f = root
@@ -655,22 +651,20 @@ fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send
 
 /// Polling under every sync mode: a poll that creates, replaces and
 /// deletes files another writer changed closes the files it restores, and
-/// under `on_close` and write-through that close reaches the mirror's own
+/// on close and write-through that close reaches the mirror's own
 /// hook while the poll holds its state. It must neither wait on itself nor
 /// hold up the app.
 #[test]
 fn polling_applies_other_writers_changes_under_every_sync_mode() {
-    for (on_close, write_through) in [(false, false), (true, false), (false, true)] {
-        let mode = format!("on_close={on_close} write_through={write_through}");
-        within(120, &mode.clone(), move || {
-            poll_while_writing(on_close, write_through, mode)
-        });
+    for mode in [SyncMode::OnFsync, SyncMode::OnClose, SyncMode::WriteThrough] {
+        within(120, &format!("{mode:?}"), move || poll_while_writing(mode));
     }
 }
 
-fn poll_while_writing(on_close: bool, write_through: bool, mode: String) {
+fn poll_while_writing(sync: SyncMode) {
+    let mode = format!("{sync:?}");
     let store = Arc::new(MemStore::new());
-    let (fs, mirror) = hooked(&store, on_close, write_through);
+    let (fs, mirror) = hooked(&store, sync);
     let other = Fs::in_memory();
     let theirs = Mirror::new(store.clone(), "").with_retry(fast_retry());
     let o = other.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
@@ -754,7 +748,7 @@ fn poll_while_writing(on_close: bool, write_through: bool, mode: String) {
 #[test]
 fn a_file_too_large_to_hold_fails_the_sync_not_the_host() {
     let store = Arc::new(MemStore::new());
-    let (fs, mirror) = hooked(&store, true, false);
+    let (fs, mirror) = hooked(&store, SyncMode::OnClose);
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     put_file(&fs, "small", b"kept");
     let f = root

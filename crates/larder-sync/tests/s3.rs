@@ -13,7 +13,7 @@ use common::model::*;
 use common::moto::Moto;
 use fs_core::{DescriptorFlags as DF, Fs, OpenFlags as OF, PathFlags as PF};
 use larder_sync::s3::{S3Config, S3Store};
-use larder_sync::{Mirror, MirrorHook, ObjectStore, Retry};
+use larder_sync::{Mirror, MirrorHook, ObjectStore, Retry, SyncMode};
 use proptest::test_runner::{Config, TestRunner};
 use std::sync::Arc;
 use std::time::Duration;
@@ -252,11 +252,7 @@ fn a_stopped_server_delays_never_loses() {
         first_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(200),
     }));
-    fs.set_sync_hook(Arc::new(MirrorHook {
-        mirror: mirror.clone(),
-        on_close: false,
-        write_through: false,
-    }));
+    fs.set_sync_hook(Arc::new(MirrorHook::new(mirror.clone(), SyncMode::OnFsync)));
     write(&fs, "before", b"synced while the server was up");
     mirror.sync(&fs).unwrap();
 

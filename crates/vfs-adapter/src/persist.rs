@@ -1,20 +1,16 @@
-//! The persistent builds: the filesystem is restored from a store and
-//! mirrored back to it by the sync engine, on fsync and when a written file
-//! is closed, as `larder run --store` does on the host. The store is the
-//! one the host lends (`larder:vfs/store`, feature `persist`) or S3 reached
-//! over `wasi:http` (feature `persist-s3`, bucket named by the bundle).
+//! The persistent builds' store and last sync. The filesystem is restored
+//! from the store and mirrored back to it on fsync and when a written file
+//! is closed, as `larder run --store` does on the host; larder-volume sets
+//! that up (crate::state). The store is the one the host lends
+//! (`larder:vfs/store`, feature `persist`) or S3 reached over `wasi:http`
+//! (feature `persist-s3`, bucket named by the bundle).
 
 use crate::exports::larder::vfs::persist;
 use crate::exports::wasi::cli::exit as exit_exp;
 use crate::wasi::cli::exit as host_exit;
 use crate::Adapter;
-use fs_core::Fs;
-use larder_sync::{Mirror, MirrorHook, ObjectStore};
-use std::sync::{Arc, OnceLock};
-
-/// The mirror and its filesystem, once restored (the first time the app
-/// touches a file); the last sync has nothing to do before that.
-static MIRRORED: OnceLock<(Arc<Mirror>, Fs)> = OnceLock::new();
+use larder_sync::ObjectStore;
+use std::sync::Arc;
 
 #[cfg(feature = "persist")]
 use lent::Lent;
@@ -102,12 +98,12 @@ mod lent {
 /// The store and the key prefix the filesystem lives under. The host's
 /// store is already at its prefix.
 #[cfg(feature = "persist")]
-fn store() -> Result<(Arc<dyn ObjectStore>, String), String> {
+pub fn store() -> Result<(Arc<dyn ObjectStore>, String), String> {
     Ok((Arc::new(Lent), String::new()))
 }
 
 #[cfg(feature = "persist-s3")]
-fn store() -> Result<(Arc<dyn ObjectStore>, String), String> {
+pub fn store() -> Result<(Arc<dyn ObjectStore>, String), String> {
     use larder_sync::s3::{S3Config, S3Store};
     let url = crate::larder::vfs::bundle::store();
     let config = S3Config::from_url(&url).map_err(|e| format!("{url}: {e}"))?;
@@ -115,32 +111,13 @@ fn store() -> Result<(Arc<dyn ObjectStore>, String), String> {
     Ok((Arc::new(s3), config.prefix))
 }
 
-/// Restores what the store holds into `fs` (over the bundle: the store's
-/// version of a file wins) and mirrors every later change back to it.
-/// `read_only` subtrees (bundled read-only mounts) are not mirrored.
-pub fn attach(fs: &Fs, read_only: &[String]) -> Result<(), String> {
-    let (store, prefix) = store()?;
-    let mirror = Mirror::restore(store, &prefix, fs).map_err(|e| e.to_string())?;
-    let mirror = read_only
-        .iter()
-        .fold(mirror, |m, path| m.exclude(path.trim_start_matches('/')));
-    let mirror = Arc::new(mirror);
-    fs.set_sync_hook(Arc::new(MirrorHook {
-        mirror: mirror.clone(),
-        on_close: true,
-        write_through: false,
-    }));
-    let _ = MIRRORED.set((mirror, fs.clone()));
-    Ok(())
-}
-
 /// The last sync: what fsync and close have not sent yet (changes to
 /// files still open, directories made, names removed or renamed).
 fn flush() -> Result<(), ()> {
-    let Some((mirror, fs)) = MIRRORED.get() else {
+    let Some(volume) = crate::state::built() else {
         return Ok(());
     };
-    mirror.sync(fs).map(|_| ()).map_err(|e| {
+    volume.sync().map(|_| ()).map_err(|e| {
         eprintln!("larder: the app's last changes are not in the store: {e}");
     })
 }

@@ -1,14 +1,21 @@
-//! The filesystem, built on first use from the bundle the adapter was
-//! composed with: its image (loaded lazily), read-only mounts and preopens.
+//! The filesystem, built on first use by larder-volume from the bundle the
+//! adapter was composed with: its image (loaded lazily), read-only mounts
+//! and preopens, and in the persistent builds the store.
 
 use crate::larder::vfs::bundle;
-use fs_core::image::{self, ImageSource};
-use fs_core::{Descriptor, DescriptorFlags, Fs, FsConfig, PathFlags, Timestamp};
+use fs_core::image::ImageSource;
+use fs_core::{Descriptor, Timestamp};
+use larder_volume::{Volume, VolumeBuilder};
 use std::sync::{Arc, OnceLock};
 
 pub struct State {
-    /// Keeps the filesystem alive; preopens hold its root.
-    _fs: Fs,
+    /// Keeps the filesystem alive (the preopens hold its root); the
+    /// persistent builds sync it at exit.
+    #[cfg_attr(
+        not(any(feature = "persist", feature = "persist-s3")),
+        allow(dead_code)
+    )]
+    volume: Arc<Volume>,
     pub preopens: Vec<(Descriptor, String)>,
 }
 
@@ -69,59 +76,40 @@ pub fn get() -> &'static State {
     })
 }
 
-fn build() -> Result<State, String> {
-    let read_only = bundle::read_only();
-    let fs = bundled(&read_only).map_err(|e| format!("cannot load the bundled filesystem: {e}"))?;
-    #[cfg(any(feature = "persist", feature = "persist-s3"))]
-    crate::persist::attach(&fs, &read_only)
-        .map_err(|e| format!("cannot restore the app's files from the store: {e}"))?;
-    let mut preopens = Vec::new();
-    for p in bundle::preopens() {
-        let flags = match p.read_only {
-            true => DescriptorFlags::READ,
-            false => DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY,
-        };
-        let d = fs
-            .preopen(rel(&p.path), flags)
-            .map_err(|e| format!("preopen {} ({}): {e}", p.name, p.path))?;
-        preopens.push((d, p.name));
-    }
-    Ok(State { _fs: fs, preopens })
+/// The volume if the app has touched a file (the last sync has nothing to
+/// do before that).
+#[cfg(any(feature = "persist", feature = "persist-s3"))]
+pub fn built() -> Option<&'static Volume> {
+    STATE.get().map(|s| &*s.volume)
 }
 
-/// What the adapter's own memory can reach: a 32-bit address space. Its
-/// limits are tmpfs's on that (2 GiB of file data, 524,288 inodes), so the
-/// files leave room for everything else; a runtime that caps memory lower
-/// gets `insufficient-memory` where the cap is hit, never a trap.
-const INSTANCE_MEMORY: u64 = 4 << 30;
-
-/// The filesystem as bundled: the image, its read-only mounts marked.
-fn bundled(read_only: &[String]) -> Result<Fs, String> {
-    let fs = Fs::new(FsConfig::for_memory(INSTANCE_MEMORY), Arc::new(WallClock))
-        .map_err(|e| e.to_string())?;
-    let rw = DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY;
+/// The bundle's image and preopens, with the store (persistent builds)
+/// layered over the image; the limits are a component's
+/// (larder_volume::default_config).
+fn build() -> Result<State, String> {
+    let mut builder = VolumeBuilder::with_clock(Arc::new(WallClock));
     let len = bundle::image_size();
     if len > 0 {
-        let root = fs.root(rw).map_err(|e| e.to_string())?;
-        image::load_lazy(&root, Arc::new(Bundle { len }), false).map_err(|e| e.to_string())?;
-        for path in read_only {
-            root.open_at(
-                PathFlags::empty(),
-                rel(path),
-                Default::default(),
-                DescriptorFlags::READ,
-            )
-            .map_err(|e| format!("read-only mount {path}: {e}"))?
-            .set_read_only_recursive();
+        builder = builder.image(Arc::new(Bundle { len }), bundle::read_only());
+    }
+    #[cfg(any(feature = "persist", feature = "persist-s3"))]
+    {
+        let (store, prefix) = crate::persist::store()
+            .map_err(|e| format!("cannot restore the app's files from the store: {e}"))?;
+        builder = builder.store(store, &prefix, larder_volume::SyncMode::OnClose);
+    }
+    for p in bundle::preopens() {
+        builder = builder.preopen(p.name, p.path, p.read_only);
+    }
+    let volume = builder.build().map_err(|e| match e {
+        #[cfg(any(feature = "persist", feature = "persist-s3"))]
+        larder_volume::BuildError::Restore(e) => {
+            format!("cannot restore the app's files from the store: {e}")
         }
-    }
-    Ok(fs)
-}
-
-/// Guest paths in the bundle are absolute; fs-core resolves from the root.
-fn rel(path: &str) -> &str {
-    match path.trim_start_matches('/') {
-        "" => ".",
-        p => p,
-    }
+        e => e.to_string(),
+    })?;
+    let preopens = volume
+        .open_preopens()
+        .map_err(|e| format!("preopens: {e}"))?;
+    Ok(State { volume, preopens })
 }

@@ -3,7 +3,8 @@
 //! summary, which the host reads back. Neither component touches a host
 //! directory. Run with `just example-pipeline`.
 
-use vfs_host::{VfsBuilder, VfsState};
+use std::sync::Arc;
+use vfs_host::{Vfs, VfsState, VolumeBuilder};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command;
@@ -15,9 +16,10 @@ fn main() -> wasmtime::Result<()> {
     let engine = Engine::default();
     let mut linker = Linker::<VfsState>::new(&engine);
     vfs_host::add_to_linker_sync(&mut linker)?;
-    let vfs = VfsBuilder::new()
+    let volume = VolumeBuilder::new()
         .build()
         .map_err(|e| wasmtime::format_err!("{e}"))?;
+    let vfs = Arc::new(Vfs::new(volume));
 
     for (stage, args) in [
         ("ingest", vec!["ingest", "20"]),

@@ -4,21 +4,23 @@
 //! that is not the filesystem (stdio, clocks, random, sockets) comes from
 //! wasmtime-wasi unchanged, and the streams a descriptor hands out are
 //! wasmtime-wasi streams. This crate only translates: filesystem semantics
-//! live in fs-core.
+//! live in fs-core, and how a filesystem is assembled (mounts, preopens, a
+//! store it persists to) in larder-volume, re-exported here.
 
 mod bindings;
 mod convert;
 mod lent;
-mod memory;
 mod preopens;
 mod streams;
 mod types;
 mod vfs;
 
 pub use convert::FsError;
+pub use larder_volume::{
+    default_config, host_memory, BuildError, Mount, Preopen, SyncMode, Volume, VolumeBuilder,
+};
 pub use lent::LentStore;
-pub use memory::{default_config, host_memory};
-pub use vfs::{Mount, MountError, SyncMode, Vfs, VfsBuilder};
+pub use vfs::Vfs;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 

@@ -10,6 +10,7 @@ impl preopens::Host for VfsCtxView<'_> {
     ) -> wasmtime::Result<Vec<(Resource<fs_core::Descriptor>, String)>> {
         let dirs = self
             .vfs
+            .volume()
             .open_preopens()
             .map_err(|e| wasmtime::format_err!("opening preopens: {e}"))?;
         dirs.into_iter()

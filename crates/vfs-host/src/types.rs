@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn stream_errors_map_back_to_error_codes() {
-        let vfs = crate::VfsBuilder::new().build().unwrap();
+        let vfs = crate::Vfs::new(crate::VolumeBuilder::new().build().unwrap());
         let mut table = wasmtime::component::ResourceTable::new();
         let ours = table
             .push(wasmtime::Error::new(fs_core::ErrorCode::InsufficientSpace))

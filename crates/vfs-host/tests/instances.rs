@@ -3,7 +3,7 @@
 use fs_core::{DescriptorFlags as DF, OpenFlags as OF, PathFlags as PF};
 use std::path::PathBuf;
 use std::sync::Arc;
-use vfs_host::{Vfs, VfsBuilder, VfsState};
+use vfs_host::{Vfs, VfsState, VolumeBuilder};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command;
@@ -41,6 +41,11 @@ fn run(
     (ok, String::from_utf8(out.contents().to_vec()).unwrap())
 }
 
+/// One filesystem for the instances of a test.
+fn shared(volume: VolumeBuilder) -> Arc<Vfs> {
+    Arc::new(Vfs::new(volume.build().unwrap()))
+}
+
 fn read(vfs: &Vfs, path: &str) -> Vec<u8> {
     let root = vfs.fs().root(DF::READ).unwrap();
     let f = root
@@ -57,7 +62,7 @@ fn concurrent_instances_lose_nothing() {
     const COUNT: usize = 300;
     let engine = Engine::default();
     let component = Component::from_file(&engine, guest("append")).unwrap();
-    let vfs = VfsBuilder::new().build().unwrap();
+    let vfs = shared(VolumeBuilder::new());
     std::thread::scope(|s| {
         for i in 0..N {
             let (engine, component, vfs) = (&engine, &component, vfs.clone());
@@ -116,7 +121,7 @@ fn concurrent_instances_lose_nothing() {
 fn a_trapping_instance_leaves_the_others_intact() {
     let engine = Engine::default();
     let component = Component::from_file(&engine, guest("append")).unwrap();
-    let vfs = VfsBuilder::new().build().unwrap();
+    let vfs = shared(VolumeBuilder::new());
     let results: Vec<bool> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..4)
             .map(|i| {
@@ -163,7 +168,7 @@ fn a_trapping_instance_leaves_the_others_intact() {
 #[test]
 fn pipeline_stages_share_files() {
     let engine = Engine::default();
-    let vfs = VfsBuilder::new().build().unwrap();
+    let vfs = shared(VolumeBuilder::new());
     let ingest = Component::from_file(&engine, guest("ingest")).unwrap();
     let process = Component::from_file(&engine, guest("process")).unwrap();
     assert!(run(&engine, &ingest, vfs.clone(), &["ingest", "25"], &[]).0);
@@ -178,31 +183,6 @@ fn pipeline_stages_share_files() {
 }
 
 #[test]
-fn mounts_and_preopens() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("app.toml"), b"k = 1\n").unwrap();
-    let vfs = VfsBuilder::new()
-        .mount(vfs_host::Mount::parse(&format!("/etc/app={}:ro", tmp.path().display())).unwrap())
-        .preopen("/", "/", false)
-        .preopen("config", "/etc/app", true)
-        .build()
-        .unwrap();
-    assert_eq!(read(&vfs, "etc/app/app.toml"), b"k = 1\n");
-    let root = vfs.fs().root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
-    assert_eq!(
-        root.unlink_file_at("etc/app/app.toml"),
-        Err(fs_core::ErrorCode::ReadOnly)
-    );
-    for bad in ["etc=/tmp", "/etc/../x=/tmp", "/etc", "/etc="] {
-        assert!(vfs_host::Mount::parse(bad).is_err(), "{bad} accepted");
-    }
-    let missing = VfsBuilder::new()
-        .mount(vfs_host::Mount::parse("/x=/no/such/dir").unwrap())
-        .build();
-    assert!(missing.err().unwrap().to_string().contains("/no/such/dir"));
-}
-
-#[test]
 fn a_full_quota_fails_the_write_and_holds() {
     // A 20 KiB quota: the append app's writes (through output streams) run
     // out of space. wasi-libc turns every failed stream write into EIO
@@ -211,13 +191,10 @@ fn a_full_quota_fails_the_write_and_holds() {
     // quota holds. The code mapping itself is unit-tested in types.rs.
     let engine = Engine::default();
     let component = Component::from_file(&engine, guest("append")).unwrap();
-    let vfs = VfsBuilder::new()
-        .config(fs_core::FsConfig {
-            max_bytes: 20 << 10,
-            ..fs_core::FsConfig::default()
-        })
-        .build()
-        .unwrap();
+    let vfs = shared(VolumeBuilder::new().config(fs_core::FsConfig {
+        max_bytes: 20 << 10,
+        ..fs_core::FsConfig::default()
+    }));
     let mut linker = Linker::<VfsState>::new(&engine);
     vfs_host::add_to_linker_sync(&mut linker).unwrap();
     let err = MemoryOutputPipe::new(1 << 16);

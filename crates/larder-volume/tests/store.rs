@@ -1,11 +1,11 @@
-//! A store-backed Vfs: files come back from the store lazily, or all at
+//! A store-backed volume: files come back from the store lazily, or all at
 //! once in the background with `prefetch`.
 
 use fs_core::{DescriptorFlags as DF, OpenFlags as OF, PathFlags as PF};
 use larder_sync::{Cond, MemStore, ObjectStore};
+use larder_volume::{SyncMode, VolumeBuilder};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vfs_host::{SyncMode, VfsBuilder};
 
 fn store_with_files() -> Arc<MemStore> {
     let store = Arc::new(MemStore::new());
@@ -21,7 +21,7 @@ fn store_with_files() -> Arc<MemStore> {
 #[test]
 fn contents_are_fetched_when_read_unless_prefetched() {
     let store = store_with_files();
-    let vfs = VfsBuilder::new()
+    let vfs = VolumeBuilder::new()
         .store(store.clone(), "app/", SyncMode::OnFsync)
         .build()
         .unwrap();
@@ -36,7 +36,7 @@ fn contents_are_fetched_when_read_unless_prefetched() {
     assert_eq!(store.traffic().get_bytes, 10);
 
     let store = store_with_files();
-    let vfs = VfsBuilder::new()
+    let vfs = VolumeBuilder::new()
         .store(store.clone(), "app/", SyncMode::OnFsync)
         .prefetch(true)
         .build()
@@ -74,7 +74,7 @@ fn contents_are_fetched_when_read_unless_prefetched() {
 fn polling_shares_changes_between_two_filesystems() {
     let store = Arc::new(MemStore::new());
     let open = || {
-        VfsBuilder::new()
+        VolumeBuilder::new()
             .store(store.clone(), "shared/", SyncMode::OnFsync)
             .poll(Duration::from_millis(30))
             .build()

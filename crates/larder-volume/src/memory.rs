@@ -1,37 +1,52 @@
-//! The default limits of a filesystem on this host: tmpfs's rule
-//! ([`FsConfig::for_memory`]) applied to the memory this process may use.
+//! The default limits of a filesystem: tmpfs's rule
+//! ([`FsConfig::for_memory`]) applied to the memory this process may use:
+//! the host's (feature `host`), or inside a component, what its own
+//! 32-bit memory can reach.
 
 use fs_core::FsConfig;
 
+/// A component's memory is a 32-bit address space. Its limits are tmpfs's
+/// on that (2 GiB of file data, 524,288 inodes), so the files leave room
+/// for everything else; a runtime that caps memory lower gets
+/// `insufficient-memory` where the cap is hit, never a trap.
+#[cfg(not(feature = "host"))]
+pub fn default_config() -> FsConfig {
+    FsConfig::for_memory(4 << 30)
+}
+
+/// Limits for a filesystem in this process: half of [`host_memory`] for
+/// file data, one inode per 8 KiB of it.
+#[cfg(feature = "host")]
+pub fn default_config() -> FsConfig {
+    FsConfig::for_memory(host_memory())
+}
+
 /// What is assumed where the memory cannot be read.
+#[cfg(feature = "host")]
 const FALLBACK: u64 = 8 << 30;
 
 /// The machine's RAM, or the cgroup's memory limit if that is lower (a
 /// container's tmpfs is charged to its cgroup, so the machine's figure
 /// would let one guest get the container killed).
+#[cfg(feature = "host")]
 pub fn host_memory() -> u64 {
     let ram = machine_ram().unwrap_or(FALLBACK);
     cgroup_limit().map_or(ram, |limit| limit.min(ram))
 }
 
-/// Limits for a filesystem in this process: half of [`host_memory`] for
-/// file data, one inode per 8 KiB of it.
-pub fn default_config() -> FsConfig {
-    FsConfig::for_memory(host_memory())
-}
-
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "host", target_os = "linux"))]
 fn machine_ram() -> Option<u64> {
     let info = rustix::system::sysinfo();
     (info.totalram as u64).checked_mul(info.mem_unit.max(1) as u64)
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(feature = "host", not(target_os = "linux")))]
 fn machine_ram() -> Option<u64> {
     None
 }
 
 /// cgroup v2's `memory.max` for this process's group (`max`: none).
+#[cfg(feature = "host")]
 fn cgroup_limit() -> Option<u64> {
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     // v2 is the line `0::/path`.
@@ -40,7 +55,7 @@ fn cgroup_limit() -> Option<u64> {
     std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "host", target_os = "linux"))]
 mod tests {
     use super::*;
 

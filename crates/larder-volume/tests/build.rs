@@ -1,0 +1,207 @@
+//! How a volume is assembled: image, store and mounts in that order, each
+//! over the one before; read-only subtrees stay out of the mirror; preopens.
+
+use fs_core::{DescriptorFlags as DF, ErrorCode, Fs, OpenFlags as OF, PathFlags as PF};
+use larder_sync::{Cond, MemStore, Mirror, ObjectStore};
+use larder_volume::{BuildError, Mount, SyncMode, Volume, VolumeBuilder};
+use std::sync::Arc;
+
+fn read(volume: &Volume, path: &str) -> Vec<u8> {
+    let root = volume.fs().root(DF::READ).unwrap();
+    let f = root
+        .open_at(PF::SYMLINK_FOLLOW, path, OF::empty(), DF::READ)
+        .unwrap();
+    let mut buf = vec![0; 1 << 16];
+    let n = f.read(&mut buf, 0).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn write(fs: &Fs, path: &str, body: &[u8]) {
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    if let Some((dir, _)) = path.rsplit_once('/') {
+        let mut at = String::new();
+        for part in dir.split('/') {
+            at = if at.is_empty() {
+                part.into()
+            } else {
+                format!("{at}/{part}")
+            };
+            let _ = root.create_directory_at(&at);
+        }
+    }
+    let f = root
+        .open_at(PF::empty(), path, OF::CREATE | OF::TRUNCATE, DF::WRITE)
+        .unwrap();
+    f.write(body, 0).unwrap();
+}
+
+/// An image (as `larder compose` bundles one) holding `files`.
+fn image(files: &[(&str, &[u8])]) -> Arc<Vec<u8>> {
+    let fs = Fs::in_memory();
+    for (path, body) in files {
+        write(&fs, path, body);
+    }
+    Arc::new(fs_core::image::encode(&fs.root(DF::READ).unwrap()).unwrap())
+}
+
+#[test]
+fn mounts_and_preopens() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("app.toml"), b"k = 1\n").unwrap();
+    let vfs = VolumeBuilder::new()
+        .mount(Mount::parse(&format!("/etc/app={}:ro", tmp.path().display())).unwrap())
+        .preopen("/", "/", false)
+        .preopen("config", "/etc/app", true)
+        .build()
+        .unwrap();
+    assert_eq!(read(&vfs, "etc/app/app.toml"), b"k = 1\n");
+    let root = vfs.fs().root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    assert_eq!(
+        root.unlink_file_at("etc/app/app.toml"),
+        Err(fs_core::ErrorCode::ReadOnly)
+    );
+    for bad in ["etc=/tmp", "/etc/../x=/tmp", "/etc", "/etc="] {
+        assert!(Mount::parse(bad).is_err(), "{bad} accepted");
+    }
+    let missing = VolumeBuilder::new()
+        .mount(Mount::parse("/x=/no/such/dir").unwrap())
+        .build();
+    assert!(missing.err().unwrap().to_string().contains("/no/such/dir"));
+}
+
+/// The bundle's image is the bottom layer, host mounts go over it, and the
+/// store's files over both: what the app made of its files last run wins
+/// over what it shipped or was seeded with. Read-only parts of the image
+/// and read-only mounts are always the bundled or host copy, never
+/// restored over and never sent to the store.
+#[test]
+fn layers_image_then_mounts_then_store() {
+    let store = Arc::new(MemStore::new());
+    // What an earlier run left in the store (the read-only mount was
+    // writable then).
+    let earlier = Fs::in_memory();
+    write(&earlier, "data/state", b"from the store");
+    write(&earlier, "seed/a", b"the app's edit");
+    write(&earlier, "etc/app/conf", b"stale copy of the mount");
+    write(&earlier, "usr/share/doc", b"stale doc");
+    Mirror::new(store.clone(), "p/").sync(&earlier).unwrap();
+
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("conf"), b"from the host").unwrap();
+    let seed = tempfile::tempdir().unwrap();
+    std::fs::write(seed.path().join("a"), b"seeded").unwrap();
+    std::fs::write(seed.path().join("b"), b"seeded too").unwrap();
+    let img = image(&[
+        ("data/state", b"from the image"),
+        ("data/shipped", b"shipped"),
+        ("usr/share/doc", b"read-only doc"),
+    ]);
+    let volume = VolumeBuilder::new()
+        .image(img, vec!["/usr".into()])
+        .store(store.clone(), "p/", SyncMode::OnFsync)
+        .mount(Mount::parse(&format!("/etc/app={}:ro", host.path().display())).unwrap())
+        .mount(Mount::parse(&format!("/seed={}", seed.path().display())).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(read(&volume, "data/state"), b"from the store");
+    assert_eq!(read(&volume, "data/shipped"), b"shipped");
+    assert_eq!(read(&volume, "seed/a"), b"the app's edit");
+    assert_eq!(read(&volume, "seed/b"), b"seeded too");
+    assert_eq!(read(&volume, "etc/app/conf"), b"from the host");
+    assert_eq!(read(&volume, "usr/share/doc"), b"read-only doc");
+    let root = volume.fs().root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    for ro in ["usr/share/doc", "etc/app/conf"] {
+        assert_eq!(root.unlink_file_at(ro), Err(ErrorCode::ReadOnly), "{ro}");
+    }
+
+    volume.sync().unwrap();
+    let mut keys: Vec<String> = store
+        .list("p/")
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    keys.sort();
+    // The shipped and seeded files went to the store with the rest of the
+    // writable tree; the read-only subtrees are excluded, so their stale
+    // copies are neither refreshed nor removed.
+    for k in ["p/data/shipped", "p/seed/b"] {
+        assert!(keys.contains(&k.to_string()), "{k} not in {keys:?}");
+    }
+    for (key, stale) in [
+        ("p/etc/app/conf", &b"stale copy of the mount"[..]),
+        ("p/usr/share/doc", b"stale doc"),
+    ] {
+        assert_eq!(store.get(key, None, &Cond::None).unwrap(), stale);
+    }
+}
+
+/// The sync mode reaches the hook: on close, a written file is in the
+/// store once closed (and the close sync finished); on fsync only, not
+/// until fsync.
+#[test]
+fn the_sync_mode_decides_when_changes_leave() {
+    for (mode, at_close) in [(SyncMode::OnClose, true), (SyncMode::OnFsync, false)] {
+        let store = Arc::new(MemStore::new());
+        let volume = VolumeBuilder::new()
+            .store(store.clone(), "", mode)
+            .build()
+            .unwrap();
+        let root = volume.fs().root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+        let f = root
+            .open_at(PF::empty(), "f", OF::CREATE, DF::WRITE)
+            .unwrap();
+        f.write(b"x", 0).unwrap();
+        drop(f);
+        let t = std::time::Instant::now();
+        let present = || store.head("f").unwrap().is_some();
+        while at_close && !present() && t.elapsed().as_secs() < 20 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(present(), at_close, "{mode:?}");
+        let f = root
+            .open_at(PF::empty(), "f", OF::empty(), DF::WRITE)
+            .unwrap();
+        f.sync().unwrap();
+        assert!(
+            present(),
+            "{mode:?}: fsync returned before the store had it"
+        );
+    }
+}
+
+/// Preopens name directories that exist (checked at build, naming the
+/// path), and read-only ones cannot change the tree.
+#[test]
+fn preopens_are_checked_and_keep_their_rights() {
+    let err = VolumeBuilder::new()
+        .preopen("data", "/data", false)
+        .build()
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, BuildError::Fs { guest, code: ErrorCode::NoEntry } if guest == "/data"),
+        "{err:?}"
+    );
+    let img = image(&[("data/a", b"a")]);
+    let volume = VolumeBuilder::new()
+        .image(img, vec![])
+        .preopen("rw", "/", false)
+        .preopen("ro", "/data", true)
+        .build()
+        .unwrap();
+    let mut dirs = volume.open_preopens().unwrap();
+    assert_eq!(
+        dirs.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(),
+        ["rw", "ro"]
+    );
+    let (ro, _) = dirs.pop().unwrap();
+    assert_eq!(ro.unlink_file_at("a"), Err(ErrorCode::NotPermitted));
+    let (rw, _) = dirs.pop().unwrap();
+    rw.unlink_file_at("data/a").unwrap();
+    // Without any, the whole tree is `/`, writable.
+    let plain = VolumeBuilder::new().build().unwrap();
+    assert_eq!(plain.preopens().len(), 1);
+    assert_eq!(plain.preopens()[0].name, "/");
+}
