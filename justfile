@@ -2,12 +2,23 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
+# The wasmtime CLI of the 48 line, for the tests of users pinned to it
+# (tests/wasmtime48.rs finds it here too); `wasmtime` on PATH is current.
+wasmtime48 := env_var_or_default("CARGO_HOME", env_var("HOME") / ".cargo") / "larder/wasmtime-48.0.8"
+
 # Toolchain pieces the build needs (idempotent; fast when present).
 setup:
-    rustup target add wasm32v1-none wasm32-wasip1 wasm32-wasip2 >/dev/null
-    rustup component add clippy rustfmt >/dev/null
-    # The wasmtime CLI the tests compare against (pinned: rustc 1.95 builds 48.x).
-    wasmtime --version 2>/dev/null | grep -Eq '^wasmtime 48\.0\.8( |$)' || cargo install wasmtime-cli --version 48.0.8 --locked
+    # The Rust toolchain, components and targets rust-toolchain.toml names
+    # (installed explicitly: these machines set RUSTUP_AUTO_INSTALL=0).
+    rustup toolchain install >/dev/null
+    # The wasmtime CLI the tests run apps under and compare against: the
+    # current release.
+    wasmtime --version 2>/dev/null | grep -Eq '^wasmtime 50\.0\.1( |$)' || cargo install wasmtime-cli --version 50.0.1 --locked
+    # And 48.0.8, the line users pinned to it run: a build with only what
+    # running and serving components needs.
+    {{wasmtime48}}/bin/wasmtime --version 2>/dev/null | grep -Eq '^wasmtime 48\.0\.8( |$)' || \
+        cargo install wasmtime-cli --version 48.0.8 --locked --root {{wasmtime48}} --no-default-features \
+          --features run,serve,cranelift,component-model,component-model-async,wasi-http,parallel-compilation,pooling-allocator,cache,wat
     # The wac CLI, for the `wac plug` route.
     wac --version 2>/dev/null | grep -Eq '^wac-cli 0\.12\.0( |$)' || cargo install wac-cli --version 0.12.0 --locked
     # The S3-compatible server the store tests start on loopback: moto (and
@@ -137,7 +148,7 @@ test: setup guests web
     cargo clippy --locked -p vfs-adapter --features remote --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p http-bridge --target wasm32-wasip2 -- -D warnings
     # no_std + alloc: a target that has no std at all, and the guest target.
-    cargo build --locked -p fs-core --no-default-features --target wasm32v1-none
+    cargo build --locked -p fs-core --no-default-features --target x86_64-unknown-none
     cargo build --locked -p fs-core --no-default-features --target wasm32-wasip2
     # The sync engine builds for the guest too (composed-app persistence),
     # with its S3 store over wasi:http.

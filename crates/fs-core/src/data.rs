@@ -479,7 +479,7 @@ impl FileData {
             // First block index that lies wholly past the new end.
             let gone = self.blocks.split_off(&new.div_ceil(bs));
             let mut freed: u64 = gone.values().map(|b| b.data.capacity() as u64).sum();
-            if new % bs != 0 {
+            if !new.is_multiple_of(bs) {
                 let last = new >> shift;
                 let keep = (new - (last << shift)) as usize;
                 if let Some(block) = self.blocks.get_mut(&last) {

@@ -210,7 +210,7 @@ impl Shared {
 
     fn reserve(counter: &AtomicU64, n: u64, limit: u64) -> Result<()> {
         counter
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            .try_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(n).filter(|&total| total <= limit)
             })
             .map(|_| ())

@@ -66,7 +66,7 @@ impl MemStore {
     /// Whether to drop this reply (after the write happened).
     fn reply_lost(&self) -> bool {
         self.lose_replies
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .try_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
     }
 
@@ -98,7 +98,7 @@ impl MemStore {
         }
         let failed = self
             .fail_next
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .try_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if failed {
             return refuse("injected failure");
