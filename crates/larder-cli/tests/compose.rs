@@ -151,67 +151,11 @@ fn compose_refuses_a_filesystem_import_it_cannot_serve() {
     assert!(!out.exists());
 }
 
-/// A config dir (read-only mount) and a state dir, as on a host.
-fn config_dirs(root: &Path) -> (PathBuf, PathBuf) {
-    let cfg = root.join("cfg");
-    let state = root.join("state");
-    std::fs::create_dir_all(cfg.join("conf.d")).unwrap();
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::write(cfg.join("settings.conf"), "greeting = hello\nlevel = 3\n").unwrap();
-    std::fs::write(cfg.join("conf.d/extra.conf"), "extra\n").unwrap();
-    std::os::unix::fs::symlink("settings.conf", cfg.join("current")).unwrap();
-    std::os::unix::fs::symlink("../../../../../etc/hostname", cfg.join("escape")).unwrap();
-    std::os::unix::fs::symlink("/etc/hostname", cfg.join("abs")).unwrap();
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
-    std::fs::File::options()
-        .write(true)
-        .open(cfg.join("settings.conf"))
-        .unwrap()
-        .set_modified(when)
-        .unwrap();
-    std::fs::write(state.join("count"), "41\n").unwrap();
-    (cfg, state)
-}
-
-fn mounts(cfg: &Path, state: &Path) -> Vec<String> {
-    vec![
-        "--mount".into(),
-        format!("/etc/app={}:ro", cfg.display()),
-        "--mount".into(),
-        format!("/var/lib/app={}", state.display()),
-    ]
-}
-
-/// What the settings app must see of the bundle: contents, mtimes,
-/// symlinks, a read-only config, no way out, copy-on-write state.
-fn assert_settings_run(out: &str) {
-    for line in [
-        "tree: /etc/app/abs symlink -> /etc/hostname",
-        "tree: /etc/app/conf.d/extra.conf file size=6",
-        "tree: /etc/app/current symlink -> settings.conf",
-        "tree: /etc/app/settings.conf file size=27 mtime=1600000000",
-        "setting: greeting = hello",
-        "setting: level = 3",
-        "via-symlink: ok \"greeting = hello\\nlevel = 3\\n\"",
-        "write-config: err ReadOnlyFilesystem",
-        "create-in-config: err ReadOnlyFilesystem",
-        "remove-config: err ReadOnlyFilesystem",
-        "dotdot-escape: err PermissionDenied",
-        "symlink-escape: err PermissionDenied",
-        "absolute-symlink: err NotFound",
-        "count-write: ok ()",
-        "count: ok \"42\"",
-        "log-append: ok ()",
-    ] {
-        assert!(out.contains(line), "missing {line:?} in:\n{out}");
-    }
-}
-
 #[test]
 fn bundled_dirs_keep_contents_times_and_symlinks_and_stay_read_only() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, state) = config_dirs(dir.path());
-    let m = mounts(&cfg, &state);
+    let m = settings_mounts(&cfg, &state);
     let args: Vec<&str> = m.iter().map(String::as_str).collect();
     let out = compose(dir.path(), &guest("settings"), &args);
     // The host directories are no longer needed.
@@ -246,7 +190,7 @@ fn bundled_dirs_keep_contents_times_and_symlinks_and_stay_read_only() {
 fn preopens_can_be_named_and_several() {
     let dir = tempfile::tempdir().unwrap();
     let (cfg, state) = config_dirs(dir.path());
-    let mut args = mounts(&cfg, &state);
+    let mut args = settings_mounts(&cfg, &state);
     args.extend(["--preopen", ".", "--preopen", "/cfg=/etc/app"].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = wasmtime(&[], &compose(dir.path(), &guest("settings"), &args));
@@ -263,7 +207,7 @@ fn preview1_rust_app_composes_both_ways() {
     let app = dir.path().join("settings-p1.wasm");
     componentize_p1(&guest_p1("settings"), &app);
     let (cfg, state) = config_dirs(dir.path());
-    let m = mounts(&cfg, &state);
+    let m = settings_mounts(&cfg, &state);
     let args: Vec<&str> = m.iter().map(String::as_str).collect();
     let out = wasmtime(&[], &compose(dir.path(), &app, &args));
     assert_settings_run(&out);

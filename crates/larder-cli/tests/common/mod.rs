@@ -121,17 +121,43 @@ pub fn tmpfs_dir() -> tempfile::TempDir {
 
 /// `wasmtime run` with the given flags, then the component.
 pub fn wasmtime(flags: &[&str], component: &Path) -> String {
-    ok(Command::new("wasmtime")
-        .arg("run")
-        .args(flags)
-        .arg(component))
+    wasmtime_with(Path::new("wasmtime"), flags, component)
+}
+
+/// `CLI run FLAGS COMPONENT` with a given wasmtime CLI.
+pub fn wasmtime_with(cli: &Path, flags: &[&str], component: &Path) -> String {
+    ok(Command::new(cli).arg("run").args(flags).arg(component))
+}
+
+/// The wasmtime CLI of the 48 line that `just setup` installs beside the
+/// current one (`LARDER_WASMTIME_48` overrides where).
+pub fn wasmtime_48() -> PathBuf {
+    let cli = match std::env::var_os("LARDER_WASMTIME_48") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"))
+            .join("larder/wasmtime-48.0.8/bin/wasmtime"),
+    };
+    assert!(
+        cli.is_file(),
+        "{} is missing: run `just setup`",
+        cli.display()
+    );
+    cli
 }
 
 /// The conformance program under the real `wasmtime run --dir DIR::/` on a
 /// tmpfs directory: the reference every Larder route is compared with.
 pub fn reference_run(component: &Path) -> String {
+    reference_run_with(Path::new("wasmtime"), component)
+}
+
+/// [`reference_run`] under a given wasmtime CLI.
+pub fn reference_run_with(cli: &Path, component: &Path) -> String {
     let dir = tmpfs_dir();
-    wasmtime(
+    wasmtime_with(
+        cli,
         &["--dir", &format!("{}::/", dir.path().display())],
         component,
     )
@@ -418,4 +444,61 @@ pub fn with_input(cmd: &mut Command, input: &str) -> Output {
         .write_all(input.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// A config dir (read-only mount) and a state dir, as on a host.
+pub fn config_dirs(root: &Path) -> (PathBuf, PathBuf) {
+    let cfg = root.join("cfg");
+    let state = root.join("state");
+    std::fs::create_dir_all(cfg.join("conf.d")).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(cfg.join("settings.conf"), "greeting = hello\nlevel = 3\n").unwrap();
+    std::fs::write(cfg.join("conf.d/extra.conf"), "extra\n").unwrap();
+    std::os::unix::fs::symlink("settings.conf", cfg.join("current")).unwrap();
+    std::os::unix::fs::symlink("../../../../../etc/hostname", cfg.join("escape")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", cfg.join("abs")).unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(cfg.join("settings.conf"))
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    std::fs::write(state.join("count"), "41\n").unwrap();
+    (cfg, state)
+}
+
+/// `--mount` flags bundling the settings app's config (read-only) and state.
+pub fn settings_mounts(cfg: &Path, state: &Path) -> Vec<String> {
+    vec![
+        "--mount".into(),
+        format!("/etc/app={}:ro", cfg.display()),
+        "--mount".into(),
+        format!("/var/lib/app={}", state.display()),
+    ]
+}
+
+/// What the settings app must see of the bundle: contents, mtimes,
+/// symlinks, a read-only config, no way out, copy-on-write state.
+pub fn assert_settings_run(out: &str) {
+    for line in [
+        "tree: /etc/app/abs symlink -> /etc/hostname",
+        "tree: /etc/app/conf.d/extra.conf file size=6",
+        "tree: /etc/app/current symlink -> settings.conf",
+        "tree: /etc/app/settings.conf file size=27 mtime=1600000000",
+        "setting: greeting = hello",
+        "setting: level = 3",
+        "via-symlink: ok \"greeting = hello\\nlevel = 3\\n\"",
+        "write-config: err ReadOnlyFilesystem",
+        "create-in-config: err ReadOnlyFilesystem",
+        "remove-config: err ReadOnlyFilesystem",
+        "dotdot-escape: err PermissionDenied",
+        "symlink-escape: err PermissionDenied",
+        "absolute-symlink: err NotFound",
+        "count-write: ok ()",
+        "count: ok \"42\"",
+        "log-append: ok ()",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
 }
