@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use wasm_encoder::{
     CodeSection, ConstExpr, DataCountSection, DataSection, ExportKind, ExportSection, Function,
-    FunctionSection, MemArg, MemorySection, MemoryType, Module, TypeSection, ValType,
+    FunctionSection, MemArg, MemArgTarget, MemorySection, MemoryType, Module, TypeSection, ValType,
 };
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::Resolve;
@@ -214,7 +214,8 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
     let arg = |offset| MemArg {
         offset,
         align: 2,
-        memory_index: 0,
+        target: MemArgTarget::Memory(0),
+        ordering: None,
     };
     f.instructions()
         // pages needed = (scratch + len + 65535) >> 16
@@ -267,7 +268,13 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
     let mut module = module.finish();
 
     let (resolve, world) = world("bundle-provider")?;
-    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)?;
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        StringEncoding::UTF8,
+        false,
+    )?;
     ComponentEncoder::default()
         .module(&module)?
         .validate(true)

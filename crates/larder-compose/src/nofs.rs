@@ -90,7 +90,13 @@ pub fn component() -> Result<Vec<u8>> {
         .parse_core_module(&mut out, wasmparser::Parser::new(0), &module)
         .map_err(|e| anyhow::anyhow!("no-filesystem: {e:?}"))?;
     module = out.finish();
-    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)?;
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        StringEncoding::UTF8,
+        false,
+    )?;
     ComponentEncoder::default()
         .module(&module)?
         .validate(true)

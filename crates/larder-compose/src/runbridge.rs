@@ -43,7 +43,13 @@ pub fn component() -> Result<Vec<u8>> {
         .section(&code);
     let mut module = module.finish();
     let (resolve, world) = crate::bundle::world("run-bridge")?;
-    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)?;
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        StringEncoding::UTF8,
+        false,
+    )?;
     ComponentEncoder::default()
         .module(&module)?
         .validate(true)

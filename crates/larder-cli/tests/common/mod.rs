@@ -337,6 +337,7 @@ pub fn component_from_wit(wit: &str, out: &Path) {
         &resolve,
         world,
         wit_component::StringEncoding::UTF8,
+        false,
     )
     .unwrap();
     let component = wit_component::ComponentEncoder::default()
