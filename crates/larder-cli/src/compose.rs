@@ -46,6 +46,36 @@ pub struct ComposeArgs {
     /// app's environment overrides the address at run time).
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["persist", "mount", "preopen", "dir"])]
     remote: Option<String>,
+    /// Also write the output compiled ahead of time for this machine, as
+    /// OUTPUT with the extension .cwasm: `wasmtime run --allow-precompiled
+    /// OUT.cwasm` (wasmtime 50.x only) starts it without compiling it and
+    /// without reading the whole bundle again.
+    #[arg(long)]
+    precompile: bool,
+}
+
+/// The wasmtime line whose CLI runs what `--precompile` writes: a .cwasm
+/// carries the major version of the wasmtime that compiled it, and other
+/// majors refuse it.
+const WASMTIME_LINE: &str = "50";
+
+/// Writes `component` compiled for this machine next to `output`.
+fn precompile(output: &Path, component: &[u8]) -> Result<()> {
+    let cwasm = output.with_extension("cwasm");
+    let engine = wasmtime::Engine::new(&wasmtime::Config::new())
+        .map_err(|e| anyhow::anyhow!("cannot compile for this machine: {e}"))?;
+    let compiled = crate::progress::waiting("compiling ahead of time", || {
+        engine.precompile_component(component)
+    })
+    .map_err(|e| anyhow::anyhow!("cannot precompile {}: {e}", output.display()))?;
+    write_atomically(&cwasm, &compiled)?;
+    eprintln!(
+        "larder: wrote {} for wasmtime {WASMTIME_LINE}.x on this CPU; run it with \
+         `wasmtime run --allow-precompiled {}`",
+        cwasm.display(),
+        cwasm.display()
+    );
+    Ok(())
 }
 
 #[derive(Args)]
@@ -162,7 +192,11 @@ fn compose_cmd(args: &ComposeArgs) -> Result<()> {
         };
         let name = args.app.display().to_string();
         let out = compose_with(&app, &name, &bundle, Some(Persist::Remote))?;
-        return write_atomically(&args.output, &out);
+        write_atomically(&args.output, &out)?;
+        return match args.precompile {
+            true => precompile(&args.output, &out),
+            false => Ok(()),
+        };
     }
     let persist = args.persist.as_deref().map(persist_arg).transpose()?;
     let (mut mounts, mut preopens) = (args.mount.clone(), args.preopen.clone());
@@ -179,7 +213,11 @@ fn compose_cmd(args: &ComposeArgs) -> Result<()> {
     let out = crate::progress::waiting("composing", || compose_with(&app, &name, &bundle, how))?;
     crate::progress::waiting("writing the component", || {
         write_atomically(&args.output, &out)
-    })
+    })?;
+    match args.precompile {
+        true => precompile(&args.output, &out),
+        false => Ok(()),
+    }
 }
 
 /// wasmtime's `--dir HOST_DIR[::GUEST_DIR][:ro]` as Larder's own flags:

@@ -472,3 +472,47 @@ fn bundle_and_preopens_match_wasmtime_dirs() {
         assert_eq!(ours, reference, "preopens {order:?}");
     }
 }
+
+/// `--precompile` writes OUT.cwasm beside OUT.wasm: the current wasmtime
+/// CLI runs it with `--allow-precompiled` and the app sees what it sees
+/// from the .wasm; a wasmtime of another line refuses it, and the message
+/// names the line it is for.
+#[test]
+fn precompiled_output_runs_under_the_wasmtime_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, state) = config_dirs(dir.path());
+    let mut args = vec![
+        "compose".to_string(),
+        guest("settings").display().to_string(),
+        "-o".into(),
+        dir.path().join("app.wasm").display().to_string(),
+        "--precompile".into(),
+    ];
+    args.extend(settings_mounts(&cfg, &state));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = larder(&args);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let version = ok(Command::new("wasmtime").arg("--version"));
+    let line = version
+        .strip_prefix("wasmtime ")
+        .and_then(|v| v.split('.').next())
+        .unwrap();
+    assert!(
+        text(&r.stderr).contains(&format!("for wasmtime {line}.x")),
+        "{}",
+        text(&r.stderr)
+    );
+    let cwasm = dir.path().join("app.cwasm");
+    let precompiled = wasmtime(&["--allow-precompiled"], &cwasm);
+    assert_settings_run(&precompiled);
+    assert_eq!(precompiled, wasmtime(&[], &dir.path().join("app.wasm")));
+    let other = Command::new(wasmtime_48())
+        .args(["run", "--allow-precompiled"])
+        .arg(&cwasm)
+        .output()
+        .unwrap();
+    assert!(
+        !other.status.success(),
+        "wasmtime 48 ran a .cwasm for {line}"
+    );
+}
