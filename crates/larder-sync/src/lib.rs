@@ -4,14 +4,15 @@
 //!
 //! - [`store::ObjectStore`]: the small interface stores implement;
 //!   [`local::LocalDir`] (a host directory, the same layout) and
-//!   [`mem::MemStore`] (in memory, with fault injection) are here, and
-//!   with the `s3` feature `s3::S3Store` (aws-sdk-s3).
+//!   [`mem::MemStore`] (in memory) are here, and with the `s3` feature
+//!   `s3::S3Store` (aws-sdk-s3); [`Faulty`] injects faults into any.
 //! - [`mirror::Mirror`]: the engine (sync, lazy restore, prefetch, poll);
 //!   [`mirror::MirrorHook`] makes fsync, and per [`mirror::SyncMode`]
 //!   close or every change, go through it.
 
-// A host directory, with Unix modes and owners.
+mod faulty;
 mod lazy;
+// A host directory, with Unix modes and owners.
 #[cfg(unix)]
 pub mod local;
 pub mod mem;
@@ -21,6 +22,7 @@ pub mod mirror;
 pub mod s3;
 pub mod store;
 
+pub use faulty::Faulty;
 #[cfg(unix)]
 pub use local::LocalDir;
 pub use mem::MemStore;

@@ -1,5 +1,5 @@
-//! An object store in memory, with fault injection: what the mirror's
-//! tests run against beside the real stores.
+//! An object store in memory: what the mirror's tests run against beside
+//! the real stores (faults come from wrapping it in [`crate::Faulty`]).
 
 use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Result, StoreError};
 use std::collections::BTreeMap;
@@ -23,8 +23,6 @@ pub struct Traffic {
     pub deletes: u64,
     pub gets: u64,
     pub get_bytes: u64,
-    /// Requests refused while down or by an injected failure.
-    pub refused: u64,
 }
 
 #[derive(Default)]
@@ -32,42 +30,13 @@ pub struct MemStore {
     objects: Mutex<BTreeMap<String, Object>>,
     next_etag: AtomicU64,
     traffic: Mutex<Traffic>,
-    /// Fail this many requests (as transient) before serving again.
-    fail_next: AtomicU64,
-    /// Fail every request (as transient) while set: the server is down.
-    down: AtomicBool,
     /// Behave like a store without conditional writes.
     no_conditions: AtomicBool,
-    /// Apply this many writes but answer them with a transient error, as
-    /// when a reply is lost after the server acted.
-    lose_replies: AtomicU64,
 }
 
 impl MemStore {
     pub fn new() -> MemStore {
         MemStore::default()
-    }
-
-    /// The next `n` requests fail with a transient error.
-    pub fn fail_next(&self, n: u64) {
-        self.fail_next.store(n, Ordering::SeqCst);
-    }
-
-    /// Every request fails (transient) until `set_down(false)`.
-    pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    /// The next `n` puts/copies/deletes take effect, then fail (transient).
-    pub fn lose_replies(&self, n: u64) {
-        self.lose_replies.store(n, Ordering::SeqCst);
-    }
-
-    /// Whether to drop this reply (after the write happened).
-    fn reply_lost(&self) -> bool {
-        self.lose_replies
-            .try_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
     }
 
     pub fn set_conditions(&self, enforced: bool) {
@@ -86,24 +55,6 @@ impl MemStore {
             .iter()
             .map(|(k, o)| (k.clone(), (o.body.to_vec(), o.meta.clone())))
             .collect()
-    }
-
-    fn gate(&self) -> Result<()> {
-        let refuse = |why| {
-            self.traffic.lock().unwrap().refused += 1;
-            Err(StoreError::new(ErrorKind::Transient, why))
-        };
-        if self.down.load(Ordering::SeqCst) {
-            return refuse("store is down");
-        }
-        let failed = self
-            .fail_next
-            .try_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failed {
-            return refuse("injected failure");
-        }
-        Ok(())
     }
 
     fn check(&self, current: Option<&Object>, cond: &Cond) -> Result<()> {
@@ -133,7 +84,6 @@ impl MemStore {
 
 impl ObjectStore for MemStore {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        self.gate()?;
         let objects = self.objects.lock().unwrap();
         Ok(objects
             .range(prefix.to_string()..)
@@ -143,7 +93,6 @@ impl ObjectStore for MemStore {
     }
 
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
-        self.gate()?;
         Ok(self
             .objects
             .lock()
@@ -153,7 +102,6 @@ impl ObjectStore for MemStore {
     }
 
     fn get(&self, key: &str, range: Option<Range<u64>>, cond: &Cond) -> Result<Vec<u8>> {
-        self.gate()?;
         let o = self
             .objects
             .lock()
@@ -173,7 +121,6 @@ impl ObjectStore for MemStore {
     }
 
     fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String> {
-        self.gate()?;
         let mut objects = self.objects.lock().unwrap();
         self.check(objects.get(key), cond)?;
         let etag = self.etag();
@@ -188,16 +135,12 @@ impl ObjectStore for MemStore {
         let mut t = self.traffic.lock().unwrap();
         t.puts += 1;
         t.put_bytes += body.len() as u64;
-        if self.reply_lost() {
-            return Err(StoreError::new(ErrorKind::Transient, "reply lost"));
-        }
         Ok(etag)
     }
 
     /// Kept ranges are copied inside the store (counted as copies, not
     /// uploads), as S3's part copies are.
     fn put_parts(&self, key: &str, parts: &[Part], meta: &Metadata, cond: &Cond) -> Result<String> {
-        self.gate()?;
         let mut objects = self.objects.lock().unwrap();
         self.check(objects.get(key), cond)?;
         let current = objects.get(key).map(|o| o.body.clone()).unwrap_or_default();
@@ -231,7 +174,6 @@ impl ObjectStore for MemStore {
     }
 
     fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
-        self.gate()?;
         let mut objects = self.objects.lock().unwrap();
         let body = objects
             .get(from)
@@ -249,19 +191,12 @@ impl ObjectStore for MemStore {
             },
         );
         self.traffic.lock().unwrap().copies += 1;
-        if self.reply_lost() {
-            return Err(StoreError::new(ErrorKind::Transient, "reply lost"));
-        }
         Ok(etag)
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        self.gate()?;
         self.objects.lock().unwrap().remove(key);
         self.traffic.lock().unwrap().deletes += 1;
-        if self.reply_lost() {
-            return Err(StoreError::new(ErrorKind::Transient, "reply lost"));
-        }
         Ok(())
     }
 

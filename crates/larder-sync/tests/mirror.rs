@@ -10,7 +10,7 @@ use common::model::*;
 use fs_core::{
     DescriptorFlags as DF, Fs, NewTimestamp, OpenFlags as OF, PathFlags as PF, Timestamp,
 };
-use larder_sync::{LocalDir, MemStore, Mirror, MirrorHook, ObjectStore, SyncMode};
+use larder_sync::{Faulty, LocalDir, MemStore, Mirror, MirrorHook, ObjectStore, SyncMode};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -172,7 +172,7 @@ fn a_rename_is_a_server_side_copy() {
 
 /// A filesystem mirrored to `store` through the hook fsync and, per
 /// `mode`, close or every change go through.
-fn hooked(store: &Arc<MemStore>, mode: SyncMode) -> (Fs, Arc<Mirror>) {
+fn hooked<S: ObjectStore + 'static>(store: &Arc<S>, mode: SyncMode) -> (Fs, Arc<Mirror>) {
     let fs = Fs::in_memory();
     let mirror = Arc::new(Mirror::new(store.clone(), "").with_retry(fast_retry()));
     fs.set_sync_hook(Arc::new(MirrorHook::new(mirror.clone(), mode)));
@@ -180,10 +180,17 @@ fn hooked(store: &Arc<MemStore>, mode: SyncMode) -> (Fs, Arc<Mirror>) {
 }
 
 /// A store that fails: sync retries, then reports; nothing queued is lost,
-/// and once the store is back the next sync sends it all.
+/// and once the store is back the next sync sends it all. The in-memory
+/// store and a host directory, through the same faults.
 #[test]
 fn faults_delay_never_lose() {
-    let store = Arc::new(MemStore::new());
+    faults_delay_never_lose_in(Faulty::new(MemStore::new()));
+    let dir = tempfile::tempdir().unwrap();
+    faults_delay_never_lose_in(Faulty::new(LocalDir::open(dir.path()).unwrap()));
+}
+
+fn faults_delay_never_lose_in<S: ObjectStore + 'static>(store: Faulty<S>) {
+    let store = Arc::new(store);
     let (fs, mirror) = hooked(&store, SyncMode::OnClose);
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let f = root
@@ -208,6 +215,7 @@ fn faults_delay_never_lose() {
     store.set_down(false);
     mirror.sync(&fs).unwrap();
     assert!(mirror.status().clean);
+    assert!(store.refused() > 0);
     assert_eq!(tree(&restored(store, "")), tree(&fs));
 }
 
@@ -216,14 +224,14 @@ fn faults_delay_never_lose() {
 /// closing files in an outage is not held up; fsync still retries.
 #[test]
 fn closes_in_an_outage_do_not_wait_out_the_retries() {
-    let store = Arc::new(MemStore::new());
+    let store = Arc::new(Faulty::new(MemStore::new()));
     let (fs, mirror) = hooked(&store, SyncMode::OnClose);
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     let open = |name: &str| {
         root.open_at(PF::empty(), name, OF::CREATE, DF::WRITE)
             .unwrap()
     };
-    let refused = || store.traffic().refused;
+    let refused = || store.refused();
     store.set_down(true);
     let f = open("a");
     f.write(b"one", 0).unwrap();
@@ -248,7 +256,7 @@ fn closes_in_an_outage_do_not_wait_out_the_retries() {
 /// changes queue, and the first change after it is back sends them all.
 #[test]
 fn write_through_stores_each_change_before_returning() {
-    let store = Arc::new(MemStore::new());
+    let store = Arc::new(Faulty::new(MemStore::new()));
     let (fs, mirror) = hooked(&store, SyncMode::WriteThrough);
     let held = |key: &str| store.contents().get(key).map(|(b, _)| b.clone());
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
@@ -329,7 +337,7 @@ fn another_writers_change_is_never_overwritten() {
 /// own object, which is not a conflict.
 #[test]
 fn a_lost_reply_is_not_a_conflict() {
-    let store = Arc::new(MemStore::new());
+    let store = Arc::new(Faulty::new(MemStore::new()));
     let fs = Fs::in_memory();
     let mirror = Mirror::new(store.clone(), "").with_retry(fast_retry());
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
@@ -357,7 +365,7 @@ fn a_lost_reply_is_not_a_conflict() {
 /// outage test: SIGSTOP'd servers apply requests queued before the stop.)
 #[test]
 fn a_write_that_landed_unseen_is_still_ours() {
-    let store = Arc::new(MemStore::new());
+    let store = Arc::new(Faulty::new(MemStore::new()));
     let fs = Fs::in_memory();
     let once = larder_sync::Retry {
         attempts: 1,

@@ -2,13 +2,13 @@
 //! once in the background with `prefetch`.
 
 use fs_core::{DescriptorFlags as DF, OpenFlags as OF, PathFlags as PF};
-use larder_sync::{Cond, MemStore, ObjectStore};
+use larder_sync::{Cond, Faulty, MemStore, ObjectStore};
 use larder_volume::{SyncMode, VolumeBuilder};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn store_with_files() -> Arc<MemStore> {
-    let store = Arc::new(MemStore::new());
+fn store_with_files() -> Arc<Faulty<MemStore>> {
+    let store = Arc::new(Faulty::new(MemStore::new()));
     for (key, len) in [("app/a.bin", 3 << 20), ("app/d/b.txt", 10)] {
         let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         store
