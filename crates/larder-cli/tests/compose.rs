@@ -7,21 +7,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn compose(dir: &Path, app: &Path, extra: &[&str]) -> PathBuf {
-    let out = dir.join("out.wasm");
-    let mut args = vec![
-        "compose",
-        app.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let r = larder(&args);
-    assert!(r.status.success(), "larder compose: {}", text(&r.stderr));
-    assert_no_host_filesystem(&out);
-    out
-}
-
 fn wac_plug(dir: &Path, app: &Path) -> PathBuf {
     wac_plug_with(dir, app, &[])
 }

@@ -8,24 +8,8 @@ mod common;
 mod moto;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// `larder compose APP -o DIR/APP.wasm EXTRA...`, checked.
-fn compose(dir: &Path, app: &str, extra: &[&str]) -> PathBuf {
-    let out = dir.join(format!("{app}.wasm"));
-    let app = guest(app);
-    let mut args = vec![
-        "compose",
-        app.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let r = larder(&args);
-    assert!(r.status.success(), "larder compose: {}", text(&r.stderr));
-    out
-}
 
 #[test]
 fn the_old_cli_is_the_48_line() {
@@ -41,7 +25,7 @@ fn the_old_cli_is_the_48_line() {
 #[test]
 fn conformance_under_wasmtime_48_matches_its_host_filesystem() {
     let dir = tempfile::tempdir().unwrap();
-    let composed = compose(dir.path(), "conformance", &[]);
+    let composed = compose(dir.path(), &guest("conformance"), &[]);
     let reference = reference_run_with(&wasmtime_48(), &guest("conformance"));
     let ours = wasmtime_with(&wasmtime_48(), &[], &composed);
     assert_conformant("larder compose, wasmtime 48", &ours, &reference);
@@ -71,7 +55,7 @@ fn bundled_dirs_under_wasmtime_48() {
     let (cfg, state) = config_dirs(dir.path());
     let m = settings_mounts(&cfg, &state);
     let args: Vec<&str> = m.iter().map(String::as_str).collect();
-    let out = compose(dir.path(), "settings", &args);
+    let out = compose(dir.path(), &guest("settings"), &args);
     let run = wasmtime_with(&wasmtime_48(), &[], &out);
     assert_settings_run(&run);
     assert_eq!(run, wasmtime(&[], &out), "48 and the current CLI");
@@ -85,7 +69,7 @@ fn a_persistent_app_under_wasmtime_48() {
     let m = moto::Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let url = m.url("pinned");
-    let out = compose(dir.path(), "append", &["--persist", &url]);
+    let out = compose(dir.path(), &guest("append"), &["--persist", &url]);
     let run = |cli: &Path, n: &str| {
         ok(Command::new(cli)
             .args(["run", "-S", "http"])

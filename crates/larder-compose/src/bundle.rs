@@ -27,6 +27,26 @@ const WIT: &[(&str, &str)] = &[
 ];
 
 /// World `name` of Larder's WIT, with the packages it uses resolved.
+/// A generated core module made a component of `world` (its WIT embedded,
+/// then encoded and validated).
+pub(crate) fn component_of(
+    mut module: Vec<u8>,
+    resolve: &Resolve,
+    world: wit_parser::WorldId,
+) -> Result<Vec<u8>> {
+    wit_component::embed_component_metadata(
+        &mut module,
+        resolve,
+        world,
+        StringEncoding::UTF8,
+        false,
+    )?;
+    ComponentEncoder::default()
+        .module(&module)?
+        .validate(true)
+        .encode()
+}
+
 pub(crate) fn world(name: &str) -> Result<(Resolve, wit_parser::WorldId)> {
     let mut resolve = Resolve::default();
     let mut pkg = None;
@@ -265,19 +285,8 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
         .section(&DataCountSection { count: 2 })
         .section(&code)
         .section(&data);
-    let mut module = module.finish();
+    let module = module.finish();
 
     let (resolve, world) = world("bundle-provider")?;
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        StringEncoding::UTF8,
-        false,
-    )?;
-    ComponentEncoder::default()
-        .module(&module)?
-        .validate(true)
-        .encode()
-        .context("encoding the bundle component")
+    component_of(module, &resolve, world).context("encoding the bundle component")
 }

@@ -7,7 +7,6 @@
 
 use anyhow::{Context, Result};
 use wasm_encoder::reencode::{self, Reencode, RoundtripReencoder};
-use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::{LiftLowerAbi, ManglingAndAbi};
 
 /// Where the answers are read from: zeroed memory reads as an empty list
@@ -90,16 +89,6 @@ pub fn component() -> Result<Vec<u8>> {
         .parse_core_module(&mut out, wasmparser::Parser::new(0), &module)
         .map_err(|e| anyhow::anyhow!("no-filesystem: {e:?}"))?;
     module = out.finish();
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        StringEncoding::UTF8,
-        false,
-    )?;
-    ComponentEncoder::default()
-        .module(&module)?
-        .validate(true)
-        .encode()
+    crate::bundle::component_of(module, &resolve, world)
         .context("encoding the no-filesystem component")
 }

@@ -9,7 +9,6 @@ use wasm_encoder::{
     CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection, ImportSection,
     Module, TypeSection, ValType,
 };
-use wit_component::{ComponentEncoder, StringEncoding};
 
 /// The bridge's imports: the app's `run` (through this stand-in) and the
 /// adapter's last sync.
@@ -41,18 +40,7 @@ pub fn component() -> Result<Vec<u8>> {
         .section(&funcs)
         .section(&exports)
         .section(&code);
-    let mut module = module.finish();
+    let module = module.finish();
     let (resolve, world) = crate::bundle::world("run-bridge")?;
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        StringEncoding::UTF8,
-        false,
-    )?;
-    ComponentEncoder::default()
-        .module(&module)?
-        .validate(true)
-        .encode()
-        .context("encoding the run bridge")
+    crate::bundle::component_of(module, &resolve, world).context("encoding the run bridge")
 }

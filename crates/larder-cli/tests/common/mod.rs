@@ -503,3 +503,20 @@ pub fn assert_settings_run(out: &str) {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
 }
+
+/// `larder compose APP -o DIR/out.wasm EXTRA...`, checked: it succeeded
+/// and the output reaches no host filesystem.
+pub fn compose(dir: &Path, app: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.join("out.wasm");
+    let mut args = vec![
+        "compose",
+        app.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let r = larder(&args);
+    assert!(r.status.success(), "larder compose: {}", text(&r.stderr));
+    assert_no_host_filesystem(&out);
+    out
+}
