@@ -13,23 +13,33 @@ use common::model::*;
 use common::moto::Moto;
 use fs_core::{DescriptorFlags as DF, Fs, OpenFlags as OF, PathFlags as PF};
 use larder_sync::s3::{S3Config, S3Store};
-use larder_sync::{Mirror, MirrorHook, ObjectStore, Retry, SyncMode};
+use larder_sync::{Faulty, Mirror, MirrorHook, ObjectStore, Retry, SyncMode};
 use proptest::test_runner::{Config, TestRunner};
 use std::sync::Arc;
 use std::time::Duration;
 
 fn store(m: &Moto, prefix: &str, timeout: Option<Duration>) -> Arc<dyn ObjectStore> {
-    Arc::new(
-        S3Store::open(&S3Config {
-            bucket: m.bucket.clone(),
-            prefix: prefix.to_string(),
-            endpoint: Some(m.endpoint.clone()),
-            region: Some("us-east-1".into()),
-            path_style: true,
-            attempt_timeout: timeout,
-        })
-        .unwrap(),
-    )
+    Arc::new(s3(m, prefix, timeout))
+}
+
+fn s3(m: &Moto, prefix: &str, timeout: Option<Duration>) -> S3Store {
+    S3Store::open(&S3Config {
+        bucket: m.bucket.clone(),
+        prefix: prefix.to_string(),
+        endpoint: Some(m.endpoint.clone()),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        attempt_timeout: timeout,
+    })
+    .unwrap()
+}
+
+/// The outage the in-memory and local-directory stores go through (in
+/// mirror.rs), on S3: nothing queued is lost.
+#[test]
+fn faults_on_s3_delay_never_lose() {
+    let m = Moto::start();
+    common::faults::faults_delay_never_lose_in(Faulty::new(s3(&m, "", None)));
 }
 
 fn write(fs: &Fs, path: &str, data: &[u8]) {

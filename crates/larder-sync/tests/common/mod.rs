@@ -1,4 +1,5 @@
 pub mod counting;
+pub mod faults;
 pub mod ignoring;
 pub mod model;
 pub mod moto;
