@@ -12,7 +12,7 @@ use crate::error::{ErrorCode, Result};
 use crate::inode::{Body, Dir, Inode};
 use crate::resolve::{own, Last, OwnedLast, Walker};
 use crate::time::NewTimestamp;
-use crate::types::{DescriptorFlags, MetadataHash, OpenFlags, PathFlags, Stat};
+use crate::types::{DescriptorFlags, DescriptorType, MetadataHash, OpenFlags, PathFlags, Stat};
 use alloc::string::String;
 use alloc::sync::Arc;
 
@@ -191,6 +191,31 @@ impl Descriptor {
             .insert(String::from(name), child);
         state.meta.nlink += 1;
         state.meta.modified(self.shared.now(), &self.shared);
+        Ok(())
+    }
+
+    /// `path` and every missing directory above it, as `mkdir -p` and
+    /// `std::fs::create_dir_all` do: directories that exist (or symlinks
+    /// to them) are passed through; a file in the way is `not-directory`
+    /// above the last name and `exist` at it.
+    pub fn create_directory_all(&self, path: &str) -> Result<()> {
+        let (mut end, mut existed) = (0, false);
+        for part in path.split('/') {
+            end += part.len();
+            if !part.is_empty() {
+                existed = match self.create_directory_at(&path[..end]) {
+                    Ok(()) => false,
+                    Err(ErrorCode::Exist) => true,
+                    Err(e) => return Err(e),
+                };
+            }
+            end += 1;
+        }
+        if existed
+            && self.stat_at(PathFlags::SYMLINK_FOLLOW, path)?.kind != DescriptorType::Directory
+        {
+            return Err(ErrorCode::Exist);
+        }
         Ok(())
     }
 

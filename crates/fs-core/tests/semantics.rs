@@ -1051,3 +1051,33 @@ fn libc_ifmt() -> rustix::fs::RawMode {
     .iter()
     .fold(0, |m, t| m | t.as_raw_mode())
 }
+
+/// `create_directory_all` answers as `std::fs::create_dir_all` does on
+/// Linux, from the same starting tree: a fresh chain, one partly there,
+/// trailing and doubled slashes, a symlink to a directory on the way, and
+/// a file in the way above the last name and at it.
+#[test]
+fn create_directory_all_matches_std() {
+    let host = tempfile::tempdir().unwrap();
+    let (_fs, root, _) = setup(FsConfig::default());
+    std::fs::create_dir(host.path().join("have")).unwrap();
+    root.create_directory_at("have").unwrap();
+    std::fs::write(host.path().join("file"), b"x").unwrap();
+    create(&root, "file", b"x");
+    std::os::unix::fs::symlink("have", host.path().join("link")).unwrap();
+    root.symlink_at("have", "link").unwrap();
+    for path in [
+        "a/b/c", "have/x/y", "have", "d//e/", "link/z", "link", "file/sub", "file", "a/b/c",
+    ] {
+        let linux = std::fs::create_dir_all(host.path().join(path))
+            .map_err(|e| E::from_errno(e.raw_os_error().unwrap()).unwrap());
+        let ours = root.create_directory_all(path);
+        assert_eq!(ours, linux, "{path}");
+        let kind = |p: &str| root.stat_at(PF::SYMLINK_FOLLOW, p).map(|s| s.kind);
+        assert_eq!(
+            kind(path.trim_end_matches('/')).is_ok_and(|k| k == DescriptorType::Directory),
+            host.path().join(path).is_dir(),
+            "{path}"
+        );
+    }
+}

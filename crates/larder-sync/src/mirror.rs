@@ -1197,18 +1197,8 @@ impl Mirror {
         kind: Kind,
     ) -> Result<Option<(u64, Arc<StoreSource>)>, SyncError> {
         // Parents first (other tools write keys without directory markers).
-        let mut parent = String::new();
-        let mut parts: Vec<&str> = path.split('/').collect();
-        parts.pop();
-        for p in parts {
-            if !parent.is_empty() {
-                parent.push('/');
-            }
-            parent.push_str(p);
-            match root.create_directory_at(&parent) {
-                Ok(()) | Err(ErrorCode::Exist) => {}
-                Err(e) => return Err(e.into()),
-            }
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            root.create_directory_all(parent)?;
         }
         match kind {
             Kind::Dir => match root.create_directory_at(path) {

@@ -40,6 +40,7 @@ use larder_sync::{Mirror, MirrorHook, ObjectStore, Report, SyncError};
 #[derive(Debug)]
 pub enum BuildError {
     /// A host mount is not `GUEST=HOST[:ro]`.
+    #[cfg(feature = "host")]
     Spec(String),
     /// The bundled image is damaged.
     Image(ImageError),
@@ -57,6 +58,7 @@ pub enum BuildError {
 impl std::fmt::Display for BuildError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            #[cfg(feature = "host")]
             BuildError::Spec(s) => write!(f, "bad mount `{s}`: expected GUEST_DIR=HOST_DIR or GUEST_DIR=HOST_DIR:ro, with an absolute GUEST_DIR"),
             BuildError::Image(e) => write!(f, "cannot load the bundled filesystem: {e}"),
             #[cfg(feature = "host")]

@@ -53,17 +53,7 @@ pub(crate) fn copy_in(
     progress: &mut Option<Progress>,
 ) -> Result<(), BuildError> {
     let rel = m.guest.trim_start_matches('/');
-    let mut path = String::new();
-    for part in rel.split('/').filter(|p| !p.is_empty()) {
-        if !path.is_empty() {
-            path.push('/');
-        }
-        path.push_str(part);
-        match root.create_directory_at(&path) {
-            Ok(()) | Err(fs_core::ErrorCode::Exist) => {}
-            Err(code) => return Err(fs_err(&m.guest)(code)),
-        }
-    }
+    root.create_directory_all(rel).map_err(fs_err(&m.guest))?;
     let target = if rel.is_empty() { "." } else { rel };
     let dir = root
         .open_at(PF::SYMLINK_FOLLOW, target, OF::DIRECTORY, DF::READ)

@@ -20,15 +20,7 @@ fn read(volume: &Volume, path: &str) -> Vec<u8> {
 fn write(fs: &Fs, path: &str, body: &[u8]) {
     let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
     if let Some((dir, _)) = path.rsplit_once('/') {
-        let mut at = String::new();
-        for part in dir.split('/') {
-            at = if at.is_empty() {
-                part.into()
-            } else {
-                format!("{at}/{part}")
-            };
-            let _ = root.create_directory_at(&at);
-        }
+        root.create_directory_all(dir).unwrap();
     }
     let f = root
         .open_at(PF::empty(), path, OF::CREATE | OF::TRUNCATE, DF::WRITE)
