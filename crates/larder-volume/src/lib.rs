@@ -245,6 +245,7 @@ impl VolumeBuilder {
             .map_err(fs_err("/"))?;
         // Subtrees left out of the mirror.
         let mut excluded = Vec::new();
+        let lazy_image = self.image.is_some();
         if let Some(b) = &self.image {
             image::load_lazy(&root, b.source.clone(), false).map_err(BuildError::Image)?;
             for path in &b.read_only {
@@ -300,6 +301,7 @@ impl VolumeBuilder {
         let volume = Arc::new(Volume {
             fs,
             preopens,
+            lazy_image,
             #[cfg(feature = "store")]
             mirror,
         });
@@ -330,6 +332,8 @@ fn rel(path: &str) -> &str {
 pub struct Volume {
     fs: Fs,
     preopens: Vec<Preopen>,
+    /// Files' bytes still come from the image source when first read.
+    lazy_image: bool,
     #[cfg(feature = "store")]
     mirror: Option<Arc<Mirror>>,
 }
@@ -341,6 +345,17 @@ impl Volume {
 
     pub fn preopens(&self) -> &[Preopen] {
         &self.preopens
+    }
+
+    /// Whether a call on the filesystem may wait on something slower than
+    /// memory: a store it mirrors to or restores from, or a lazily read
+    /// image. Async hosts run such calls off their executor.
+    pub fn may_wait(&self) -> bool {
+        #[cfg(feature = "store")]
+        if self.mirror.is_some() {
+            return true;
+        }
+        self.lazy_image
     }
 
     /// Fresh descriptors for the preopens, named (read-only ones without

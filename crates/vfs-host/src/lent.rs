@@ -69,7 +69,7 @@ fn error(e: StoreError) -> Error {
     }
 }
 
-impl crate::VfsCtxView<'_> {
+impl crate::Ctx<'_> {
     fn lent(&self) -> Result<&LentStore, Error> {
         self.vfs.lent().ok_or_else(|| {
             Error::Permanent("no store was lent to this app (larder run --store URL)".into())
@@ -77,32 +77,38 @@ impl crate::VfsCtxView<'_> {
     }
 }
 
-impl Host for crate::VfsCtxView<'_> {
+// Every call is a store round trip, so each may leave the worker thread
+// (see `crate::calls`).
+impl Host for crate::Ctx<'_> {
     fn list(&mut self, prefix: String) -> Result<Vec<ObjectInfo>, Error> {
-        let l = self.lent()?;
-        let all = l.store.list(&l.key(&prefix)?).map_err(error)?;
-        Ok(all
-            .into_iter()
-            .map(|o| ObjectInfo {
-                key: o.key[l.prefix.len()..].to_string(),
-                size: o.size,
-                etag: o.etag,
-                meta: o.meta.into_iter().collect(),
-            })
-            .collect())
+        self.calls.long(|| {
+            let l = self.lent()?;
+            let all = l.store.list(&l.key(&prefix)?).map_err(error)?;
+            Ok(all
+                .into_iter()
+                .map(|o| ObjectInfo {
+                    key: o.key[l.prefix.len()..].to_string(),
+                    size: o.size,
+                    etag: o.etag,
+                    meta: o.meta.into_iter().collect(),
+                })
+                .collect())
+        })
     }
 
     fn head(&mut self, key: String) -> Result<Option<ObjectInfo>, Error> {
-        let l = self.lent()?;
-        Ok(l.store
-            .head(&l.key(&key)?)
-            .map_err(error)?
-            .map(|o| ObjectInfo {
-                key,
-                size: o.size,
-                etag: o.etag,
-                meta: o.meta.into_iter().collect(),
-            }))
+        self.calls.long(|| {
+            let l = self.lent()?;
+            Ok(l.store
+                .head(&l.key(&key)?)
+                .map_err(error)?
+                .map(|o| ObjectInfo {
+                    key,
+                    size: o.size,
+                    etag: o.etag,
+                    meta: o.meta.into_iter().collect(),
+                }))
+        })
     }
 
     fn get(
@@ -111,10 +117,12 @@ impl Host for crate::VfsCtxView<'_> {
         range: Option<(u64, u64)>,
         c: Condition,
     ) -> Result<Vec<u8>, Error> {
-        let l = self.lent()?;
-        l.store
-            .get(&l.key(&key)?, range.map(|(a, b)| a..b), &cond(c))
-            .map_err(error)
+        self.calls.long(|| {
+            let l = self.lent()?;
+            l.store
+                .get(&l.key(&key)?, range.map(|(a, b)| a..b), &cond(c))
+                .map_err(error)
+        })
     }
 
     fn put(
@@ -124,10 +132,12 @@ impl Host for crate::VfsCtxView<'_> {
         m: Vec<(String, String)>,
         c: Condition,
     ) -> Result<String, Error> {
-        let l = self.lent()?;
-        l.store
-            .put(&l.key(&key)?, &body, &meta(m), &cond(c))
-            .map_err(error)
+        self.calls.long(|| {
+            let l = self.lent()?;
+            l.store
+                .put(&l.key(&key)?, &body, &meta(m), &cond(c))
+                .map_err(error)
+        })
     }
 
     fn put_parts(
@@ -137,17 +147,19 @@ impl Host for crate::VfsCtxView<'_> {
         m: Vec<(String, String)>,
         c: Condition,
     ) -> Result<String, Error> {
-        let l = self.lent()?;
-        let parts: Vec<SyncPart> = parts
-            .into_iter()
-            .map(|p| match p {
-                Part::Keep((a, b)) => SyncPart::Keep(a..b),
-                Part::Data(d) => SyncPart::Data(d),
-            })
-            .collect();
-        l.store
-            .put_parts(&l.key(&key)?, &parts, &meta(m), &cond(c))
-            .map_err(error)
+        self.calls.long(|| {
+            let l = self.lent()?;
+            let parts: Vec<SyncPart> = parts
+                .into_iter()
+                .map(|p| match p {
+                    Part::Keep((a, b)) => SyncPart::Keep(a..b),
+                    Part::Data(d) => SyncPart::Data(d),
+                })
+                .collect();
+            l.store
+                .put_parts(&l.key(&key)?, &parts, &meta(m), &cond(c))
+                .map_err(error)
+        })
     }
 
     fn copy(
@@ -157,15 +169,19 @@ impl Host for crate::VfsCtxView<'_> {
         m: Vec<(String, String)>,
         c: Condition,
     ) -> Result<String, Error> {
-        let l = self.lent()?;
-        l.store
-            .copy(&l.key(&source)?, &l.key(&destination)?, &meta(m), &cond(c))
-            .map_err(error)
+        self.calls.long(|| {
+            let l = self.lent()?;
+            l.store
+                .copy(&l.key(&source)?, &l.key(&destination)?, &meta(m), &cond(c))
+                .map_err(error)
+        })
     }
 
     fn delete(&mut self, key: String) -> Result<(), Error> {
-        let l = self.lent()?;
-        l.store.delete(&l.key(&key)?).map_err(error)
+        self.calls.long(|| {
+            let l = self.lent()?;
+            l.store.delete(&l.key(&key)?).map_err(error)
+        })
     }
 
     fn enforces_conditions(&mut self) -> bool {

@@ -8,6 +8,7 @@
 //! store it persists to) in larder-volume, re-exported here.
 
 mod bindings;
+mod calls;
 mod convert;
 mod lent;
 mod preopens;
@@ -73,25 +74,72 @@ impl VfsView for VfsState {
     }
 }
 
+/// What the host functions work with: the view, and where long calls run
+/// (the only difference between the sync and async linkers).
+pub(crate) struct Ctx<'a> {
+    pub vfs: &'a Vfs,
+    pub table: &'a mut ResourceTable,
+    pub calls: calls::Calls,
+}
+
+fn inline<T: VfsView>(t: &mut T) -> Ctx<'_> {
+    let v = t.vfs();
+    Ctx {
+        vfs: v.vfs,
+        table: v.table,
+        calls: calls::Calls::Inline,
+    }
+}
+
+fn off_worker<T: VfsView>(t: &mut T) -> Ctx<'_> {
+    Ctx {
+        calls: calls::Calls::OffWorker,
+        ..inline(t)
+    }
+}
+
 struct HasVfs;
 
 impl HasData for HasVfs {
-    type Data<'a> = VfsCtxView<'a>;
+    type Data<'a> = Ctx<'a>;
 }
 
 /// Adds all of WASI Preview 2 (sync) to `linker`, with `wasi:filesystem`
-/// served by the shared [`Vfs`] instead of the host's filesystem.
+/// served by the shared [`Vfs`] instead of the host's filesystem. For
+/// embedders that call `instantiate` and `call` (not the `_async` ones).
 pub fn add_to_linker_sync<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
 where
     T: VfsView + wasmtime_wasi::WasiView + 'static,
 {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    add_filesystem(linker, inline::<T>)
+}
+
+/// Adds all of WASI Preview 2 (async) to `linker`, with `wasi:filesystem`
+/// served by the shared [`Vfs`]: for embedders on tokio's multi-thread
+/// runtime that use `instantiate_async` and `call_async` (`wasmtime serve`,
+/// wasmtime-wasi-http). Calls that may take long (a store round trip, a
+/// large copy) leave the executor's worker thread, so other instances keep
+/// being served meanwhile.
+pub fn add_to_linker_async<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
+where
+    T: VfsView + wasmtime_wasi::WasiView + 'static,
+{
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    add_filesystem(linker, off_worker::<T>)
+}
+
+/// The same host functions for both linkers; `ctx` says where long calls run.
+fn add_filesystem<T>(linker: &mut Linker<T>, ctx: fn(&mut T) -> Ctx<'_>) -> wasmtime::Result<()>
+where
+    T: VfsView + 'static,
+{
     // Replace wasmtime-wasi's filesystem interfaces with ours.
     linker.allow_shadowing(true);
-    bindings::wasi::filesystem::types::add_to_linker::<T, HasVfs>(linker, T::vfs)?;
-    bindings::wasi::filesystem::preopens::add_to_linker::<T, HasVfs>(linker, T::vfs)?;
+    bindings::wasi::filesystem::types::add_to_linker::<T, HasVfs>(linker, ctx)?;
+    bindings::wasi::filesystem::preopens::add_to_linker::<T, HasVfs>(linker, ctx)?;
     linker.allow_shadowing(false);
     // For composed apps that keep their own files in a store the host lends.
-    lent::add_to_linker::<T, HasVfs>(linker, T::vfs)?;
+    lent::add_to_linker::<T, HasVfs>(linker, ctx)?;
     Ok(())
 }

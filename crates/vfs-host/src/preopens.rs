@@ -1,10 +1,10 @@
 //! `wasi:filesystem/preopens`: fresh descriptors for the configured preopens.
 
 use crate::bindings::wasi::filesystem::preopens;
-use crate::VfsCtxView;
+use crate::Ctx;
 use wasmtime::component::Resource;
 
-impl preopens::Host for VfsCtxView<'_> {
+impl preopens::Host for Ctx<'_> {
     fn get_directories(
         &mut self,
     ) -> wasmtime::Result<Vec<(Resource<fs_core::Descriptor>, String)>> {

@@ -1,6 +1,9 @@
 //! File streams as wasmtime-wasi streams, over fs-core's cursors. fs-core
-//! never blocks, so they are always ready.
+//! never blocks on another caller, so they are always ready; a chunk that
+//! is large or may wait on the store runs where [`Calls`] says.
 
+use crate::calls::{Calls, LARGE};
+use crate::Ctx;
 use bytes::Bytes;
 use fs_core::stream::{FileReader, FileWriter};
 use wasmtime_wasi_io::poll::Pollable;
@@ -9,8 +12,43 @@ use wasmtime_wasi_io::streams::{InputStream, OutputStream, StreamError, StreamRe
 /// What `check-write` allows per call.
 const WRITE_BUDGET: usize = 16 << 20;
 
-pub struct Reader(pub FileReader);
-pub struct Writer(pub FileWriter);
+/// Where a stream's long calls run, fixed when it is opened.
+#[derive(Clone, Copy)]
+struct Policy {
+    calls: Calls,
+    may_wait: bool,
+}
+
+impl Policy {
+    fn of(ctx: &Ctx<'_>) -> Policy {
+        Policy {
+            calls: ctx.calls,
+            may_wait: ctx.may_wait(),
+        }
+    }
+
+    fn run<R>(self, bytes: usize, f: impl FnOnce() -> R) -> R {
+        self.calls.maybe_long(self.may_wait || bytes >= LARGE, f)
+    }
+}
+
+pub struct Reader(FileReader, Policy);
+
+impl Reader {
+    pub(crate) fn new(r: FileReader, ctx: &Ctx<'_>) -> Reader {
+        Reader(r, Policy::of(ctx))
+    }
+}
+
+/// `Option` so that drop can hand the writer to the policy: the last close
+/// of a written file may send it to the store.
+pub struct Writer(Option<FileWriter>, Policy);
+
+impl Writer {
+    pub(crate) fn new(w: FileWriter, ctx: &Ctx<'_>) -> Writer {
+        Writer(Some(w), Policy::of(ctx))
+    }
+}
 
 fn failed(e: fs_core::ErrorCode) -> StreamError {
     StreamError::LastOperationFailed(wasmtime::Error::new(e))
@@ -23,7 +61,8 @@ impl Pollable for Reader {
 
 impl InputStream for Reader {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        match self.0.read(size).map_err(failed)? {
+        let r = &mut self.0;
+        match self.1.run(size, || r.read(size)).map_err(failed)? {
             Some(buf) => Ok(Bytes::from(buf)),
             None => Err(StreamError::Closed),
         }
@@ -44,7 +83,8 @@ impl Pollable for Writer {
 
 impl OutputStream for Writer {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.0.write(&bytes).map_err(failed)
+        let w = self.0.as_mut().ok_or(StreamError::Closed)?;
+        self.1.run(bytes.len(), || w.write(&bytes)).map_err(failed)
     }
 
     fn flush(&mut self) -> StreamResult<()> {
@@ -53,5 +93,13 @@ impl OutputStream for Writer {
 
     fn check_write(&mut self) -> StreamResult<usize> {
         Ok(WRITE_BUDGET)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            self.1.run(0, || drop(w));
+        }
     }
 }

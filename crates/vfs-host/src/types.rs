@@ -7,7 +7,8 @@ use crate::bindings::wasi::filesystem::types::{
 };
 use crate::convert::{self as c, FsError, FsResult};
 use crate::streams::{Reader, Writer};
-use crate::VfsCtxView;
+use crate::calls::LARGE;
+use crate::Ctx;
 use fs_core::{Descriptor, DirStream};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::bindings::io::streams::{
@@ -17,7 +18,7 @@ use wasmtime_wasi::p2::bindings::io::streams::{
 /// Largest buffer `read` allocates in one call.
 const MAX_READ: u64 = 64 << 20;
 
-impl wit::Host for VfsCtxView<'_> {
+impl wit::Host for Ctx<'_> {
     fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<wit::ErrorCode> {
         match err {
             FsError::Code(c) => Ok(c),
@@ -43,19 +44,36 @@ impl wit::Host for VfsCtxView<'_> {
     }
 }
 
-impl VfsCtxView<'_> {
+impl Ctx<'_> {
     fn fd(&self, fd: &Resource<Descriptor>) -> FsResult<&Descriptor> {
         Ok(self.table.get(fd)?)
     }
+
+    /// Whether any call that reads or changes files may wait on a store.
+    pub(crate) fn may_wait(&self) -> bool {
+        self.vfs.volume().may_wait()
+    }
+
+    /// Runs `f`, a call that may wait on the store (see [`crate::calls`]).
+    fn waits<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.calls.maybe_long(self.may_wait(), f)
+    }
+
+    /// Runs `f`, which copies `bytes` or may wait on the store.
+    fn copies<R>(&self, bytes: u64, f: impl FnOnce() -> R) -> R {
+        self.calls
+            .maybe_long(bytes >= LARGE as u64 || self.may_wait(), f)
+    }
 }
 
-impl wit::HostDescriptor for VfsCtxView<'_> {
+impl wit::HostDescriptor for Ctx<'_> {
     fn read_via_stream(
         &mut self,
         fd: Resource<Descriptor>,
         offset: Filesize,
     ) -> FsResult<Resource<InputStream>> {
-        let reader: InputStream = Box::new(Reader(self.fd(&fd)?.read_via_stream(offset)?));
+        let reader = Reader::new(self.fd(&fd)?.read_via_stream(offset)?, self);
+        let reader: InputStream = Box::new(reader);
         Ok(self.table.push(reader)?)
     }
 
@@ -64,12 +82,14 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         fd: Resource<Descriptor>,
         offset: Filesize,
     ) -> FsResult<Resource<OutputStream>> {
-        let writer: OutputStream = Box::new(Writer(self.fd(&fd)?.write_via_stream(offset)?));
+        let writer = Writer::new(self.fd(&fd)?.write_via_stream(offset)?, self);
+        let writer: OutputStream = Box::new(writer);
         Ok(self.table.push(writer)?)
     }
 
     fn append_via_stream(&mut self, fd: Resource<Descriptor>) -> FsResult<Resource<OutputStream>> {
-        let writer: OutputStream = Box::new(Writer(self.fd(&fd)?.append_via_stream()?));
+        let writer = Writer::new(self.fd(&fd)?.append_via_stream()?, self);
+        let writer: OutputStream = Box::new(writer);
         Ok(self.table.push(writer)?)
     }
 
@@ -84,7 +104,8 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
     }
 
     fn sync_data(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
-        Ok(self.fd(&fd)?.sync_data()?)
+        let d = self.fd(&fd)?;
+        Ok(self.waits(|| d.sync_data())?)
     }
 
     fn get_flags(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorFlags> {
@@ -96,7 +117,8 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
     }
 
     fn set_size(&mut self, fd: Resource<Descriptor>, size: Filesize) -> FsResult<()> {
-        Ok(self.fd(&fd)?.set_size(size)?)
+        let d = self.fd(&fd)?;
+        Ok(self.waits(|| d.set_size(size))?)
     }
 
     fn set_times(
@@ -105,9 +127,9 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         atim: NewTimestamp,
         mtim: NewTimestamp,
     ) -> FsResult<()> {
-        Ok(self
-            .fd(&fd)?
-            .set_times(c::new_timestamp(atim), c::new_timestamp(mtim))?)
+        let d = self.fd(&fd)?;
+        let (atim, mtim) = (c::new_timestamp(atim), c::new_timestamp(mtim));
+        Ok(self.waits(|| d.set_times(atim, mtim))?)
     }
 
     fn read(
@@ -117,8 +139,9 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         offset: Filesize,
     ) -> FsResult<(Vec<u8>, bool)> {
         let d = self.fd(&fd)?;
+        let len = len.min(MAX_READ);
         let mut buf = Vec::new();
-        let n = d.read_append(&mut buf, len.min(MAX_READ) as usize, offset)?;
+        let n = self.copies(len, || d.read_append(&mut buf, len as usize, offset))?;
         Ok((buf, n == 0))
     }
 
@@ -128,7 +151,8 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         buf: Vec<u8>,
         offset: Filesize,
     ) -> FsResult<Filesize> {
-        Ok(self.fd(&fd)?.write(&buf, offset)? as Filesize)
+        let d = self.fd(&fd)?;
+        Ok(self.copies(buf.len() as u64, || d.write(&buf, offset))? as Filesize)
     }
 
     fn read_directory(&mut self, fd: Resource<Descriptor>) -> FsResult<Resource<DirStream>> {
@@ -137,11 +161,13 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
     }
 
     fn sync(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
-        Ok(self.fd(&fd)?.sync()?)
+        let d = self.fd(&fd)?;
+        Ok(self.waits(|| d.sync())?)
     }
 
     fn create_directory_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
-        Ok(self.fd(&fd)?.create_directory_at(&path)?)
+        let d = self.fd(&fd)?;
+        Ok(self.waits(|| d.create_directory_at(&path))?)
     }
 
     fn stat(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorStat> {
@@ -166,12 +192,8 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         mtim: NewTimestamp,
     ) -> FsResult<()> {
         let d = self.fd(&fd)?;
-        Ok(d.set_times_at(
-            c::path_flags(flags),
-            &path,
-            c::new_timestamp(atim),
-            c::new_timestamp(mtim),
-        )?)
+        let (atim, mtim) = (c::new_timestamp(atim), c::new_timestamp(mtim));
+        Ok(self.waits(|| d.set_times_at(c::path_flags(flags), &path, atim, mtim))?)
     }
 
     fn link_at(
@@ -183,7 +205,8 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         new_path: String,
     ) -> FsResult<()> {
         let (old, new) = (self.fd(&fd)?, self.fd(&new_fd)?);
-        Ok(old.link_at(c::path_flags(old_flags), &old_path, new, &new_path)?)
+        let flags = c::path_flags(old_flags);
+        Ok(self.waits(|| old.link_at(flags, &old_path, new, &new_path))?)
     }
 
     fn open_at(
@@ -195,17 +218,16 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         dflags: DescriptorFlags,
     ) -> FsResult<Resource<Descriptor>> {
         let d = self.fd(&fd)?;
-        let opened = d.open_at(
-            c::path_flags(flags),
-            &path,
-            c::open_flags(oflags),
-            c::descriptor_flags(dflags),
-        )?;
+        let (flags, oflags) = (c::path_flags(flags), c::open_flags(oflags));
+        let dflags = c::descriptor_flags(dflags);
+        let opened = self.waits(|| d.open_at(flags, &path, oflags, dflags))?;
         Ok(self.table.push(opened)?)
     }
 
     fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
-        self.table.delete(fd)?;
+        let d = self.table.delete(fd)?;
+        // The last close of a written file may send it to the store.
+        self.waits(|| drop(d));
         Ok(())
     }
 
@@ -214,7 +236,8 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
     }
 
     fn remove_directory_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
-        Ok(self.fd(&fd)?.remove_directory_at(&path)?)
+        let d = self.fd(&fd)?;
+        Ok(self.waits(|| d.remove_directory_at(&path))?)
     }
 
     fn rename_at(
@@ -225,7 +248,7 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         new: String,
     ) -> FsResult<()> {
         let (a, b) = (self.fd(&fd)?, self.fd(&new_fd)?);
-        Ok(a.rename_at(&old, b, &new)?)
+        Ok(self.waits(|| a.rename_at(&old, b, &new))?)
     }
 
     fn symlink_at(
@@ -234,11 +257,13 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
         target: String,
         path: String,
     ) -> FsResult<()> {
-        Ok(self.fd(&fd)?.symlink_at(&target, &path)?)
+        let d = self.fd(&fd)?;
+        Ok(self.waits(|| d.symlink_at(&target, &path))?)
     }
 
     fn unlink_file_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
-        Ok(self.fd(&fd)?.unlink_file_at(&path)?)
+        let d = self.fd(&fd)?;
+        Ok(self.waits(|| d.unlink_file_at(&path))?)
     }
 
     fn is_same_object(
@@ -266,7 +291,7 @@ impl wit::HostDescriptor for VfsCtxView<'_> {
     }
 }
 
-impl wit::HostDirectoryEntryStream for VfsCtxView<'_> {
+impl wit::HostDirectoryEntryStream for Ctx<'_> {
     fn read_directory_entry(
         &mut self,
         stream: Resource<DirStream>,
@@ -297,9 +322,10 @@ mod tests {
             .push(wasmtime::Error::new(std::io::Error::from_raw_os_error(28)))
             .unwrap();
         let other = table.push(wasmtime::format_err!("something else")).unwrap();
-        let mut view = VfsCtxView {
+        let mut view = Ctx {
             vfs: &vfs,
             table: &mut table,
+            calls: crate::calls::Calls::Inline,
         };
         assert_eq!(
             view.filesystem_error_code(ours).unwrap(),
