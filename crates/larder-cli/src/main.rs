@@ -1,11 +1,14 @@
 //! `larder`: run WebAssembly components on Larder's in-sandbox filesystem.
 
 mod compose;
+mod host;
 mod limits;
 mod progress;
 mod run;
 mod serve;
+mod serve_http;
 mod store;
+mod volume;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -78,6 +81,10 @@ enum Command {
     /// Share one filesystem over 9P2000.L with apps in other processes
     /// (composed with --remote) and any 9P2000.L client.
     Serve(serve::ServeArgs),
+    /// Serve an HTTP handler (wasi:http/proxy) as `wasmtime serve` does,
+    /// an instance per request, all sharing one Larder filesystem that
+    /// outlives the requests (and, with --store, the process).
+    ServeHttp(serve_http::ServeHttpArgs),
     /// Print a file from a store.
     Cat(store::CatArgs),
     /// Copy a store's tree (or part) to a host directory.
@@ -143,6 +150,7 @@ fn main() -> ExitCode {
         Command::Compose(args) => compose::main(args),
         Command::Adapter(args) => compose::adapter_main(args),
         Command::Serve(args) => serve::main(args),
+        Command::ServeHttp(args) => serve_http::main(args),
         Command::Ls(args) => store::ls(args),
         Command::Cat(args) => store::cat(args),
         Command::Export(args) => store::export(args),

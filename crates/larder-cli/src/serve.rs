@@ -1,7 +1,7 @@
 //! `larder serve`: one filesystem shared over 9P2000.L by apps in other
 //! processes (the remote adapter) and by any 9P2000.L client.
 
-use crate::run::{parse_mount, parse_sync_mode};
+use crate::volume::{parse_mount, parse_sync_mode};
 use crate::EXIT_USAGE;
 use larder_9p::server::{Config, Server};
 use larder_volume::{Mount, SyncMode, VolumeBuilder};
@@ -83,7 +83,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         max_msize: args.max_msize,
         max_fids: args.max_fids as usize,
         secret: args.secret.clone(),
-        may_block: args.store.is_some(),
+        may_block: volume.may_wait(),
     };
     let server = Server::new(volume.fs().clone(), config);
     let result = runtime.block_on(async {
@@ -112,7 +112,8 @@ pub fn main(args: ServeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn shutdown() {
+/// SIGINT or SIGTERM.
+pub(crate) async fn shutdown() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => return std::future::pending().await,

@@ -4,14 +4,14 @@
 
 mod common;
 
+use common::http::*;
 use common::*;
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The service's files: the example's welcome.txt and a 4 MiB file.
 fn files_dir(dir: &Path) -> PathBuf {
@@ -24,26 +24,6 @@ fn files_dir(dir: &Path) -> PathBuf {
     .unwrap();
     std::fs::write(files.join("big.bin"), pattern(4 << 20, 3)).unwrap();
     files
-}
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
-        .collect()
-}
-
-/// `NAME SIZE` lines, sorted: what `GET /files` answers for `dir`.
-fn listing(dir: &Path) -> String {
-    let mut lines: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            format!("{name} {}\n", e.metadata().unwrap().len())
-        })
-        .collect();
-    lines.sort();
-    lines.concat()
 }
 
 fn compose_service(dir: &Path, files: &Path) -> PathBuf {
@@ -63,90 +43,6 @@ fn compose_service(dir: &Path, files: &Path) -> PathBuf {
     // The host calls the bridge's handler, the only export.
     assert_eq!(exports(&out), ["wasi:http/incoming-handler@0.2.12"]);
     out
-}
-
-/// A `wasmtime serve` child on a free loopback port, killed on drop.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(component: &Path, log: &Path, flags: &[&str]) -> Served {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new("wasmtime")
-        .args(["serve", "-S", "cli", "--addr", &addr])
-        .args(flags)
-        .arg(component)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("run wasmtime serve");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while TcpStream::connect(&addr).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("wasmtime serve exited ({status}):\n{log}");
-        }
-        assert!(Instant::now() < deadline, "wasmtime serve never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Served {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(120))
-        .build()
-}
-
-/// One response: status, the `x-instance` that served it, body.
-struct Reply {
-    status: u16,
-    instance: String,
-    body: Vec<u8>,
-}
-
-/// One request (error statuses are replies too).
-fn send(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> Reply {
-    let request = agent.request(method, url);
-    let result = match body {
-        Some(b) => request.send_bytes(b),
-        None => request.call(),
-    };
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    let status = response.status();
-    let instance = response.header("x-instance").unwrap_or("").to_string();
-    let mut body = Vec::new();
-    response.into_reader().read_to_end(&mut body).unwrap();
-    Reply {
-        status,
-        instance,
-        body,
-    }
-}
-
-fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
-    let r = send(agent, method, url, body);
-    (r.status, r.body)
 }
 
 /// wasmtime's instance model for WASIp2 handlers, as the service sees it:
@@ -245,7 +141,7 @@ fn http_handler_serves_and_stores_files_under_wasmtime_serve() {
     let files = files_dir(dir.path());
     let bundled = listing(&files);
     let app = compose_service(dir.path(), &files);
-    let s = serve(
+    let s = wasmtime_serve(
         &app,
         &dir.path().join("serve.log"),
         &[
@@ -318,7 +214,7 @@ fn each_request_starts_from_the_bundle_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let files = files_dir(dir.path());
     let app = compose_service(dir.path(), &files);
-    let s = serve(&app, &dir.path().join("serve.log"), &[]);
+    let s = wasmtime_serve(&app, &dir.path().join("serve.log"), &[]);
     let a = agent();
     let mut model = InstanceModel::new(&files);
     model.request(&a, &s.base, "PUT", "/files/note.txt", Some(b"hi"));
@@ -360,7 +256,7 @@ fn wac_compose_file_builds_the_service() {
         .arg("-o")
         .arg(&out));
     assert_no_host_filesystem(&out);
-    let s = serve(
+    let s = wasmtime_serve(
         &out,
         &dir.path().join("serve.log"),
         &[

@@ -111,8 +111,15 @@ fn a_composed_app_keeps_its_files_in_s3_under_plain_wasmtime() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     ok(wasmtime_s3(&composed).args(["/log", "/files", "2"]));
+    // `larder run` gives the composed app wasi:http as `wasmtime run -S
+    // http` does: it too carries on from the same tree.
+    ok(Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("run")
+        .args(["--env", "AWS_ACCESS_KEY_ID", "--env", "AWS_SECRET_ACCESS_KEY"])
+        .arg(&composed)
+        .args(["--", "/log", "/files", "1"]));
     let log = text(&larder(&["cat", "--store", &url, "/log"]).stdout);
-    assert_eq!(log.lines().count(), 30);
+    assert_eq!(log.lines().count(), 31);
     assert!(log
         .lines()
         .all(|l| l.len() == 63 && l.starts_with("instance")));
@@ -144,7 +151,7 @@ fn a_composed_app_keeps_its_files_in_s3_under_plain_wasmtime() {
         "h = S3.head_object(Bucket=B, Key='direct/log')\n\
          print(h['ContentLength'], h['Metadata']['mode'])\n",
     );
-    assert_eq!(seen, format!("{} {}\n", 30 * 64, 0o100644));
+    assert_eq!(seen, format!("{} {}\n", 31 * 64, 0o100644));
 
     // wac users: the S3 adapter on its own, plugged with `wac plug`.
     let adapter = dir.path().join("vfs-s3.wasm");
@@ -335,13 +342,21 @@ fn bad_s3_persistence_input_is_a_clear_error() {
             && err.contains("127.0.0.1:9"),
         "{err}"
     );
-    // `larder run` has no wasi:http to give it: said, with what to use.
-    let out = larder(&["run", app.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
+    // Under `larder run` (which gives it wasi:http) it stops the same way.
+    let out = larder(&[
+        "run",
+        "--env",
+        "AWS_ACCESS_KEY_ID=k",
+        "--env",
+        "AWS_SECRET_ACCESS_KEY=s",
+        app.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("wasmtime run -S http"),
-        "{}",
-        text(&out.stderr)
+        err.contains("cannot restore the app's files from the store")
+            && err.contains("127.0.0.1:9"),
+        "{err}"
     );
     // No credentials in its environment: said, with the way to give them.
     let out = with_input(

@@ -5,9 +5,9 @@ use crate::bindings::wasi::filesystem::types::{
     self as wit, Advice, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry, Filesize,
     MetadataHashValue, NewTimestamp, OpenFlags, PathFlags,
 };
+use crate::calls::LARGE;
 use crate::convert::{self as c, FsError, FsResult};
 use crate::streams::{Reader, Writer};
-use crate::calls::LARGE;
 use crate::Ctx;
 use fs_core::{Descriptor, DirStream};
 use wasmtime::component::Resource;

@@ -333,9 +333,8 @@ fn a_persisted_volume_keeps_the_writes_of_both_linkers() {
         let store = || -> Arc<dyn larder_sync::ObjectStore> {
             Arc::new(larder_sync::LocalDir::open(dir.path()).unwrap())
         };
-        let volume = || {
-            VolumeBuilder::new().store(store(), "vol", vfs_host::SyncMode::WriteThrough)
-        };
+        let volume =
+            || VolumeBuilder::new().store(store(), "vol", vfs_host::SyncMode::WriteThrough);
         let vfs = shared(volume());
         let (ok, out) = run(
             linking,

@@ -12,6 +12,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{
@@ -100,7 +101,11 @@ fn download(out: ResponseOutparam, name: &str) {
 }
 
 fn upload(request: IncomingRequest, out: ResponseOutparam, name: &str) {
-    let tmp = file(&format!(".upload-{name}"));
+    // A name of this upload's own: other instances may be receiving the
+    // same file at the same time, into the same shared directory.
+    static UPLOADS: AtomicU64 = AtomicU64::new(0);
+    let n = UPLOADS.fetch_add(1, Ordering::Relaxed);
+    let tmp = file(&format!(".upload-{}-{n}", instance_id()));
     let stored = (|| -> io::Result<u64> {
         let body = request
             .consume()

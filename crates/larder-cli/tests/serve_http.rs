@@ -1,0 +1,292 @@
+//! `larder serve-http` end to end: the edge-http example, a plain HTTP
+//! handler built for wasm32-wasip2 (not composed), served by the real
+//! binary: an instance per request, every one on the same files.
+
+mod common;
+
+use common::http::*;
+use common::*;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+/// The service's files: the example's welcome.txt and a file of `big` bytes.
+fn files_dir(dir: &Path, big: usize) -> PathBuf {
+    let files = dir.join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::copy(
+        repo().join("examples/edge-http/files/welcome.txt"),
+        files.join("welcome.txt"),
+    )
+    .unwrap();
+    std::fs::write(files.join("big.bin"), pattern(big, 3)).unwrap();
+    files
+}
+
+fn mount(files: &Path) -> String {
+    format!("/srv/files={}", files.display())
+}
+
+fn log_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+}
+
+/// Files written by one request are there for the next (on another
+/// instance) and outlive it; the mounted host directory is only read.
+#[test]
+fn every_request_sees_the_files_earlier_ones_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = files_dir(dir.path(), 4 << 20);
+    let before = listing(&files);
+    let s = larder_serve_http(
+        &guest("edge_http"),
+        &dir.path().join("serve.log"),
+        &["--mount", &mount(&files)],
+    );
+    let a = agent();
+    let url = |p: &str| format!("{}{p}", s.base);
+    assert_eq!(
+        call(&a, "GET", &url("/files"), None),
+        (200, before.clone().into_bytes())
+    );
+    let upload = pattern(3 << 20, 7);
+    let put = send(&a, "PUT", &url("/files/up.bin"), Some(&upload));
+    assert_eq!(put.status, 201, "{}", text(&put.body));
+    let got = send(&a, "GET", &url("/files/up.bin"), None);
+    assert_eq!((got.status, got.body == upload), (200, true));
+    assert_ne!(put.instance, got.instance, "an instance per request");
+    assert_eq!(call(&a, "DELETE", &url("/files/welcome.txt"), None).0, 204);
+    assert_eq!(call(&a, "GET", &url("/files/welcome.txt"), None).0, 404);
+    let (status, list) = call(&a, "GET", &url("/files"), None);
+    assert_eq!(
+        (status, text(&list)),
+        (200, format!("big.bin {}\nup.bin {}\n", 4 << 20, 3 << 20))
+    );
+    assert_eq!(
+        call(&a, "GET", &url("/files/big.bin"), None).1,
+        pattern(4 << 20, 3)
+    );
+    // What a client can get wrong is still the handler's to answer.
+    assert_eq!(call(&a, "GET", &url("/files/.hidden"), None).0, 400);
+    assert_eq!(call(&a, "POST", &url("/files/x"), Some(b"x")).0, 405);
+    assert_eq!(listing(&files), before, "the host directory was changed");
+}
+
+/// 64 requests in flight at once, on one shared tree: each client uploads
+/// a file of its own and all of them overwrite one shared file. Every
+/// reply is checked against the files: each client reads back its own
+/// upload whole, the shared file is always exactly one client's upload
+/// (never a mix), and at the end every upload is there.
+#[test]
+fn sixty_four_concurrent_requests_lose_and_tear_nothing() {
+    const CLIENTS: usize = 64;
+    let _alone = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let files = files_dir(dir.path(), 1 << 20);
+    let s = larder_serve_http(
+        &guest("edge_http"),
+        &dir.path().join("serve.log"),
+        &["--mount", &mount(&files)],
+    );
+    let own = |i: usize| pattern((i + 1) * 4096 + i, i as u32);
+    let shared = |i: usize| pattern(256 << 10, 1000 + i as u32);
+    let shared_bodies: Arc<BTreeSet<Vec<u8>>> = Arc::new((0..CLIENTS).map(shared).collect());
+    let start = Arc::new(Barrier::new(CLIENTS));
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (base, start, shared_bodies) =
+                (s.base.clone(), start.clone(), shared_bodies.clone());
+            std::thread::spawn(move || {
+                let a = agent();
+                let url = |p: &str| format!("{base}{p}");
+                start.wait();
+                let r = send(&a, "PUT", &url(&format!("/files/own-{i}")), Some(&own(i)));
+                assert_eq!(r.status, 201, "client {i}: {}", text(&r.body));
+                let r = send(&a, "PUT", &url("/files/shared"), Some(&shared(i)));
+                assert_eq!(r.status, 201, "client {i}: {}", text(&r.body));
+                let (status, body) = call(&a, "GET", &url(&format!("/files/own-{i}")), None);
+                assert_eq!(
+                    (status, body == own(i)),
+                    (200, true),
+                    "client {i}'s own file"
+                );
+                let (status, body) = call(&a, "GET", &url("/files/shared"), None);
+                assert_eq!(status, 200);
+                assert!(
+                    shared_bodies.contains(&body),
+                    "client {i}: a torn shared file"
+                );
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let a = agent();
+    let (status, list) = call(&a, "GET", &format!("{}/files", s.base), None);
+    assert_eq!(status, 200);
+    let mut expected: Vec<String> = (0..CLIENTS)
+        .map(|i| format!("own-{i} {}\n", own(i).len()))
+        .chain([
+            format!("big.bin {}\n", 1 << 20),
+            format!("shared {}\n", 256 << 10),
+            format!(
+                "welcome.txt {}\n",
+                std::fs::metadata(files.join("welcome.txt")).unwrap().len()
+            ),
+        ])
+        .collect();
+    expected.sort();
+    assert_eq!(text(&list), expected.concat(), "{}", log_of(dir.path()));
+    for i in 0..CLIENTS {
+        let (_, body) = call(&a, "GET", &format!("{}/files/own-{i}", s.base), None);
+        assert!(body == own(i), "own-{i} changed");
+    }
+}
+
+/// The timing test runs alone (not beside the 64 clients).
+static HEAVY: Mutex<()> = Mutex::new(());
+
+/// Small GETs that run while a client downloads 100 MiB are not held up by
+/// it: their median latency (over three rounds of 20 concurrent GETs, the
+/// download running throughout) stays within 2× of the median measured
+/// without it, in the same run. Every download arrives whole.
+#[test]
+fn a_big_download_does_not_hold_up_small_requests() {
+    const SMALL: usize = 20;
+    const BIG: usize = 100 << 20;
+    let _alone = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let files = files_dir(dir.path(), BIG);
+    let s = larder_serve_http(
+        &guest("edge_http"),
+        &dir.path().join("serve.log"),
+        &["--mount", &mount(&files)],
+    );
+    let small_url = format!("{}/files/welcome.txt", s.base);
+    let welcome = std::fs::read(files.join("welcome.txt")).unwrap();
+    // A round of SMALL concurrent GETs: their latencies.
+    let round = || -> Vec<Duration> {
+        let start = Arc::new(Barrier::new(SMALL));
+        let threads: Vec<_> = (0..SMALL)
+            .map(|_| {
+                let (u, start, welcome) = (small_url.clone(), start.clone(), welcome.clone());
+                std::thread::spawn(move || {
+                    let a = agent();
+                    start.wait();
+                    let t = Instant::now();
+                    let (status, body) = call(&a, "GET", &u, None);
+                    assert_eq!((status, body), (200, welcome));
+                    t.elapsed()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    };
+    let median = |mut times: Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    round(); // warm-up: connections, code caches
+    let alone = median((0..3).flat_map(|_| round()).collect());
+
+    // Downloads, one after another, until the rounds beside them are done.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let big_url = format!("{}/files/big.bin", s.base);
+    let downloads = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            use std::io::Read;
+            let expected = pattern(BIG, 3);
+            let mut count = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let response = agent().get(&big_url).call().unwrap();
+                let mut reader = response.into_reader();
+                let mut body = vec![0; 1 << 20];
+                reader.read_exact(&mut body).unwrap();
+                let _ = started_tx.send(());
+                reader.read_to_end(&mut body).unwrap();
+                assert!(body == expected, "a 100 MiB download arrived damaged");
+                count += 1;
+            }
+            count
+        }
+    });
+    started_rx.recv_timeout(Duration::from_secs(120)).unwrap();
+    let beside = median((0..3).flat_map(|_| round()).collect());
+    stop.store(true, Ordering::Relaxed);
+    let count = downloads.join().unwrap();
+    eprintln!("small GETs: median {alone:?} alone, {beside:?} beside {count} 100 MiB download(s)");
+    assert!(
+        beside <= alone * 2,
+        "small GETs took {beside:?} (median) beside a 100 MiB download, {alone:?} without"
+    );
+}
+
+/// With --store, the files outlive the server: stopped (SIGTERM) and
+/// started again on the same store, it serves what was uploaded (and not
+/// what was uploaded and deleted), beside the files mounted in.
+#[test]
+fn with_a_store_the_files_outlive_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = files_dir(dir.path(), 64 << 10);
+    let store = dir.path().join("store");
+    let flags = [
+        "--mount",
+        &mount(&files),
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let log = dir.path().join("serve.log");
+    let upload = pattern(2 << 20, 11);
+    {
+        let mut s = larder_serve_http(&guest("edge_http"), &log, &flags);
+        let a = agent();
+        let url = |p: &str| format!("{}{p}", s.base);
+        assert_eq!(
+            call(&a, "PUT", &url("/files/kept.bin"), Some(&upload)).0,
+            201
+        );
+        assert_eq!(call(&a, "PUT", &url("/files/gone.bin"), Some(b"x")).0, 201);
+        assert_eq!(call(&a, "DELETE", &url("/files/gone.bin"), None).0, 204);
+        assert!(s.terminate().success(), "{}", log_of(dir.path()));
+    }
+    let s = larder_serve_http(&guest("edge_http"), &log, &flags);
+    let a = agent();
+    let url = |p: &str| format!("{}{p}", s.base);
+    assert_eq!(
+        call(&a, "GET", &url("/files/kept.bin"), None),
+        (200, upload)
+    );
+    let (_, list) = call(&a, "GET", &url("/files"), None);
+    let welcome = std::fs::metadata(files.join("welcome.txt")).unwrap().len();
+    assert_eq!(
+        text(&list),
+        format!(
+            "big.bin {}\nkept.bin {}\nwelcome.txt {welcome}\n",
+            64 << 10,
+            2 << 20
+        )
+    );
+}
+
+/// A component that is not an HTTP handler is refused before listening,
+/// with what to do instead.
+#[test]
+fn a_command_component_is_refused_with_the_reason() {
+    let out = larder(&[
+        "serve-http",
+        "--addr",
+        "127.0.0.1:0",
+        guest("append").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("does not export wasi:http/incoming-handler") && err.contains("larder run"),
+        "{err}"
+    );
+}
