@@ -115,7 +115,12 @@ fn a_composed_app_keeps_its_files_in_s3_under_plain_wasmtime() {
     // http` does: it too carries on from the same tree.
     ok(Command::new(env!("CARGO_BIN_EXE_larder"))
         .arg("run")
-        .args(["--env", "AWS_ACCESS_KEY_ID", "--env", "AWS_SECRET_ACCESS_KEY"])
+        .args([
+            "--env",
+            "AWS_ACCESS_KEY_ID",
+            "--env",
+            "AWS_SECRET_ACCESS_KEY",
+        ])
         .arg(&composed)
         .args(["--", "/log", "/files", "1"]));
     let log = text(&larder(&["cat", "--store", &url, "/log"]).stdout);
@@ -343,14 +348,13 @@ fn bad_s3_persistence_input_is_a_clear_error() {
         "{err}"
     );
     // Under `larder run` (which gives it wasi:http) it stops the same way.
-    let out = larder(&[
-        "run",
-        "--env",
-        "AWS_ACCESS_KEY_ID=k",
-        "--env",
-        "AWS_SECRET_ACCESS_KEY=s",
-        app.to_str().unwrap(),
-    ]);
+    let out = with_input(
+        Command::new(env!("CARGO_BIN_EXE_larder"))
+            .args(["run", "--env", "AWS_ACCESS_KEY_ID=k"])
+            .args(["--env", "AWS_SECRET_ACCESS_KEY=s"])
+            .arg(&app),
+        "ls /\n",
+    );
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
