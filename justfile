@@ -187,6 +187,12 @@ example-browser: web
 example-pipeline: guests
     cargo run --locked --quiet -p vfs-host --example pipeline
 
+# The async embedder example: edge-http on 127.0.0.1:8080, an instance per
+# request on one filesystem kept in target/example-http (until Ctrl-C).
+example-http: guests
+    cargo run --locked --quiet -p vfs-host --example http_host -- \
+        examples/guests/target/wasm32-wasip2/release/edge_http.wasm --store target/example-http
+
 # The edge example: an HTTP file service with bundled files, served on
 # 127.0.0.1:8080 until Ctrl-C (try `curl -T FILE 127.0.0.1:8080/files/NAME`).
 example-edge: guests build

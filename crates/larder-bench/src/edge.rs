@@ -24,7 +24,7 @@ pub struct Row {
     pub bytes: usize,
 }
 
-struct Server(Child);
+pub(crate) struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -33,15 +33,14 @@ impl Drop for Server {
     }
 }
 
-fn serve(args: &[&str], component: &Path) -> Result<(Server, String)> {
+/// Starts `program subcommand --addr A args` on a free loopback port A;
+/// returns once it listens, with its base URL.
+pub(crate) fn spawn(program: &Path, subcommand: &str, args: &[&str]) -> Result<(Server, String)> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = format!("127.0.0.1:{port}");
-    let child = Command::new("wasmtime")
-        .args(["serve", "-S", "cli", "--addr", &addr])
-        .args(["--max-instance-reuse-count", "1000000"])
-        .args(["--idle-instance-timeout", "3600s"])
+    let child = Command::new(program)
+        .args([subcommand, "--addr", &addr])
         .args(args)
-        .arg(component)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -49,15 +48,33 @@ fn serve(args: &[&str], component: &Path) -> Result<(Server, String)> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while TcpStream::connect(&addr).is_err() {
         if Instant::now() > deadline {
-            return Err(format_err!("wasmtime serve never listened on {addr}"));
+            return Err(format_err!(
+                "{} never listened on {addr}",
+                program.display()
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok((server, format!("http://{addr}")))
 }
 
+/// `wasmtime serve`, one instance reused for every request.
+fn serve(args: &[&str], component: &Path) -> Result<(Server, String)> {
+    let component = component.to_str().ok_or(format_err!("non-UTF-8 path"))?;
+    let mut all = vec!["-S", "cli", "--max-instance-reuse-count", "1000000"];
+    all.extend(["--idle-instance-timeout", "3600s"]);
+    all.extend(args);
+    all.push(component);
+    spawn(Path::new("wasmtime"), "serve", &all)
+}
+
 /// Status and body length of one request.
-fn request(agent: &ureq::Agent, method: &str, url: &str, body: Option<&[u8]>) -> Result<usize> {
+pub(crate) fn request(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&[u8]>,
+) -> Result<usize> {
     let r = agent.request(method, url);
     let response = match body {
         Some(b) => r.send_bytes(b),
@@ -164,7 +181,7 @@ pub fn run(root: &Path, repeats: usize) -> Result<Option<Vec<Row>>> {
     ]))
 }
 
-fn check(ok: bool, what: &str) -> Result<()> {
+pub(crate) fn check(ok: bool, what: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {

@@ -9,6 +9,7 @@
 mod edge;
 mod persist;
 mod remote;
+mod serve_http;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -298,6 +299,11 @@ fn main() -> Result<()> {
         .unwrap_or(5);
     let out_dir = root.join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
+    // `BENCH_ONLY=http just bench`: only the larder serve-http rows.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("http") {
+        print!("{}", serve_http_section(&root, repeats)?);
+        return Ok(());
+    }
     // `BENCH_ONLY=sync just bench`: only the sync engine's rows.
     if std::env::var("BENCH_ONLY").as_deref() == Ok("sync") {
         print!("{}", sync_section(&root, repeats)?);
@@ -391,7 +397,6 @@ fn main() -> Result<()> {
     }
 
     // Report.
-    let mib = |bytes_per_s: f64| bytes_per_s / (1 << 20) as f64;
     let mut md = String::new();
     md.push_str(&format!(
         "fsbench, medians of {repeats} interleaved runs in one process; ratio = baseline time / configuration time (above 1: faster than the baseline).\n\n"
@@ -494,6 +499,8 @@ fn main() -> Result<()> {
             "\n(HTTP handler rows skipped: no wasmtime CLI; `just setup` installs it.)\n",
         ),
     }
+    eprintln!("HTTP handler under larder serve-http...");
+    md.push_str(&serve_http_section(&root, repeats)?);
     eprintln!("sync engine...");
     md.push_str(&sync_section(&root, repeats)?);
     eprintln!("persistence of composed apps...");
@@ -512,6 +519,40 @@ fn main() -> Result<()> {
     eprintln!("wrote {}", out_dir.join("results.md").display());
     eprintln!("wrote {}", out_dir.join("results.png").display());
     Ok(())
+}
+
+fn mib(bytes_per_s: f64) -> f64 {
+    bytes_per_s / (1 << 20) as f64
+}
+
+/// `larder serve-http` against `wasmtime serve --dir`, as markdown.
+fn serve_http_section(root: &Path, repeats: usize) -> Result<String> {
+    let mut md = String::new();
+    match serve_http::run(root, repeats)? {
+        Some(rows) => {
+            md.push_str(&format!("\nexamples/edge-http, the same .wasm, an instance per request (requests over loopback with ureq): under `wasmtime serve --dir` on tmpfs vs `larder serve-http --mount` (one shared Larder filesystem); medians of {repeats} rounds after a warm-up round. Small requests as requests per second across all clients; ratio > 1 means Larder is faster:\n\n| workload | wasmtime serve, host fs (tmpfs) | larder serve-http | ratio |\n|---|---|---|---|\n"));
+            for r in rows {
+                let fmt = |s: f64| {
+                    if r.bytes > 0 {
+                        format!("{:.1} ms ({:.0} MiB/s)", s * 1e3, mib(r.bytes as f64 / s))
+                    } else {
+                        format!("{:.0} req/s", 1.0 / s)
+                    }
+                };
+                md.push_str(&format!(
+                    "| {} | {} | {} | **{:.2}×** |\n",
+                    r.workload,
+                    fmt(r.base),
+                    fmt(r.larder),
+                    r.base / r.larder
+                ));
+            }
+        }
+        None => md.push_str(
+            "\n(larder serve-http rows skipped: no wasmtime CLI or release larder; `just bench` builds both.)\n",
+        ),
+    }
+    Ok(md)
 }
 
 /// The sync engine's rows, as markdown.

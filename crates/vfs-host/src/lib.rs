@@ -119,8 +119,11 @@ where
 /// served by the shared [`Vfs`]: for embedders on tokio's multi-thread
 /// runtime that use `instantiate_async` and `call_async` (`wasmtime serve`,
 /// wasmtime-wasi-http). Calls that may take long (a store round trip, a
-/// large copy) leave the executor's worker thread, so other instances keep
-/// being served meanwhile.
+/// large copy) leave the executor's worker thread (`block_in_place`), so
+/// other instances keep being served meanwhile. On a current-thread
+/// runtime they run inline; a `LocalSet` driven by `Runtime::block_on`
+/// forbids blocking (tokio panics there), so drive instances from a
+/// spawned task or use [`add_to_linker_sync`].
 pub fn add_to_linker_async<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
 where
     T: VfsView + wasmtime_wasi::WasiView + 'static,
