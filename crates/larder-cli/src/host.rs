@@ -81,9 +81,12 @@ fn engine() -> Engine {
 }
 
 /// The runtime the apps run on: tokio's multi-thread one, so a long
-/// filesystem call leaves its worker (see vfs_host::add_to_linker_async).
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+/// filesystem call leaves its worker (see vfs_host::add_to_linker_async),
+/// with at least `workers` worker threads (and one per CPU).
+pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(cpus))
         .enable_all()
         .build()
 }

@@ -76,7 +76,10 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(pre) => pre,
         Err(e) => return usage(format_args!("{} cannot be run: {e:#}", args.app.display())),
     };
-    let runtime = match crate::host::runtime() {
+    // A worker per instance: a guest runs until it returns (nothing makes
+    // it yield), and instances that wait on each other's files must all
+    // be running, as they were on threads of their own.
+    let runtime = match crate::host::runtime(args.instances as usize) {
         Ok(r) => r,
         Err(e) => return usage(format_args!("cannot start: {e}")),
     };

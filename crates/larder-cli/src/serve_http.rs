@@ -93,7 +93,7 @@ pub fn main(args: ServeHttpArgs) -> ExitCode {
             .filter_map(|EnvVar(k, v)| Some((k, v?)))
             .collect(),
     });
-    let runtime = match crate::host::runtime() {
+    let runtime = match crate::host::runtime(1) {
         Ok(r) => r,
         Err(e) => return usage(format_args!("cannot start: {e}")),
     };
