@@ -478,22 +478,7 @@ fn main() -> Result<()> {
     match edge::run(&root, repeats)? {
         Some(rows) => {
             md.push_str(&format!("\nexamples/edge-http under `wasmtime serve` (one reused instance, requests over loopback with ureq): files on wasmtime's host filesystem (`--dir` on tmpfs) vs composed with Larder, files bundled; medians of {repeats} rounds after a warm-up round:\n\n| workload | wasmtime host fs (tmpfs) | composed adapter | ratio |\n|---|---|---|---|\n"));
-            for r in rows {
-                let fmt = |s: f64| {
-                    if r.bytes > 0 {
-                        format!("{:.1} ms ({:.0} MiB/s)", s * 1e3, mib(r.bytes as f64 / s))
-                    } else {
-                        format!("{:.3} ms", s * 1e3)
-                    }
-                };
-                md.push_str(&format!(
-                    "| {} | {} | {} | **{:.2}×** |\n",
-                    r.workload,
-                    fmt(r.base),
-                    fmt(r.larder),
-                    r.base / r.larder
-                ));
-            }
+            md.push_str(&http_rows(&rows, |s| format!("{:.3} ms", s * 1e3)));
         }
         None => md.push_str(
             "\n(HTTP handler rows skipped: no wasmtime CLI; `just setup` installs it.)\n",
@@ -525,28 +510,33 @@ fn mib(bytes_per_s: f64) -> f64 {
     bytes_per_s / (1 << 20) as f64
 }
 
+/// Table rows of HTTP workloads: transfers as time and MiB/s, the others
+/// as `small` formats their seconds per request.
+fn http_rows(rows: &[edge::Row], small: fn(f64) -> String) -> String {
+    let mut md = String::new();
+    for r in rows {
+        let fmt = |s: f64| match r.bytes {
+            0 => small(s),
+            bytes => format!("{:.1} ms ({:.0} MiB/s)", s * 1e3, mib(bytes as f64 / s)),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | **{:.2}×** |\n",
+            r.workload,
+            fmt(r.base),
+            fmt(r.larder),
+            r.base / r.larder
+        ));
+    }
+    md
+}
+
 /// `larder serve-http` against `wasmtime serve --dir`, as markdown.
 fn serve_http_section(root: &Path, repeats: usize) -> Result<String> {
     let mut md = String::new();
     match serve_http::run(root, repeats)? {
         Some(rows) => {
             md.push_str(&format!("\nexamples/edge-http, the same .wasm, an instance per request (requests over loopback with ureq): under `wasmtime serve --dir` on tmpfs vs `larder serve-http --mount` (one shared Larder filesystem); medians of {repeats} rounds after a warm-up round. Small requests as requests per second across all clients; ratio > 1 means Larder is faster:\n\n| workload | wasmtime serve, host fs (tmpfs) | larder serve-http | ratio |\n|---|---|---|---|\n"));
-            for r in rows {
-                let fmt = |s: f64| {
-                    if r.bytes > 0 {
-                        format!("{:.1} ms ({:.0} MiB/s)", s * 1e3, mib(r.bytes as f64 / s))
-                    } else {
-                        format!("{:.0} req/s", 1.0 / s)
-                    }
-                };
-                md.push_str(&format!(
-                    "| {} | {} | {} | **{:.2}×** |\n",
-                    r.workload,
-                    fmt(r.base),
-                    fmt(r.larder),
-                    r.base / r.larder
-                ));
-            }
+            md.push_str(&http_rows(&rows, |s| format!("{:.0} req/s", 1.0 / s)));
         }
         None => md.push_str(
             "\n(larder serve-http rows skipped: no wasmtime CLI or release larder; `just bench` builds both.)\n",

@@ -13,19 +13,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The service's files: the example's welcome.txt and a 4 MiB file.
-fn files_dir(dir: &Path) -> PathBuf {
-    let files = dir.join("files");
-    std::fs::create_dir(&files).unwrap();
-    std::fs::copy(
-        repo().join("examples/edge-http/files/welcome.txt"),
-        files.join("welcome.txt"),
-    )
-    .unwrap();
-    std::fs::write(files.join("big.bin"), pattern(4 << 20, 3)).unwrap();
-    files
-}
-
 fn compose_service(dir: &Path, files: &Path) -> PathBuf {
     let out = dir.join("edge.wasm");
     let mount = format!("/srv/files={}", files.display());
@@ -138,7 +125,7 @@ impl InstanceModel {
 #[test]
 fn http_handler_serves_and_stores_files_under_wasmtime_serve() {
     let dir = tempfile::tempdir().unwrap();
-    let files = files_dir(dir.path());
+    let files = files_dir(dir.path(), 4 << 20);
     let bundled = listing(&files);
     let app = compose_service(dir.path(), &files);
     let s = wasmtime_serve(
@@ -212,7 +199,7 @@ fn http_handler_serves_and_stores_files_under_wasmtime_serve() {
 #[test]
 fn each_request_starts_from_the_bundle_by_default() {
     let dir = tempfile::tempdir().unwrap();
-    let files = files_dir(dir.path());
+    let files = files_dir(dir.path(), 4 << 20);
     let app = compose_service(dir.path(), &files);
     let s = wasmtime_serve(&app, &dir.path().join("serve.log"), &[]);
     let a = agent();
@@ -231,7 +218,7 @@ fn each_request_starts_from_the_bundle_by_default() {
 #[test]
 fn wac_compose_file_builds_the_service() {
     let dir = tempfile::tempdir().unwrap();
-    let files = files_dir(dir.path());
+    let files = files_dir(dir.path(), 4 << 20);
     let (vfs, bridge) = (dir.path().join("vfs.wasm"), dir.path().join("bridge.wasm"));
     let mount = format!("/srv/files={}", files.display());
     let r = larder(&[

@@ -7,23 +7,10 @@ mod common;
 use common::http::*;
 use common::*;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
-
-/// The service's files: the example's welcome.txt and a file of `big` bytes.
-fn files_dir(dir: &Path, big: usize) -> PathBuf {
-    let files = dir.join("files");
-    std::fs::create_dir(&files).unwrap();
-    std::fs::copy(
-        repo().join("examples/edge-http/files/welcome.txt"),
-        files.join("welcome.txt"),
-    )
-    .unwrap();
-    std::fs::write(files.join("big.bin"), pattern(big, 3)).unwrap();
-    files
-}
 
 fn mount(files: &Path) -> String {
     format!("/srv/files={}", files.display())

@@ -14,6 +14,20 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// The edge-http service's files in `dir`/files: the example's
+/// welcome.txt and big.bin, `big` bytes of [`pattern`].
+pub fn files_dir(dir: &Path, big: usize) -> std::path::PathBuf {
+    let files = dir.join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::copy(
+        super::repo().join("examples/edge-http/files/welcome.txt"),
+        files.join("welcome.txt"),
+    )
+    .unwrap();
+    std::fs::write(files.join("big.bin"), pattern(big, 3)).unwrap();
+    files
+}
+
 /// `NAME SIZE` lines, sorted: what `GET /files` answers for `dir`.
 pub fn listing(dir: &Path) -> String {
     let mut lines: Vec<String> = std::fs::read_dir(dir)
