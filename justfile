@@ -190,10 +190,12 @@ example-pipeline: guests
     cargo run --locked --quiet -p vfs-host --example pipeline
 
 # The async embedder example: edge-http on 127.0.0.1:8080, an instance per
-# request on one filesystem kept in target/example-http (until Ctrl-C).
+# request on one filesystem (its files mounted from examples/edge-http)
+# kept in target/example-http (until Ctrl-C).
 example-http: guests
     cargo run --locked --quiet -p vfs-host --example http_host -- \
-        examples/guests/target/wasm32-wasip2/release/edge_http.wasm --store target/example-http
+        examples/guests/target/wasm32-wasip2/release/edge_http.wasm \
+        --mount /srv/files=examples/edge-http/files --store target/example-http
 
 # The edge example: an HTTP file service with bundled files, served on
 # 127.0.0.1:8080 until Ctrl-C (try `curl -T FILE 127.0.0.1:8080/files/NAME`).

@@ -3,7 +3,8 @@
 //! share one Larder filesystem, so what a request writes is there for the
 //! next one (and, with `--store DIR`, for the next run of the host).
 //!
-//!     cargo run -p vfs-host --example http_host -- app.wasm [--store DIR]
+//!     cargo run -p vfs-host --example http_host -- app.wasm \
+//!         [--mount GUEST_DIR=HOST_DIR]... [--store DIR]
 //!
 //! then `curl http://127.0.0.1:8080/...`. `larder serve-http` is the same
 //! host with every flag; `just example-http` runs this one with the
@@ -59,26 +60,31 @@ impl WasiHttpView for Request {
 
 #[tokio::main]
 async fn main() -> wasmtime::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (app, store_dir) = match args.as_slice() {
-        [app] => (app, None),
-        [app, flag, dir] if flag == "--store" => (app, Some(dir)),
-        _ => wasmtime::bail!("usage: http_host APP.wasm [--store DIR]"),
-    };
+    let usage = "usage: http_host APP.wasm [--mount GUEST_DIR=HOST_DIR]... [--store DIR]";
+    let mut args = std::env::args().skip(1);
+    let app = args.next().ok_or(wasmtime::format_err!("{usage}"))?;
 
-    // The filesystem every instance shares, kept in DIR if given (each
-    // written file goes there when closed).
+    // The filesystem every instance shares: the whole tree is the preopen
+    // `/`, host directories are copied in, and with a store each written
+    // file goes there when closed (and is restored at the next start).
     let mut volume = VolumeBuilder::new().preopen("/", "/", false);
-    if let Some(dir) = store_dir {
-        let store = Arc::new(larder_sync::LocalDir::open(dir)?);
-        volume = volume.store(store, "", SyncMode::OnClose);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(wasmtime::format_err!("{usage}"))?;
+        volume = match flag.as_str() {
+            "--mount" => volume.mount(vfs_host::Mount::parse(&value)?),
+            "--store" => {
+                let store = Arc::new(larder_sync::LocalDir::open(&value)?);
+                volume.store(store, "", SyncMode::OnClose)
+            }
+            _ => wasmtime::bail!("{usage}"),
+        };
     }
     let vfs = Arc::new(Vfs::new(
         volume.build().map_err(|e| wasmtime::format_err!("{e}"))?,
     ));
 
     let engine = Engine::default();
-    let component = Component::from_file(&engine, app)?;
+    let component = Component::from_file(&engine, &app)?;
     let mut linker = Linker::new(&engine);
     // WASI with Larder's filesystem (async: long file calls leave the
     // executor's worker), plus wasi:http.
