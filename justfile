@@ -134,6 +134,11 @@ guests: setup
     test target/guests/python-app.wasm -nt examples/python/app.py || \
         target/py/bin/componentize-py -q $(printf -- '-d wit/deps/%s.wit ' io clocks random filesystem sockets cli) \
           -w wasi:cli/command@0.2.12 componentize -p examples/python app -o target/guests/python-app.wasm
+    # The JavaScript example, by ComponentizeJS (npm, pinned in
+    # examples/js/package-lock.json; about 20 s: only when it changed).
+    test target/guests/js-app.wasm -nt examples/js/app.js -a target/guests/js-app.wasm -nt examples/js/wit/app.wit || \
+        { cd examples/js && npm ci --no-audit --no-fund --loglevel=error && \
+          npx componentize-js --wit wit --world-name app -o ../../target/guests/js-app.wasm app.js; }
 
 # Every test: lints, the no_std build, then unit, property (fs-core vs
 # Linux), concurrency, browser (Chromium, Node) and fuzz-regression tests.

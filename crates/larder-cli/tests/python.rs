@@ -7,45 +7,18 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn app() -> PathBuf {
     prebuilt_guest("python-app")
 }
 
-/// A config directory like an app ships with.
-fn config(root: &Path) -> PathBuf {
-    let cfg = root.join("cfg");
-    std::fs::create_dir_all(cfg.join("conf.d")).unwrap();
-    std::fs::write(cfg.join("app.conf"), "greeting=hello\nlevel=3\n").unwrap();
-    std::fs::write(cfg.join("conf.d/extra"), "x\n").unwrap();
-    cfg
-}
-
-/// wasmtime with its compile cache on: a 19 MB app compiles once.
-fn wasmtime_run(args: &[&str]) -> String {
-    ok(Command::new("wasmtime")
-        .args(["run", "-C", "cache=y"])
-        .args(args))
-}
-
-/// Two runs under `wasmtime run --dir` (the config, and a tmpfs state
-/// directory they share): what every route must print, run by run.
-fn reference(cfg: &Path) -> [String; 2] {
-    let state = tmpfs_dir();
-    let cfg = format!("{}::/etc/app", cfg.display());
-    let state = format!("{}::/state", state.path().display());
-    let app = app();
-    let run = || wasmtime_run(&["--dir", &cfg, "--dir", &state, app.to_str().unwrap()]);
-    [run(), run()]
-}
-
 #[test]
 fn a_python_app_runs_composed_and_keeps_its_files_in_a_store() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
-    let theirs = reference(&cfg);
+    let cfg = app_config(dir.path());
+    let theirs = reference_runs(&app(), &cfg, &[]);
     assert!(theirs[1].contains("runs 2\n"), "{}", theirs[1]);
     assert!(theirs[1].contains("logged (2, 2) ok\n"), "{}", theirs[1]);
     let mount = format!("/etc/app={}:ro", cfg.display());
@@ -67,7 +40,7 @@ fn a_python_app_runs_composed_and_keeps_its_files_in_a_store() {
     ]);
     assert!(r.status.success(), "{}", text(&r.stderr));
     assert_no_host_filesystem(&composed);
-    assert_eq!(wasmtime_run(&[composed.to_str().unwrap()]), theirs[0]);
+    assert_eq!(wasmtime_cached(&[composed.to_str().unwrap()]), theirs[0]);
 
     // Kept in a store by the host. (componentize-py's apps import
     // wasi:sockets, which `--persist` does not take yet: the edge issue.)

@@ -522,3 +522,36 @@ pub fn compose(dir: &Path, app: &Path, extra: &[&str]) -> PathBuf {
     assert_no_host_filesystem(&out);
     out
 }
+
+/// The config directory the Python and JS examples read, as an app ships
+/// one: `root`/cfg.
+pub fn app_config(root: &Path) -> PathBuf {
+    let cfg = root.join("cfg");
+    std::fs::create_dir_all(cfg.join("conf.d")).unwrap();
+    std::fs::write(cfg.join("app.conf"), "greeting=hello\nlevel=3\n").unwrap();
+    std::fs::write(cfg.join("conf.d/extra"), "x\n").unwrap();
+    cfg
+}
+
+/// `wasmtime run` with its compile cache on (a large app compiles once);
+/// its stdout.
+pub fn wasmtime_cached(args: &[&str]) -> String {
+    ok(Command::new("wasmtime")
+        .args(["run", "-C", "cache=y"])
+        .args(args))
+}
+
+/// Two runs of `app` under `wasmtime run FLAGS --dir` (the config at
+/// /etc/app, and a tmpfs state directory at /state they share): what every
+/// Larder route must print, run by run.
+pub fn reference_runs(app: &Path, cfg: &Path, flags: &[&str]) -> [String; 2] {
+    let state = tmpfs_dir();
+    let cfg = format!("{}::/etc/app", cfg.display());
+    let state = format!("{}::/state", state.path().display());
+    let run = || {
+        let mut args = flags.to_vec();
+        args.extend(["--dir", &cfg, "--dir", &state, app.to_str().unwrap()]);
+        wasmtime_cached(&args)
+    };
+    [run(), run()]
+}
