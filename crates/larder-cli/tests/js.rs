@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use std::path::PathBuf;
-use std::process::Command;
 
 fn app() -> PathBuf {
     prebuilt_guest("js-app")
@@ -28,42 +27,20 @@ fn a_js_app_runs_composed_and_keeps_its_files_in_a_store() {
         "{}",
         theirs[1]
     );
-    let mount = format!("/etc/app={}:ro", cfg.display());
 
     // Composed, its config and an empty state directory bundled: the
-    // first run's answers (each run starts from the bundle).
-    let empty = dir.path().join("empty");
-    std::fs::create_dir(&empty).unwrap();
-    let composed = dir.path().join("composed.wasm");
-    let r = larder(&[
-        "compose",
-        app().to_str().unwrap(),
-        "--mount",
-        &mount,
-        "--mount",
-        &format!("/state={}", empty.display()),
-        "-o",
-        composed.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", text(&r.stderr));
-    assert_no_host_filesystem(&composed);
-    let composed = composed.to_str().unwrap();
+    // first run's answers, every run (each starts from the bundle).
+    let composed = compose_with_config(&app(), &cfg, dir.path());
     for _ in 0..2 {
-        assert_eq!(wasmtime_cached(&["-S", "http", composed]), theirs[0]);
+        assert_eq!(
+            wasmtime_cached(&["-S", "http", composed.to_str().unwrap()]),
+            theirs[0]
+        );
     }
 
     // Kept in a store by the host, run after run.
     let store = dir.path().join("store");
-    std::fs::create_dir_all(store.join("state")).unwrap();
-    for (i, expected) in theirs.iter().enumerate() {
-        let ours = ok(Command::new(env!("CARGO_BIN_EXE_larder"))
-            .arg("run")
-            .arg(app())
-            .arg("--store")
-            .arg(&store)
-            .args(["--mount", &mount]));
-        assert_eq!(&ours, expected, "run {}", i + 1);
-    }
+    assert_eq!(store_runs(&app(), &cfg, &store), theirs);
     // The store is plain files: the count, and the backed-up tree.
     assert_eq!(
         std::fs::read_to_string(store.join("state/runs")).unwrap(),

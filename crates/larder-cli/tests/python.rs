@@ -21,40 +21,17 @@ fn a_python_app_runs_composed_and_keeps_its_files_in_a_store() {
     let theirs = reference_runs(&app(), &cfg, &[]);
     assert!(theirs[1].contains("runs 2\n"), "{}", theirs[1]);
     assert!(theirs[1].contains("logged (2, 2) ok\n"), "{}", theirs[1]);
-    let mount = format!("/etc/app={}:ro", cfg.display());
 
     // Composed, its config and an empty state directory bundled: the
     // first run's answers (each run starts from the bundle).
-    let empty = dir.path().join("empty");
-    std::fs::create_dir(&empty).unwrap();
-    let composed = dir.path().join("composed.wasm");
-    let r = larder(&[
-        "compose",
-        app().to_str().unwrap(),
-        "--mount",
-        &mount,
-        "--mount",
-        &format!("/state={}", empty.display()),
-        "-o",
-        composed.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", text(&r.stderr));
-    assert_no_host_filesystem(&composed);
+    let composed = compose_with_config(&app(), &cfg, dir.path());
     assert_eq!(wasmtime_cached(&[composed.to_str().unwrap()]), theirs[0]);
 
-    // Kept in a store by the host. (componentize-py's apps import
-    // wasi:sockets, which `--persist` does not take yet: the edge issue.)
+    // Kept in a store by the host, run after run. (componentize-py's apps
+    // import wasi:sockets, which `--persist` does not take yet: the edge
+    // issue.)
     let store = dir.path().join("store");
-    std::fs::create_dir_all(store.join("state")).unwrap();
-    for (i, expected) in theirs.iter().enumerate() {
-        let ours = ok(Command::new(env!("CARGO_BIN_EXE_larder"))
-            .arg("run")
-            .arg(app())
-            .arg("--store")
-            .arg(&store)
-            .args(["--mount", &mount]));
-        assert_eq!(&ours, expected, "run {}", i + 1);
-    }
+    assert_eq!(store_runs(&app(), &cfg, &store), theirs);
     // The store is plain files: the count, and a database the host's
     // SQLite reads.
     assert_eq!(

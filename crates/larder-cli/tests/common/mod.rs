@@ -555,3 +555,40 @@ pub fn reference_runs(app: &Path, cfg: &Path, flags: &[&str]) -> [String; 2] {
     };
     [run(), run()]
 }
+
+/// `app` composed with `cfg` bundled read-only at /etc/app and an empty
+/// /state, into `dir`/composed.wasm; checked to reach no host directory.
+pub fn compose_with_config(app: &Path, cfg: &Path, dir: &Path) -> PathBuf {
+    let empty = dir.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let composed = dir.join("composed.wasm");
+    let r = larder(&[
+        "compose",
+        app.to_str().unwrap(),
+        "--mount",
+        &format!("/etc/app={}:ro", cfg.display()),
+        "--mount",
+        &format!("/state={}", empty.display()),
+        "-o",
+        composed.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_no_host_filesystem(&composed);
+    composed
+}
+
+/// Two runs of `app` under `larder run --store STORE` with `cfg` mounted
+/// read-only at /etc/app (and /state made in the store): their stdout.
+pub fn store_runs(app: &Path, cfg: &Path, store: &Path) -> [String; 2] {
+    std::fs::create_dir_all(store.join("state")).unwrap();
+    let mount = format!("/etc/app={}:ro", cfg.display());
+    let run = || {
+        ok(Command::new(env!("CARGO_BIN_EXE_larder"))
+            .arg("run")
+            .arg(app)
+            .arg("--store")
+            .arg(store)
+            .args(["--mount", &mount]))
+    };
+    [run(), run()]
+}
