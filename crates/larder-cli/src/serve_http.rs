@@ -10,11 +10,13 @@ use crate::EXIT_USAGE;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
+use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use vfs_host::Vfs;
 use wasmtime::Store;
 use wasmtime_wasi::WasiCtx;
@@ -104,16 +106,14 @@ pub fn main(args: ServeHttpArgs) -> ExitCode {
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         // Tests and scripts read the port from this line (for :0).
         eprintln!("larder serve-http: serving HTTP on http://{local}/");
-        tokio::select! {
-            r = accept(listener, service) => r,
-            _ = crate::serve::shutdown() => Ok(()),
-        }
+        accept(listener, service, crate::serve::shutdown()).await;
+        Ok::<(), String>(())
     });
     if let Err(e) = result {
         return usage(e);
     }
-    // Requests still running stop here; what they wrote so far is in the
-    // filesystem, and goes to the store now.
+    // What the requests wrote is in the filesystem, and goes to the store
+    // now.
     drop(runtime);
     if let Err(e) = crate::volume::save(&vfs, "larder serve-http") {
         eprintln!("larder serve-http: {e}");
@@ -123,32 +123,57 @@ pub fn main(args: ServeHttpArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Serves every connection on a task of its own (HTTP/1.1, kept alive).
-async fn accept(listener: tokio::net::TcpListener, service: Arc<Service>) -> Result<(), String> {
+/// How long requests in flight at shutdown may take to finish.
+const GRACE: Duration = Duration::from_secs(30);
+
+/// Serves every connection on a task of its own (HTTP/1.1, kept alive)
+/// until `stop`; then lets the requests in flight finish (idle connections
+/// close at once), for up to [`GRACE`].
+async fn accept(
+    listener: tokio::net::TcpListener,
+    service: Arc<Service>,
+    stop: impl std::future::Future,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
     loop {
-        let (client, _) = match listener.accept().await {
-            Ok(c) => c,
-            // Out of descriptors and the like: this connection is lost,
-            // the server goes on.
-            Err(e) => {
-                tracing::warn!("accepting a connection: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
+        let client = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) => client,
+                // Out of descriptors and the like: this connection is
+                // lost, the server goes on.
+                Err(e) => {
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
         };
         let service = service.clone();
+        let served = http1::Builder::new().keep_alive(true).serve_connection(
+            TokioIo::new(client),
+            hyper::service::service_fn(move |req| {
+                let service = service.clone();
+                async move { Ok::<_, Infallible>(service.handle(req).await) }
+            }),
+        );
+        let served = graceful.watch(served);
         tokio::spawn(async move {
-            let served = http1::Builder::new().keep_alive(true).serve_connection(
-                TokioIo::new(client),
-                hyper::service::service_fn(move |req| {
-                    let service = service.clone();
-                    async move { Ok::<_, Infallible>(service.handle(req).await) }
-                }),
-            );
             if let Err(e) = served.await {
                 tracing::debug!("connection: {e}");
             }
         });
+    }
+    drop(listener);
+    if tokio::time::timeout(GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "larder serve-http: requests still running {}s after the stop signal were cut off",
+            GRACE.as_secs()
+        );
     }
 }
 

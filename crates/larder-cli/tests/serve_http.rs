@@ -277,3 +277,86 @@ fn a_command_component_is_refused_with_the_reason() {
         "{err}"
     );
 }
+
+/// A body that arrives slowly: `chunks` chunks of 64 KiB, a pause before
+/// each; says when the first has been sent.
+struct Slow {
+    chunks: usize,
+    sent: usize,
+    offset: usize,
+    first: Option<std::sync::mpsc::Sender<()>>,
+    body: Vec<u8>,
+}
+
+impl std::io::Read for Slow {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.sent == self.chunks {
+            return Ok(0);
+        }
+        if self.offset % (64 << 10) == 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let end = (self.offset / (64 << 10) + 1) * (64 << 10);
+        let n = buf.len().min(end - self.offset);
+        buf[..n].copy_from_slice(&self.body[self.offset..self.offset + n]);
+        self.offset += n;
+        if self.offset == end {
+            self.sent += 1;
+            if let Some(tx) = self.first.take() {
+                let _ = tx.send(());
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// SIGTERM while an upload is still arriving: the server stops taking new
+/// connections but lets the upload finish (201), then saves to the store
+/// and exits 0; the next start serves the whole file.
+#[test]
+fn sigterm_lets_requests_in_flight_finish_and_saves_them() {
+    const CHUNKS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let files = files_dir(dir.path(), 64 << 10);
+    let store = dir.path().join("store");
+    let flags = [
+        "--mount",
+        &mount(&files),
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let log = dir.path().join("serve.log");
+    let body = pattern(CHUNKS * (64 << 10), 21);
+    let mut s = larder_serve_http(&guest("edge_http"), &log, &flags);
+    let (tx, first_sent) = std::sync::mpsc::channel();
+    let upload = std::thread::spawn({
+        let (url, body) = (format!("{}/files/slow.bin", s.base), body.clone());
+        move || {
+            let slow = Slow {
+                chunks: CHUNKS,
+                sent: 0,
+                offset: 0,
+                first: Some(tx),
+                body,
+            };
+            let r = agent()
+                .put(&url)
+                .set("content-length", &(CHUNKS * (64 << 10)).to_string())
+                .send(slow)
+                .map_err(|e| e.to_string())?;
+            Ok::<u16, String>(r.status())
+        }
+    });
+    first_sent.recv_timeout(Duration::from_secs(120)).unwrap();
+    let started = Instant::now();
+    let status = s.terminate();
+    assert_eq!(upload.join().unwrap(), Ok(201), "{}", log_of(dir.path()));
+    assert!(status.success(), "{}", log_of(dir.path()));
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the server stopped before the upload could have finished"
+    );
+    let s = larder_serve_http(&guest("edge_http"), &log, &flags);
+    let (status, got) = call(&agent(), "GET", &format!("{}/files/slow.bin", s.base), None);
+    assert_eq!((status, got == body), (200, true));
+}
