@@ -278,11 +278,13 @@ fn a_command_component_is_refused_with_the_reason() {
     );
 }
 
-/// A body that arrives slowly: `chunks` chunks of 64 KiB, a pause before
-/// each; says when the first has been sent.
+/// Chunks of a slow body.
+const CHUNK: usize = 64 << 10;
+
+/// A body that arrives slowly: `chunks` chunks of [`CHUNK`] bytes, a pause
+/// before each; says when the first has been sent.
 struct Slow {
     chunks: usize,
-    sent: usize,
     offset: usize,
     first: Option<std::sync::mpsc::Sender<()>>,
     body: Vec<u8>,
@@ -290,18 +292,17 @@ struct Slow {
 
 impl std::io::Read for Slow {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.sent == self.chunks {
+        if self.offset == self.chunks * CHUNK {
             return Ok(0);
         }
-        if self.offset % (64 << 10) == 0 {
+        if self.offset.is_multiple_of(CHUNK) {
             std::thread::sleep(Duration::from_millis(50));
         }
-        let end = (self.offset / (64 << 10) + 1) * (64 << 10);
+        let end = (self.offset / CHUNK + 1) * CHUNK;
         let n = buf.len().min(end - self.offset);
         buf[..n].copy_from_slice(&self.body[self.offset..self.offset + n]);
         self.offset += n;
         if self.offset == end {
-            self.sent += 1;
             if let Some(tx) = self.first.take() {
                 let _ = tx.send(());
             }
@@ -326,7 +327,7 @@ fn sigterm_lets_requests_in_flight_finish_and_saves_them() {
         store.to_str().unwrap(),
     ];
     let log = dir.path().join("serve.log");
-    let body = pattern(CHUNKS * (64 << 10), 21);
+    let body = pattern(CHUNKS * CHUNK, 21);
     let mut s = larder_serve_http(&guest("edge_http"), &log, &flags);
     let (tx, first_sent) = std::sync::mpsc::channel();
     let upload = std::thread::spawn({
@@ -334,14 +335,13 @@ fn sigterm_lets_requests_in_flight_finish_and_saves_them() {
         move || {
             let slow = Slow {
                 chunks: CHUNKS,
-                sent: 0,
                 offset: 0,
                 first: Some(tx),
                 body,
             };
             let r = agent()
                 .put(&url)
-                .set("content-length", &(CHUNKS * (64 << 10)).to_string())
+                .set("content-length", &(CHUNKS * CHUNK).to_string())
                 .send(slow)
                 .map_err(|e| e.to_string())?;
             Ok::<u16, String>(r.status())
