@@ -20,6 +20,38 @@ fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
 }
 
+/// The service with its files mounted from a temporary directory and kept
+/// in a store there, to be started (and stopped, and started again).
+struct Persisted {
+    dir: tempfile::TempDir,
+    flags: Vec<String>,
+}
+
+impl Persisted {
+    fn new() -> Persisted {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files_dir(dir.path(), 64 << 10);
+        let store = dir.path().join("store");
+        let flags = vec![
+            "--mount".to_string(),
+            mount(&files),
+            "--store".to_string(),
+            store.to_str().unwrap().to_string(),
+        ];
+        Persisted { dir, flags }
+    }
+
+    fn start(&self) -> Served {
+        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        let log = self.dir.path().join("serve.log");
+        larder_serve_http(&guest("edge_http"), &log, &flags)
+    }
+
+    fn log(&self) -> String {
+        log_of(self.dir.path())
+    }
+}
+
 /// Files written by one request are there for the next (on another
 /// instance) and outlive it; the mounted host directory is only read.
 #[test]
@@ -241,19 +273,10 @@ fn a_big_download_does_not_hold_up_small_requests() {
 #[test]
 fn with_a_store_the_files_outlive_the_server() {
     let _shared = beside_others();
-    let dir = tempfile::tempdir().unwrap();
-    let files = files_dir(dir.path(), 64 << 10);
-    let store = dir.path().join("store");
-    let flags = [
-        "--mount",
-        &mount(&files),
-        "--store",
-        store.to_str().unwrap(),
-    ];
-    let log = dir.path().join("serve.log");
+    let service = Persisted::new();
     let upload = pattern(2 << 20, 11);
     {
-        let mut s = larder_serve_http(&guest("edge_http"), &log, &flags);
+        let mut s = service.start();
         let a = agent();
         let url = |p: &str| format!("{}{p}", s.base);
         assert_eq!(
@@ -262,9 +285,9 @@ fn with_a_store_the_files_outlive_the_server() {
         );
         assert_eq!(call(&a, "PUT", &url("/files/gone.bin"), Some(b"x")).0, 201);
         assert_eq!(call(&a, "DELETE", &url("/files/gone.bin"), None).0, 204);
-        assert!(s.terminate().success(), "{}", log_of(dir.path()));
+        assert!(s.terminate().success(), "{}", service.log());
     }
-    let s = larder_serve_http(&guest("edge_http"), &log, &flags);
+    let s = service.start();
     let a = agent();
     let url = |p: &str| format!("{}{p}", s.base);
     assert_eq!(
@@ -272,7 +295,9 @@ fn with_a_store_the_files_outlive_the_server() {
         (200, upload)
     );
     let (_, list) = call(&a, "GET", &url("/files"), None);
-    let welcome = std::fs::metadata(files.join("welcome.txt")).unwrap().len();
+    let welcome = std::fs::metadata(service.dir.path().join("files/welcome.txt"))
+        .unwrap()
+        .len();
     assert_eq!(
         text(&list),
         format!(
@@ -342,18 +367,9 @@ impl std::io::Read for Slow {
 fn sigterm_lets_requests_in_flight_finish_and_saves_them() {
     let _shared = beside_others();
     const CHUNKS: usize = 40;
-    let dir = tempfile::tempdir().unwrap();
-    let files = files_dir(dir.path(), 64 << 10);
-    let store = dir.path().join("store");
-    let flags = [
-        "--mount",
-        &mount(&files),
-        "--store",
-        store.to_str().unwrap(),
-    ];
-    let log = dir.path().join("serve.log");
+    let service = Persisted::new();
     let body = pattern(CHUNKS * CHUNK, 21);
-    let mut s = larder_serve_http(&guest("edge_http"), &log, &flags);
+    let mut s = service.start();
     let (tx, first_sent) = std::sync::mpsc::channel();
     let upload = std::thread::spawn({
         let (url, body) = (format!("{}/files/slow.bin", s.base), body.clone());
@@ -375,13 +391,13 @@ fn sigterm_lets_requests_in_flight_finish_and_saves_them() {
     first_sent.recv_timeout(Duration::from_secs(120)).unwrap();
     let started = Instant::now();
     let status = s.terminate();
-    assert_eq!(upload.join().unwrap(), Ok(201), "{}", log_of(dir.path()));
-    assert!(status.success(), "{}", log_of(dir.path()));
+    assert_eq!(upload.join().unwrap(), Ok(201), "{}", service.log());
+    assert!(status.success(), "{}", service.log());
     assert!(
         started.elapsed() >= Duration::from_millis(500),
         "the server stopped before the upload could have finished"
     );
-    let s = larder_serve_http(&guest("edge_http"), &log, &flags);
+    let s = service.start();
     let (status, got) = call(&agent(), "GET", &format!("{}/files/slow.bin", s.base), None);
     assert_eq!((status, got == body), (200, true));
 }
