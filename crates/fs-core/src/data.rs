@@ -174,6 +174,15 @@ impl FileData {
             .collect()
     }
 
+    /// The source of a file whose bytes all still live in a checksummed
+    /// source (a lazily loaded image, a host file imported by reference),
+    /// for copying them on without holding them in memory.
+    pub fn whole_source(&self) -> Option<&Pending> {
+        self.pending
+            .as_deref()
+            .filter(|p| p.crc.is_some() && self.blocks.is_empty())
+    }
+
     pub fn is_pending(&self) -> bool {
         self.pending.is_some()
     }

@@ -267,6 +267,38 @@ impl Descriptor {
         Ok(())
     }
 
+    /// Gives this empty file `size` bytes that live in `source` at
+    /// `extents` (file offset, source offset, length; the rest are holes)
+    /// and hash to `crc`: fetched whole and checked the first time they
+    /// are used, as a lazily loaded image's files are.
+    #[cfg(feature = "std")]
+    pub(crate) fn set_checked_source(
+        &self,
+        source: Arc<dyn crate::image::ImageSource>,
+        size: u64,
+        extents: alloc::vec::Vec<(u64, u64, u64)>,
+        crc: u32,
+    ) -> Result<()> {
+        self.require_file()?;
+        if size > self.shared.config.max_file_size {
+            return Err(ErrorCode::FileTooLarge);
+        }
+        let mut state = self.inode.state.write();
+        let file = state.file_mut().ok_or(ErrorCode::BadDescriptor)?;
+        if file.size() != 0 || file.is_pending() {
+            return Err(ErrorCode::Invalid);
+        }
+        *file = crate::data::FileData::lazy(
+            size,
+            crate::data::Pending {
+                source,
+                extents,
+                crc: Some(crc),
+            },
+        );
+        Ok(())
+    }
+
     /// How many descriptors are open for writing on this object (a mirror
     /// leaves files being written alone when it applies remote changes).
     pub fn writers(&self) -> u32 {

@@ -4,13 +4,15 @@
 //! and holes (all-zero chunks are not stored).
 
 use crate::error::ErrorCode;
+use crate::image::ImageSource;
 use crate::time::{NewTimestamp, Timestamp};
 use crate::{Descriptor, DescriptorFlags as DF, OpenFlags as OF, PathFlags as PF};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// What an import brought in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +54,23 @@ impl fmt::Display for ImportError {
 
 impl std::error::Error for ImportError {}
 
+/// A host file's bytes where they are, for a file imported by reference.
+/// Reopened for each read, so a large tree holds no descriptors open.
+struct HostFile {
+    path: PathBuf,
+    size: u64,
+}
+
+impl ImageSource for HostFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> crate::Result<()> {
+        let f = std::fs::File::open(&self.path).map_err(|_| ErrorCode::Io)?;
+        f.read_exact_at(buf, offset).map_err(|_| ErrorCode::Io)
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
     move |e| ImportError {
         path: path.to_owned(),
@@ -76,6 +95,8 @@ fn host_time(secs: i64, nsecs: i64) -> NewTimestamp {
 
 struct Importer<'a> {
     dir: &'a Descriptor,
+    /// Leave file contents on the host (see [`reference_dir_with_progress`]).
+    by_reference: bool,
     stats: ImportStats,
     /// Told the byte count of each piece of file content copied.
     progress: &'a mut dyn FnMut(u64),
@@ -96,6 +117,29 @@ pub fn import_dir_with_progress(
     from: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportStats, ImportError> {
+    import(dir, from, progress, false)
+}
+
+/// [`import_dir_with_progress`], except that file contents stay on the
+/// host: each file is read once now (for its holes and checksum) and again
+/// whenever its bytes are used, checked against that checksum, so a host
+/// file changed since reads as an `io` error, never as other bytes. For
+/// staging a tree that is written out straight away ([`crate::image::plan`]
+/// copies such files a chunk at a time), not for a filesystem an app uses.
+pub fn reference_dir_with_progress(
+    dir: &Descriptor,
+    from: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportStats, ImportError> {
+    import(dir, from, progress, true)
+}
+
+fn import(
+    dir: &Descriptor,
+    from: &Path,
+    progress: &mut dyn FnMut(u64),
+    by_reference: bool,
+) -> Result<ImportStats, ImportError> {
     let meta = std::fs::metadata(from).map_err(io_err(from))?;
     if !meta.is_dir() {
         return Err(ImportError {
@@ -105,6 +149,7 @@ pub fn import_dir_with_progress(
     }
     let mut imp = Importer {
         dir,
+        by_reference,
         stats: ImportStats::default(),
         progress,
         links: HashMap::new(),
@@ -173,19 +218,63 @@ impl Importer<'_> {
     }
 
     fn copy_file(&mut self, host: &Path, guest: &str) -> Result<(), ImportError> {
-        let mut src = std::fs::File::open(host).map_err(io_err(host))?;
+        let src = std::fs::File::open(host).map_err(io_err(host))?;
         let dst = self
             .dir
             .open_at(PF::empty(), guest, OF::CREATE | OF::EXCLUSIVE, DF::WRITE)
             .map_err(fs_err(host))?;
+        let size = if self.by_reference {
+            let mut extents: Vec<(u64, u64, u64)> = Vec::new();
+            let mut crc = crc32fast::Hasher::new();
+            let size = self.read_runs(src, host, |off, run| {
+                crc.update(run);
+                let len = run.len() as u64;
+                match extents.last_mut() {
+                    Some(last) if last.0 + last.2 == off => last.2 += len,
+                    _ => extents.push((off, off, len)),
+                }
+                Ok(())
+            })?;
+            let source = Arc::new(HostFile {
+                path: host.to_owned(),
+                size,
+            });
+            dst.set_checked_source(source, size, extents, crc.finalize())
+                .map_err(fs_err(host))?;
+            size
+        } else {
+            let size = self.read_runs(src, host, |off, run| {
+                let mut done = 0;
+                while done < run.len() {
+                    done += dst
+                        .write(&run[done..], off + done as u64)
+                        .map_err(fs_err(host))?;
+                }
+                Ok(())
+            })?;
+            dst.set_size(size).map_err(fs_err(host))?;
+            size
+        };
+        self.stats.bytes += size;
+        Ok(())
+    }
+
+    /// Reads `src` to its end, giving `run(offset, bytes)` each run of it
+    /// that is not all-zero 4 KiB pieces (those stay holes); returns the
+    /// size read.
+    fn read_runs(
+        &mut self,
+        mut src: std::fs::File,
+        host: &Path,
+        mut run: impl FnMut(u64, &[u8]) -> Result<(), ImportError>,
+    ) -> Result<u64, ImportError> {
         let mut buf = vec![0u8; 1 << 20];
         let mut off = 0u64;
         loop {
             let n = src.read(&mut buf).map_err(io_err(host))?;
             if n == 0 {
-                break;
+                return Ok(off);
             }
-            // All-zero 4 KiB pieces stay holes; runs of the rest are written.
             let data = &buf[..n];
             let mut piece = 0;
             while piece < n {
@@ -202,20 +291,12 @@ impl Importer<'_> {
                 {
                     run_end = (run_end + 4096).min(n);
                 }
-                let mut done = piece;
-                while done < run_end {
-                    done += dst
-                        .write(&data[done..run_end], off + done as u64)
-                        .map_err(fs_err(host))?;
-                }
+                run(off + piece as u64, &data[piece..run_end])?;
                 piece = run_end;
             }
             off += n as u64;
             (self.progress)(n as u64);
         }
-        dst.set_size(off).map_err(fs_err(host))?;
-        self.stats.bytes += off;
-        Ok(())
     }
 
     /// Mode, owner and times, set last so adding children does not move a

@@ -102,7 +102,6 @@ impl From<ErrorCode> for ImageError {
 
 struct Writer {
     meta: Vec<u8>,
-    data: Vec<u8>,
 }
 
 impl Writer {
@@ -131,6 +130,43 @@ impl Writer {
 /// Serialises the tree under the directory `dir` (its own metadata becomes
 /// the root node's).
 pub fn encode(dir: &Descriptor) -> crate::Result<Vec<u8>> {
+    let plan = plan(dir)?;
+    let mut out = Vec::new();
+    let len = usize::try_from(plan.len()).map_err(|_| ErrorCode::InsufficientMemory)?;
+    out.try_reserve_exact(len)
+        .map_err(|_| ErrorCode::InsufficientMemory)?;
+    plan.write_to(|bytes| {
+        out.extend_from_slice(bytes);
+        Ok::<(), ErrorCode>(())
+    })?;
+    Ok(out)
+}
+
+/// A file's part of the data section, as planned: the extents `(file
+/// offset, length)` written in order, and the checksum they hash to.
+struct PlannedFile {
+    inode: Arc<Inode>,
+    extents: Vec<(u64, u64)>,
+    crc: u32,
+}
+
+/// The image of a tree, planned but not yet written: the header and
+/// metadata are built, and the files' bytes are read as they are written
+/// out ([`Encoding::write_to`]). A file whose bytes still live in a
+/// checksummed source (a lazily loaded image, a host file imported by
+/// reference) is copied from there a chunk at a time, so an image can be
+/// written out holding no more than a chunk of its contents in memory.
+pub struct Encoding {
+    head: Vec<u8>,
+    files: Vec<PlannedFile>,
+    data_len: u64,
+    shift: u32,
+}
+
+/// Plans the image of the tree under the directory `dir` (its own metadata
+/// becomes the root node's). The tree must not change until the image is
+/// written; a file that does makes [`Encoding::write_to`] fail.
+pub fn plan(dir: &Descriptor) -> crate::Result<Encoding> {
     if !dir.inode.is_dir() {
         return Err(ErrorCode::NotDirectory);
     }
@@ -140,15 +176,23 @@ pub fn encode(dir: &Descriptor) -> crate::Result<Vec<u8>> {
     let mut order: Vec<Arc<Inode>> = vec![dir.inode.clone()];
     let mut index: BTreeMap<u64, u32> = BTreeMap::new();
     index.insert(dir.inode.ino, 0);
-    let mut w = Writer {
-        meta: Vec::new(),
-        data: Vec::new(),
-    };
+    let mut w = Writer { meta: Vec::new() };
+    let mut files = Vec::new();
+    let mut data_len = 0u64;
     let mut next = 0;
     while next < order.len() {
         let inode = order[next].clone();
         next += 1;
-        inode.load_file()?;
+        // A source without a checksum (a store's ranged reads) is fetched
+        // now; one with a checksum is copied from where it is when written.
+        let fetch = inode
+            .state
+            .read()
+            .file()
+            .is_some_and(|f| f.is_pending() && f.whole_source().is_none());
+        if fetch {
+            inode.load_file()?;
+        }
         let state = inode.state.read();
         let m = state.meta;
         let kind = match &state.body {
@@ -166,24 +210,20 @@ pub fn encode(dir: &Descriptor) -> crate::Result<Vec<u8>> {
         match &state.body {
             Body::File(f) => {
                 w.u64(f.size());
-                let mut extents: Vec<(u64, u64, u64)> = Vec::new();
-                let mut crc = crc32fast::Hasher::new();
-                for (off, bytes) in f.extents(shift) {
-                    let data_off = w.data.len() as u64;
-                    w.data.extend_from_slice(bytes);
-                    crc.update(bytes);
-                    match extents.last_mut() {
-                        Some(last) if last.0 + last.2 == off => last.2 += bytes.len() as u64,
-                        _ => extents.push((off, data_off, bytes.len() as u64)),
-                    }
-                }
+                let (extents, crc) = file_extents(f, shift);
                 w.u32(extents.len() as u32);
-                for (off, data_off, len) in extents {
+                for &(off, len) in &extents {
                     w.u64(off);
-                    w.u64(data_off);
+                    w.u64(data_len);
                     w.u64(len);
+                    data_len += len;
                 }
-                w.u32(crc.finalize());
+                w.u32(crc);
+                files.push(PlannedFile {
+                    inode: inode.clone(),
+                    extents,
+                    crc,
+                });
             }
             Body::Dir(d) => {
                 w.u32(d.entries.len() as u32);
@@ -204,19 +244,108 @@ pub fn encode(dir: &Descriptor) -> crate::Result<Vec<u8>> {
             Body::Symlink(t) => w.bytes16(t.as_bytes()),
         }
     }
-    let mut out = Vec::with_capacity(HEADER_LEN + w.meta.len() + w.data.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(order.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(w.meta.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&w.meta).to_le_bytes());
-    let hcrc = crc32fast::hash(&out);
-    out.extend_from_slice(&hcrc.to_le_bytes());
-    out.extend_from_slice(&w.meta);
-    out.extend_from_slice(&w.data);
-    Ok(out)
+    let mut head = Vec::with_capacity(HEADER_LEN + w.meta.len());
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&VERSION.to_le_bytes());
+    head.extend_from_slice(&0u16.to_le_bytes());
+    head.extend_from_slice(&(order.len() as u32).to_le_bytes());
+    head.extend_from_slice(&(w.meta.len() as u64).to_le_bytes());
+    head.extend_from_slice(&crc32fast::hash(&w.meta).to_le_bytes());
+    let hcrc = crc32fast::hash(&head);
+    head.extend_from_slice(&hcrc.to_le_bytes());
+    head.extend_from_slice(&w.meta);
+    Ok(Encoding {
+        head,
+        files,
+        data_len,
+        shift,
+    })
 }
+
+/// A file's data extents `(file offset, length)`, adjacent ones merged, and
+/// the checksum of their bytes in order: taken from its source when its
+/// bytes are all still there, else hashed from memory.
+fn file_extents(f: &FileData, shift: u32) -> (Vec<(u64, u64)>, u32) {
+    let mut extents: Vec<(u64, u64)> = Vec::new();
+    let mut add = |off: u64, len: u64| match extents.last_mut() {
+        Some(last) if last.0 + last.1 == off => last.1 += len,
+        _ => extents.push((off, len)),
+    };
+    if let Some(p) = f.whole_source() {
+        p.extents.iter().for_each(|&(off, _, len)| add(off, len));
+        return (extents, p.crc.unwrap_or_default());
+    }
+    let mut crc = crc32fast::Hasher::new();
+    for (off, bytes) in f.extents(shift) {
+        crc.update(bytes);
+        add(off, bytes.len() as u64);
+    }
+    (extents, crc.finalize())
+}
+
+impl Encoding {
+    /// The image's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.head.len() as u64 + self.data_len
+    }
+
+    /// Never true: an image has at least a header and a root.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Writes the image to `out` in pieces, in order. A file whose extents
+    /// or bytes differ from what was planned (it changed, or its source
+    /// did) fails with `io`, since the metadata already written promised
+    /// other bytes; so does a source that cannot be read.
+    pub fn write_to<E: From<ErrorCode>>(
+        &self,
+        mut out: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        out(&self.head)?;
+        let mut buf = Vec::new();
+        for planned in &self.files {
+            let state = planned.inode.state.read();
+            let f = state.file().ok_or(ErrorCode::Io)?;
+            let mut crc = crc32fast::Hasher::new();
+            let mut written = Vec::with_capacity(planned.extents.len());
+            let mut note = |off: u64, len: u64| match written.last_mut() {
+                Some((o, l)) if *o + *l == off => *l += len,
+                _ => written.push((off, len)),
+            };
+            if let Some(p) = f.whole_source() {
+                for &(off, src, len) in &p.extents {
+                    let mut done = 0;
+                    while done < len {
+                        let n = (len - done).min(COPY_CHUNK) as usize;
+                        buf.clear();
+                        buf.try_reserve_exact(n)
+                            .map_err(|_| ErrorCode::InsufficientMemory)?;
+                        buf.resize(n, 0);
+                        p.source.read_at(src + done, &mut buf)?;
+                        crc.update(&buf);
+                        out(&buf)?;
+                        done += n as u64;
+                    }
+                    note(off, len);
+                }
+            } else {
+                for (off, bytes) in f.extents(self.shift) {
+                    crc.update(bytes);
+                    out(bytes)?;
+                    note(off, bytes.len() as u64);
+                }
+            }
+            if written != planned.extents || crc.finalize() != planned.crc {
+                return Err(ErrorCode::Io.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How much of a source's bytes [`Encoding::write_to`] copies at once.
+const COPY_CHUNK: u64 = 1 << 20;
 
 struct Reader<'a> {
     buf: &'a [u8],

@@ -4,10 +4,14 @@
 use crate::report;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use larder_compose::{adapter, compose_with, default_preopens, Build, Bundle, Persist, Preopen};
+use larder_compose::{
+    adapter, compose_with, default_preopens, Build, Bundle, Persist, Preopen, StreamedImage,
+};
 use larder_volume::Mount;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Args)]
 pub struct ComposeArgs {
@@ -59,13 +63,16 @@ pub struct ComposeArgs {
 /// majors refuse it.
 const WASMTIME_LINE: &str = "50";
 
-/// Writes `component` compiled for this machine next to `output`.
-fn precompile(output: &Path, component: &[u8]) -> Result<()> {
+/// Writes the component at `output` compiled for this machine next to it
+/// (holding the component in memory, as compiling needs).
+fn precompile(output: &Path) -> Result<()> {
+    let component =
+        std::fs::read(output).with_context(|| format!("cannot read {}", output.display()))?;
     let cwasm = output.with_extension("cwasm");
     let engine = wasmtime::Engine::new(&wasmtime::Config::new())
         .map_err(|e| anyhow::anyhow!("cannot compile for this machine: {e}"))?;
     let compiled = crate::progress::waiting("compiling ahead of time", || {
-        engine.precompile_component(component)
+        engine.precompile_component(&component)
     })
     .map_err(|e| anyhow::anyhow!("cannot precompile {}: {e}", output.display()))?;
     write_atomically(&cwasm, &compiled)?;
@@ -138,7 +145,7 @@ fn adapter_cmd(args: &AdapterArgs) -> Result<()> {
     if let Some(addr) = &args.remote {
         let bundle = Bundle {
             store: remote_arg(addr)?,
-            ..bundle_from_args(&[], &[])?
+            ..bundle_from_args(&[], &[])?.bundle
         };
         return write_atomically(&args.output, &adapter(&bundle, Build::Remote)?);
     }
@@ -151,9 +158,12 @@ fn adapter_cmd(args: &AdapterArgs) -> Result<()> {
         (None, false, true) => Build::Sockets,
         (None, false, false) => Build::Files,
     };
-    let mut bundle = bundle_from_args(&args.mount, &args.preopen)?;
-    bundle.store = persist.map(|(_, url)| url).unwrap_or_default();
-    write_atomically(&args.output, &adapter(&bundle, build)?)
+    let mut staged = bundle_from_args(&args.mount, &args.preopen)?;
+    staged.bundle.store = persist.map(|(_, url)| url).unwrap_or_default();
+    write_staged(&args.output, &staged, |bundle, image, out| match image {
+        Some(image) => larder_compose::adapter_to(bundle, build, image, out),
+        None => Ok(out.write_all(&adapter(bundle, build)?)?),
+    })
 }
 
 /// `--persist host` or `--persist s3://...` (checked here, so a bad URL is
@@ -188,13 +198,13 @@ fn compose_cmd(args: &ComposeArgs) -> Result<()> {
     if let Some(addr) = &args.remote {
         let bundle = Bundle {
             store: remote_arg(addr)?,
-            ..bundle_from_args(&[], &[])?
+            ..bundle_from_args(&[], &[])?.bundle
         };
         let name = args.app.display().to_string();
         let out = compose_with(&app, &name, &bundle, Some(Persist::Remote))?;
         write_atomically(&args.output, &out)?;
         return match args.precompile {
-            true => precompile(&args.output, &out),
+            true => precompile(&args.output),
             false => Ok(()),
         };
     }
@@ -204,20 +214,50 @@ fn compose_cmd(args: &ComposeArgs) -> Result<()> {
         mounts.push(mount.clone());
         preopens.push(preopen.clone());
     }
-    let mut bundle = bundle_from_args(&mounts, &preopens)?;
+    let mut staged = bundle_from_args(&mounts, &preopens)?;
     let how = persist.map(|(how, url)| {
-        bundle.store = url;
+        staged.bundle.store = url;
         how
     });
     let name = args.app.display().to_string();
-    let out = crate::progress::waiting("composing", || compose_with(&app, &name, &bundle, how))?;
-    crate::progress::waiting("writing the component", || {
-        write_atomically(&args.output, &out)
+    write_staged(&args.output, &staged, |bundle, image, out| match image {
+        Some(image) => larder_compose::compose_to(&app, &name, bundle, how, image, out),
+        None => Ok(out.write_all(&compose_with(&app, &name, bundle, how)?)?),
     })?;
     match args.precompile {
-        true => precompile(&args.output, &out),
+        true => precompile(&args.output),
         false => Ok(()),
     }
+}
+
+/// Writes what `make` makes of the staged bundle to `path` (atomically),
+/// the bundled files' bytes streamed from the host into the output, with
+/// a bar over them: never more than a chunk of them in memory.
+fn write_staged(
+    path: &Path,
+    staged: &Staged,
+    make: impl FnOnce(&Bundle, Option<StreamedImage<'_>>, &mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let Some((_, image)) = &staged.image else {
+        return crate::progress::waiting("composing", || {
+            write_atomically_with(path, |out| make(&staged.bundle, None, out))
+        });
+    };
+    let bar = crate::progress::bytes(image.len(), "composing");
+    let mut write = |out: &mut dyn Write| -> Result<()> {
+        bar.set_message("writing the bundled files");
+        let mut out = bar.wrap_write(out);
+        image
+            .write_to(|bytes| out.write_all(bytes).map_err(anyhow::Error::from))
+            .context("writing the bundled files (did one change on the host meanwhile?)")
+    };
+    let streamed = StreamedImage {
+        len: image.len(),
+        write: &mut write,
+    };
+    let written = write_atomically_with(path, |out| make(&staged.bundle, Some(streamed), out));
+    bar.finish_and_clear();
+    written
 }
 
 /// wasmtime's `--dir HOST_DIR[::GUEST_DIR][:ro]` as Larder's own flags:
@@ -242,8 +282,17 @@ pub(crate) fn parse_dir(spec: &str) -> Result<(String, String), String> {
     Ok((format!("{path}={host}{ro}"), format!("{guest}={path}")))
 }
 
-/// Imports the mounts into a staging filesystem and serialises it.
-fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
+/// A bundle to write: its preopens and read-only mounts, and the staging
+/// filesystem its mounted directories were imported into (their files'
+/// bytes left on the host) with the image planned from it.
+struct Staged {
+    bundle: Bundle,
+    image: Option<(Arc<larder_volume::Volume>, fs_core::image::Encoding)>,
+}
+
+/// Imports the mounts into a staging filesystem (by reference) and plans
+/// its image.
+fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Staged> {
     let mut parsed = Vec::new();
     let mut read_only = Vec::new();
     for spec in mounts {
@@ -265,10 +314,13 @@ fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
         named = default_preopens();
     }
     let image = if parsed.is_empty() {
-        Vec::new()
+        None
     } else {
-        let (mut builder, bar) =
-            crate::progress::attach(larder_volume::VolumeBuilder::new(), &parsed, "bundling");
+        let (mut builder, bar) = crate::progress::attach(
+            larder_volume::VolumeBuilder::new().mount_by_reference(),
+            &parsed,
+            "bundling",
+        );
         for m in parsed {
             builder = builder.mount(m);
         }
@@ -279,32 +331,30 @@ fn bundle_from_args(mounts: &[String], preopens: &[String]) -> Result<Bundle> {
             .fs()
             .root(fs_core::DescriptorFlags::READ)
             .context("staging filesystem")?;
-        crate::progress::waiting("encoding the bundle", || fs_core::image::encode(&root))
-            .context("serialising the bundled directories")?
+        let plan = fs_core::image::plan(&root).context("planning the bundle")?;
+        Some((volume, plan))
     };
     let b = Bundle {
-        image,
+        image: Vec::new(),
         preopens: named,
         read_only,
         store: String::new(),
     };
-    check_preopens(&b)?;
-    Ok(b)
+    let empty;
+    let fs = match &image {
+        Some((volume, _)) => volume.fs(),
+        None => {
+            empty = fs_core::Fs::in_memory();
+            &empty
+        }
+    };
+    check_preopens(&b, fs)?;
+    Ok(Staged { bundle: b, image })
 }
 
 /// Every preopen must name a directory of the bundle (checked here, where
 /// the error can name it, rather than when the app starts).
-fn check_preopens(b: &Bundle) -> Result<()> {
-    let fs = if b.image.is_empty() {
-        fs_core::Fs::in_memory()
-    } else {
-        fs_core::Fs::from_image(
-            fs_core::FsConfig::default(),
-            std::sync::Arc::new(fs_core::SystemClock),
-            &b.image,
-            false,
-        )?
-    };
+fn check_preopens(b: &Bundle, fs: &fs_core::Fs) -> Result<()> {
     for Preopen { name, path, .. } in &b.preopens {
         let rel = match path.trim_start_matches('/') {
             "" => ".",
@@ -319,20 +369,31 @@ fn check_preopens(b: &Bundle) -> Result<()> {
 /// Writes through a temporary file in the same directory, so a failure
 /// never leaves a half-written output behind.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically_with(path, |out| Ok(out.write_all(bytes)?))
+}
+
+/// [`write_atomically`], the contents written by `write`.
+fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let cannot = || format!("cannot write {}", path.display());
+    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(cannot)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    write(&mut out).with_context(cannot)?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(cannot)?;
     // Temporary files are private; the output is an ordinary file.
     use std::os::unix::fs::PermissionsExt;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .with_context(cannot)?;
+    tmp.persist(path).with_context(cannot)?;
     Ok(())
 }

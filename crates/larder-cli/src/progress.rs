@@ -74,6 +74,22 @@ pub fn waiting<T>(what: &str, f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// A bar over `total` bytes, showing `what` until told otherwise. Drawn
+/// only on a terminal.
+pub fn bytes(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {elapsed}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 /// Adds a bar over all of `mounts` to `builder`; returns it so the caller
 /// can clear it once the filesystem is built.
 pub fn attach(

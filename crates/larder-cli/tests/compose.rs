@@ -243,6 +243,83 @@ fn large_bundled_file_reads_back_on_demand() {
     );
 }
 
+/// Runs `larder ARGS` to its end; whether it succeeded, and its peak
+/// resident memory in bytes (the kernel's count for that one child).
+#[allow(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also reports its peak memory"
+)]
+fn larder_peak_memory(args: &[&str]) -> (bool, u64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run larder");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for (and reaps) our own child; the pointers are ours.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, usage.ru_maxrss as u64 * 1024)
+}
+
+/// Composing streams the bundled files from the host into the output: the
+/// memory it needs does not grow with the bundle (80 MiB here, in 2 MiB
+/// files), and the app reads every byte back.
+#[test]
+fn composing_a_large_bundle_holds_a_chunk_of_it_not_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let (small, large) = (dir.path().join("small"), dir.path().join("large"));
+    std::fs::create_dir(&small).unwrap();
+    std::fs::create_dir(&large).unwrap();
+    std::fs::write(small.join("big"), b"tiny").unwrap();
+    let file = |seed: u32| -> Vec<u8> {
+        (0..2u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13 ^ seed) as u8 | 1)
+            .collect()
+    };
+    for n in 0..39 {
+        std::fs::write(large.join(format!("f{n:02}")), file(n)).unwrap();
+    }
+    let big = file(99);
+    let sum: u64 = big.iter().map(|&b| u64::from(b)).sum();
+    std::fs::write(large.join("big"), &big).unwrap();
+
+    let app = guest("settings");
+    let peak = |data: &Path, out: &Path| {
+        let mount = format!("/data={}", data.display());
+        let args = [
+            "compose",
+            app.to_str().unwrap(),
+            "--mount",
+            &mount,
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        let (ok, peak) = larder_peak_memory(&args);
+        assert!(ok, "larder compose --mount {mount} failed");
+        peak
+    };
+    let (small_out, large_out) = (dir.path().join("small.wasm"), dir.path().join("large.wasm"));
+    let baseline = peak(&small, &small_out);
+    let streamed = peak(&large, &large_out);
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    assert!(
+        streamed < baseline + (24 << 20),
+        "composing an 80 MiB bundle peaked at {:.0} MiB, a 4-byte one at {:.0} MiB",
+        mib(streamed),
+        mib(baseline)
+    );
+    assert!(std::fs::metadata(&large_out).unwrap().len() > 80 << 20);
+    let out = wasmtime(&[], &large_out);
+    assert!(
+        out.contains(&format!("big: {} bytes, sum {sum}", big.len())),
+        "{out}"
+    );
+}
+
 /// `larder compose` with bad input: exit 2, a message naming the problem,
 /// and nothing at `-o`.
 #[test]

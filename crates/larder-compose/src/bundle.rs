@@ -159,9 +159,31 @@ impl Layout {
     }
 }
 
+/// What the bundle component's passive segment holds: the image, or a
+/// placeholder the image replaces as the composition is written out
+/// (`len` is then the image's length, not the placeholder's).
+pub(crate) struct Segment<'a> {
+    pub bytes: &'a [u8],
+    pub len: u64,
+}
+
+impl<'a> Segment<'a> {
+    pub fn of(image: &'a [u8]) -> Segment<'a> {
+        Segment {
+            bytes: image,
+            len: image.len() as u64,
+        }
+    }
+}
+
 /// The bundle as a component exporting `larder:vfs/bundle`.
 pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
-    let image_len = u32::try_from(bundle.image.len())
+    component_with(bundle, &Segment::of(&bundle.image))
+}
+
+/// [`component`] with `segment` as its image.
+pub(crate) fn component_with(bundle: &Bundle, segment: &Segment<'_>) -> Result<Vec<u8>> {
+    let image_len = u32::try_from(segment.len)
         .ok()
         .filter(|&n| n < u32::MAX - (1 << 20))
         .context("bundled directories exceed 4 GiB, the most one bundle can hold")?;
@@ -274,7 +296,7 @@ pub fn component(bundle: &Bundle) -> Result<Vec<u8>> {
 
     let mut data = DataSection::new();
     data.active(0, &ConstExpr::i32_const(STATIC_BASE as i32), layout.bytes);
-    data.passive(bundle.image.iter().copied());
+    data.passive(segment.bytes.iter().copied());
 
     let mut module = Module::new();
     module

@@ -8,9 +8,12 @@
 pub mod bundle;
 mod nofs;
 mod runbridge;
+mod splice;
 pub use nofs::component as no_filesystem;
+pub use splice::StreamedImage;
 
 use anyhow::{bail, Context, Result};
+use bundle::Segment;
 pub use bundle::{Bundle, Preopen};
 use wac_graph::types::{are_semver_compatible, Package};
 use wac_graph::{CompositionGraph, EncodeOptions, NodeId, PackageId};
@@ -164,8 +167,13 @@ fn instantiate_adapter(
     graph: &mut CompositionGraph,
     adapter: &[u8],
     bundle: &Bundle,
+    segment: &Segment<'_>,
 ) -> Result<NodeId> {
-    let b = register(graph, "larder:bundle", bundle::component(bundle)?)?;
+    let b = register(
+        graph,
+        "larder:bundle",
+        bundle::component_with(bundle, segment)?,
+    )?;
     let a = register(graph, "larder:adapter", adapter.to_vec())?;
     let b = graph.instantiate(b);
     let a = graph.instantiate(a);
@@ -203,9 +211,27 @@ fn exports_of(graph: &CompositionGraph, node: NodeId) -> Vec<String> {
 /// The adapter (`build` of it) with `bundle` plugged in: a component with
 /// no Larder imports, ready for `wac plug`.
 pub fn adapter(bundle: &Bundle, build: Build) -> Result<Vec<u8>> {
-    check_store(bundle, build)?;
+    adapter_with(bundle, build, &Segment::of(&bundle.image))
+}
+
+/// [`adapter`] with `image` (not `bundle.image`, which must be empty) as
+/// the bundled directories, written to `out` as the component is, so the
+/// image is never held in memory whole.
+pub fn adapter_to(
+    bundle: &Bundle,
+    build: Build,
+    image: StreamedImage<'_>,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    streamed(bundle, image, out, |segment| {
+        adapter_with(bundle, build, segment)
+    })
+}
+
+fn adapter_with(bundle: &Bundle, build: Build, segment: &Segment<'_>) -> Result<Vec<u8>> {
+    check_store(bundle, segment, build)?;
     let mut graph = CompositionGraph::new();
-    let a = instantiate_adapter(&mut graph, build.bytes(), bundle)?;
+    let a = instantiate_adapter(&mut graph, build.bytes(), bundle, segment)?;
     for name in exports_of(&graph, a) {
         let e = graph.alias_instance_export(a, &name)?;
         graph.export(e, &name)?;
@@ -231,11 +257,11 @@ pub fn compose(app: &[u8], app_name: &str, bundle: &Bundle) -> Result<Vec<u8>> {
 
 /// The S3 build needs a bucket to keep the files in, and the remote build
 /// a server; the others must not name one (it would be ignored).
-fn check_store(bundle: &Bundle, build: Build) -> Result<()> {
+fn check_store(bundle: &Bundle, segment: &Segment<'_>, build: Build) -> Result<()> {
     match (build, bundle.store.is_empty()) {
         (Build::PersistS3, true) => bail!("persisting to S3 needs the bucket (s3://BUCKET/PREFIX)"),
         (Build::Remote, true) => bail!("the remote build needs the server's HOST:PORT"),
-        (Build::Remote, false) if !bundle.image.is_empty() => {
+        (Build::Remote, false) if segment.len > 0 => {
             bail!("the remote build's files are the server's: it bundles no directories")
         }
         (Build::PersistS3 | Build::Remote, false) | (_, true) => Ok(()),
@@ -250,6 +276,52 @@ pub fn compose_with(
     app: &[u8],
     app_name: &str,
     bundle: &Bundle,
+    persist: Option<Persist>,
+) -> Result<Vec<u8>> {
+    compose_segment(app, app_name, bundle, &Segment::of(&bundle.image), persist)
+}
+
+/// [`compose_with`] with `image` (not `bundle.image`, which must be empty)
+/// as the bundled directories, written to `out` as the composition is, so
+/// the image is never held in memory whole: what `larder compose` does
+/// for a bundle of any size.
+pub fn compose_to(
+    app: &[u8],
+    app_name: &str,
+    bundle: &Bundle,
+    persist: Option<Persist>,
+    image: StreamedImage<'_>,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    streamed(bundle, image, out, |segment| {
+        compose_segment(app, app_name, bundle, segment, persist)
+    })
+}
+
+/// Builds with a placeholder segment (`build`), then writes the result with
+/// `image` spliced in where the placeholder is.
+fn streamed(
+    bundle: &Bundle,
+    image: StreamedImage<'_>,
+    out: &mut dyn std::io::Write,
+    build: impl FnOnce(&Segment<'_>) -> Result<Vec<u8>>,
+) -> Result<()> {
+    if !bundle.image.is_empty() {
+        bail!("a streamed image replaces the bundle's own; the bundle must hold none");
+    }
+    let marker = splice::marker();
+    let composed = build(&Segment {
+        bytes: &marker,
+        len: image.len,
+    })?;
+    splice::write(&composed, &marker, image, out)
+}
+
+fn compose_segment(
+    app: &[u8],
+    app_name: &str,
+    bundle: &Bundle,
+    segment: &Segment<'_>,
     persist: Option<Persist>,
 ) -> Result<Vec<u8>> {
     if wasmparser::Parser::is_core_wasm(app) {
@@ -287,8 +359,8 @@ pub fn compose_with(
         ),
         (build, None) => build,
     };
-    check_store(bundle, build)?;
-    let adapter = instantiate_adapter(&mut graph, build.bytes(), bundle)?;
+    check_store(bundle, segment, build)?;
+    let adapter = instantiate_adapter(&mut graph, build.bytes(), bundle, segment)?;
     let provided = exports_of(&graph, adapter);
     let app = graph.instantiate(app_pkg);
     // Every version of an interface the app imports (toolchains mix 0.2.x

@@ -108,6 +108,8 @@ pub struct VolumeBuilder {
     mounts: Vec<Mount>,
     #[cfg(feature = "host")]
     progress: Option<mount::Progress>,
+    #[cfg(feature = "host")]
+    by_reference: bool,
     preopens: Vec<Preopen>,
     #[cfg(feature = "store")]
     store: Option<StoreSpec>,
@@ -138,6 +140,8 @@ impl VolumeBuilder {
             mounts: Vec::new(),
             #[cfg(feature = "host")]
             progress: None,
+            #[cfg(feature = "host")]
+            by_reference: false,
             preopens: Vec::new(),
             #[cfg(feature = "store")]
             store: None,
@@ -162,6 +166,18 @@ impl VolumeBuilder {
     #[cfg(feature = "host")]
     pub fn mount(mut self, mount: Mount) -> Self {
         self.mounts.push(mount);
+        self
+    }
+
+    /// Leaves the mounts' file contents on the host: each file is read once
+    /// at build (for its holes and checksum) and again when its bytes are
+    /// used, checked against that checksum. For staging a bundle that is
+    /// written out straight away, holding none of its contents in memory;
+    /// not for a volume an app uses, since a host file changed meanwhile
+    /// then reads as an I/O error.
+    #[cfg(feature = "host")]
+    pub fn mount_by_reference(mut self) -> Self {
+        self.by_reference = true;
         self
     }
 
@@ -259,7 +275,7 @@ impl VolumeBuilder {
         {
             let mut progress = self.progress;
             for m in &self.mounts {
-                mount::copy_in(&root, m, &mut progress)?;
+                mount::copy_in(&root, m, self.by_reference, &mut progress)?;
                 if m.read_only {
                     excluded.push(m.guest.clone());
                 }

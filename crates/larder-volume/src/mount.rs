@@ -45,11 +45,12 @@ fn normalise(guest: &str) -> String {
 }
 
 /// Makes the mount point (and its parents) and copies the host directory
-/// in, reporting each piece of content to `progress`; marks it read-only
+/// in (its files' contents by reference, if asked), reporting each piece of content to `progress`; marks it read-only
 /// if the mount says so.
 pub(crate) fn copy_in(
     root: &Descriptor,
     m: &Mount,
+    by_reference: bool,
     progress: &mut Option<Progress>,
 ) -> Result<(), BuildError> {
     let rel = m.guest.trim_start_matches('/');
@@ -63,8 +64,11 @@ pub(crate) fn copy_in(
             p(m, n)
         }
     };
-    fs_core::host::import_dir_with_progress(&dir, &m.host, &mut report)
-        .map_err(BuildError::Import)?;
+    let import = match by_reference {
+        true => fs_core::host::reference_dir_with_progress,
+        false => fs_core::host::import_dir_with_progress,
+    };
+    import(&dir, &m.host, &mut report).map_err(BuildError::Import)?;
     if m.read_only {
         dir.set_read_only_recursive();
     }
