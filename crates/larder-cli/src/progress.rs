@@ -74,6 +74,21 @@ pub fn waiting<T>(what: &str, f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// A bar over `total` things (`unit`: "objects"), showing `what`. Drawn
+/// only on a terminal.
+pub fn items(total: u64, what: &str, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let template = format!("{{spinner}} {{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit}, {{elapsed}}");
+    bar.set_style(
+        ProgressStyle::with_template(&template)
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 /// A bar over `total` bytes, showing `what` until told otherwise. Drawn
 /// only on a terminal.
 pub fn bytes(total: u64, what: &str) -> ProgressBar {

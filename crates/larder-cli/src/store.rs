@@ -368,7 +368,10 @@ pub fn export(args: ExportArgs) -> ExitCode {
             .with_context(|| format!("cannot create {}", args.dest.display()))?;
         let under = rel(&args.path);
         let (mut n, mut refused) = (0, 0);
-        for o in s.store.list(&s.prefix)? {
+        let objects = crate::progress::waiting("listing the store", || s.store.list(&s.prefix))?;
+        let bar = crate::progress::items(objects.len() as u64, "exporting", "objects");
+        for o in objects {
+            bar.inc(1);
             // Keys that cannot be paths are skipped with the warning a
             // restore gives; the rest keep their own key layout.
             if meta::object_path(&s.prefix, &o).is_none() {
@@ -389,12 +392,15 @@ pub fn export(args: ExportArgs) -> ExitCode {
             match dest.put(path, &body, &o.meta, &Cond::None) {
                 Ok(_) => n += 1,
                 Err(e) if e.kind == ErrorKind::Permanent => {
-                    eprintln!("larder: warning: not exporting {path}: {}", e.message);
+                    bar.suspend(|| {
+                        eprintln!("larder: warning: not exporting {path}: {}", e.message)
+                    });
                     refused += 1;
                 }
                 Err(e) => return Err(e).with_context(|| format!("writing {path}")),
             }
         }
+        bar.finish_and_clear();
         eprintln!("larder: exported {n} objects to {}", args.dest.display());
         if refused > 0 {
             bail!("{refused} objects were not exported (named above)");
