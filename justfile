@@ -154,6 +154,8 @@ test: setup guests web
     cargo clippy --locked -p vfs-adapter --features persist-s3 --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p vfs-adapter --features remote --target wasm32-wasip2 -- -D warnings
     cargo clippy --locked -p http-bridge --target wasm32-wasip2 -- -D warnings
+    # The 9P client (the remote adapter's) and its tests, natively.
+    cargo clippy --locked -p larder-9p --features server,client --all-targets -- -D warnings
     # no_std + alloc: a target that has no std at all, and the guest target.
     cargo build --locked -p fs-core --no-default-features --target x86_64-unknown-none
     cargo build --locked -p fs-core --no-default-features --target wasm32-wasip2
@@ -161,6 +163,7 @@ test: setup guests web
     # with its S3 store over wasi:http.
     cargo build --locked -p larder-sync --features s3 --target wasm32-wasip2
     cargo test --workspace --locked
+    cargo test --locked -p larder-9p --features server,client --test client
     # Composed apps under jco: in headless Chromium with OPFS, and on Node.
     cd crates/sync-opfs && npm test
     # fs-core under a capped allocator, with the free-memory probe that

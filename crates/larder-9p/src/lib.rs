@@ -1,6 +1,7 @@
-//! 9P2000.L for Larder: the message codec (used by both the server and the
-//! remote adapter inside a guest) and, with the `server` feature, a tokio
-//! server that serves one fs-core filesystem to many clients.
+//! 9P2000.L for Larder: the message codec; with the `server` feature, a
+//! tokio server that serves one fs-core filesystem to many clients; with
+//! the `client` feature, the client the remote adapter runs inside a guest
+//! (over a transport it supplies).
 //!
 //! The messages supported, and Larder's extension, are listed in the
 //! crate's README.
@@ -9,3 +10,6 @@ pub mod wire;
 
 #[cfg(feature = "server")]
 pub mod server;
+
+#[cfg(feature = "client")]
+pub mod client;
