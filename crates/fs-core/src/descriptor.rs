@@ -153,11 +153,7 @@ impl Descriptor {
     }
 
     pub(crate) fn require_file(&self) -> Result<()> {
-        match self.inode.kind {
-            DescriptorType::RegularFile => Ok(()),
-            DescriptorType::Directory => Err(ErrorCode::IsDirectory),
-            DescriptorType::SymbolicLink => Err(ErrorCode::BadDescriptor),
-        }
+        require_file(self.inode.kind)
     }
 
     /// Reads up to `buf.len()` bytes at `offset`; 0 means end of file.
@@ -188,10 +184,7 @@ impl Descriptor {
         len: usize,
         read: impl FnOnce(&crate::data::FileData, u32) -> usize,
     ) -> Result<usize> {
-        self.require_file()?;
-        if !self.flags.contains(DescriptorFlags::READ) {
-            return Err(ErrorCode::BadDescriptor);
-        }
+        check_read(self.inode.kind, self.flags)?;
         self.inode.load_range(offset, len as u64)?;
         let n = {
             let state = self.inode.state.read();
@@ -538,6 +531,41 @@ pub(crate) fn set_size(shared: &Shared, inode: &Inode, size: u64) -> Result<()> 
     // Linux moves mtime/ctime on every truncate, even to the same size.
     state.meta.modified(shared.now(), shared);
     Ok(())
+}
+
+/// Only files have bytes: what a read, write or stream on a descriptor of
+/// `kind` answers otherwise (read(2) on a directory is EISDIR).
+pub fn require_file(kind: DescriptorType) -> Result<()> {
+    match kind {
+        DescriptorType::RegularFile => Ok(()),
+        DescriptorType::Directory => Err(ErrorCode::IsDirectory),
+        DescriptorType::SymbolicLink => Err(ErrorCode::BadDescriptor),
+    }
+}
+
+/// The checks before a read through a descriptor of `kind` opened with
+/// `flags`, in the order they are made (for clients that answer some
+/// reads from a cache, so that they answer exactly as here).
+pub fn check_read(kind: DescriptorType, flags: DescriptorFlags) -> Result<()> {
+    require_file(kind)?;
+    if !flags.contains(DescriptorFlags::READ) {
+        return Err(ErrorCode::BadDescriptor);
+    }
+    Ok(())
+}
+
+/// The checks before a stream needing `need` (read or write) on a
+/// descriptor of `kind` opened with `flags`, after the write permission
+/// of its mount: the mode, then the type.
+pub fn check_stream(
+    kind: DescriptorType,
+    flags: DescriptorFlags,
+    need: DescriptorFlags,
+) -> Result<()> {
+    if !flags.contains(need) {
+        return Err(ErrorCode::BadDescriptor);
+    }
+    require_file(kind)
 }
 
 pub(crate) fn set_times(

@@ -54,7 +54,7 @@ mod sync;
 mod time;
 mod types;
 
-pub use descriptor::{Descriptor, DirStream};
+pub use descriptor::{check_read, check_stream, require_file, Descriptor, DirStream};
 pub use error::{ErrorCode, Result};
 pub use fs::{AtimePolicy, Fs, FsConfig, SyncHook, Usage, DEFAULT_MAX_OPEN_HANDLES};
 #[cfg(feature = "std")]

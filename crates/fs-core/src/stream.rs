@@ -142,12 +142,9 @@ impl Descriptor {
         if need.contains(DescriptorFlags::WRITE) {
             self.require_write_permission()?;
         }
-        if !self.get_flags().contains(need) {
-            return Err(ErrorCode::BadDescriptor);
-        }
-        // Only files have bytes: read(2) on a directory is EISDIR (and a
-        // directory is never open for writing, so writes stop above).
-        self.require_file()?;
+        // A directory is never open for writing, so writes stop at the
+        // mode.
+        crate::descriptor::check_stream(self.get_type(), self.get_flags(), need)?;
         self.try_clone()
     }
 }

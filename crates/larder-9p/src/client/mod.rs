@@ -571,24 +571,12 @@ impl Descriptor {
         })
     }
 
-    /// The checks fs-core makes before touching data, made here so that a
-    /// cached read answers exactly as the server would.
-    fn require_readable_file(&self) -> Result<()> {
-        match self.0.kind {
-            DescriptorType::RegularFile => {}
-            DescriptorType::Directory => return Err(ErrorCode::IsDirectory),
-            DescriptorType::SymbolicLink => return Err(ErrorCode::BadDescriptor),
-        }
-        if !self.0.flags.contains(DescriptorFlags::READ) {
-            return Err(ErrorCode::BadDescriptor);
-        }
-        Ok(())
-    }
-
     /// Up to `len` bytes at `offset` appended to `out`; 0 at end of file.
     /// Whole blocks are fetched (those missing, in one round trip) and kept.
     pub fn read_append(&self, out: &mut Vec<u8>, len: usize, offset: u64) -> Result<usize> {
-        self.require_readable_file()?;
+        // fs-core's checks, so a read answered from the cache answers as
+        // the server would.
+        fs_core::check_read(self.0.kind, self.0.flags)?;
         if len == 0 {
             return Ok(0);
         }
@@ -710,17 +698,10 @@ impl Descriptor {
         Ok(FileWriter::new(self.clone(), None))
     }
 
-    /// fs-core's checks for a stream, in its order: the mode, then the
-    /// type (only files have bytes).
+    /// fs-core's checks for a stream (the server checks the mount's
+    /// write permission when the bytes arrive).
     fn stream_handle(&self, need: DescriptorFlags) -> Result<()> {
-        if !self.0.flags.contains(need) {
-            return Err(ErrorCode::BadDescriptor);
-        }
-        match self.0.kind {
-            DescriptorType::RegularFile => Ok(()),
-            DescriptorType::Directory => Err(ErrorCode::IsDirectory),
-            DescriptorType::SymbolicLink => Err(ErrorCode::BadDescriptor),
-        }
+        fs_core::check_stream(self.0.kind, self.0.flags, need)
     }
 
     /// Entries through a fid of their own (a clone), so two listings of
