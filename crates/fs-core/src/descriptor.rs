@@ -264,7 +264,7 @@ impl Descriptor {
     /// `extents` (file offset, source offset, length; the rest are holes)
     /// and hash to `crc`: fetched whole and checked the first time they
     /// are used, as a lazily loaded image's files are.
-    #[cfg(feature = "std")]
+    #[cfg(all(feature = "std", unix))]
     pub(crate) fn set_checked_source(
         &self,
         source: Arc<dyn crate::image::ImageSource>,

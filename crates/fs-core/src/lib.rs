@@ -48,6 +48,7 @@ pub mod host;
 pub mod image;
 mod inode;
 mod namespace;
+pub mod ops;
 mod resolve;
 pub mod stream;
 mod sync;
@@ -57,6 +58,7 @@ mod types;
 pub use descriptor::{check_read, check_stream, require_file, Descriptor, DirStream};
 pub use error::{ErrorCode, Result};
 pub use fs::{AtimePolicy, Fs, FsConfig, SyncHook, Usage, DEFAULT_MAX_OPEN_HANDLES};
+pub use ops::{DescriptorOps, DirEntries};
 #[cfg(feature = "std")]
 pub use time::SystemClock;
 pub use time::{Clock, ManualClock, NewTimestamp, Timestamp};

@@ -5,8 +5,8 @@
 //! the timeout rather than a hang.
 
 use fs_core::{
-    DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
-    PathFlags as PF, Timestamp,
+    DescriptorFlags as DF, DescriptorOps, DescriptorType, DirEntries, ErrorCode, Fs, NewTimestamp,
+    OpenFlags as OF, PathFlags as PF, Timestamp,
 };
 use larder_9p::client::{Client, Connect, Descriptor, Gone, Transport};
 use larder_9p::server::{Config, Server};

@@ -1,6 +1,7 @@
-//! `wasi:filesystem/{types,preopens}`: each method calls the fs-core method
-//! of the same name and translates types; no semantics live here. The
-//! remote build calls its 9P client instead, which has the same methods.
+//! `wasi:filesystem/{types,preopens}`: each method calls the operation of
+//! the same name (`fs_core::DescriptorOps`) and translates types; no
+//! semantics live here. The backend is fs-core in this component, or in the
+//! remote build larder-9p's client of a `larder serve`.
 
 use crate::exports::wasi::filesystem::preopens;
 use crate::exports::wasi::filesystem::types::{
@@ -12,23 +13,15 @@ use crate::exports::wasi::io::streams::{InputStream, OutputStream};
 use crate::io::{Input, IoError, Output};
 use crate::wasi::clocks::wall_clock::Datetime;
 use crate::Adapter;
+use fs_core::DescriptorOps;
 use std::cell::RefCell;
 
 type Result<T> = std::result::Result<T, ErrorCode>;
 
-/// fs-core in this component; its few infallible calls made fallible so
-/// both backends read the same below.
+/// fs-core in this component.
 #[cfg(not(feature = "remote"))]
 mod backend {
     pub use fs_core::{Descriptor, DirStream};
-
-    pub fn stat(d: &Descriptor) -> fs_core::Result<fs_core::Stat> {
-        Ok(d.stat())
-    }
-
-    pub fn metadata_hash(d: &Descriptor) -> fs_core::Result<fs_core::MetadataHash> {
-        Ok(d.metadata_hash())
-    }
 
     pub fn preopens() -> Vec<(Descriptor, String)> {
         crate::state::get()
@@ -45,15 +38,17 @@ mod backend {
 #[cfg(feature = "remote")]
 mod backend {
     pub use crate::remote::{preopens, Descriptor, DirStream};
-
-    pub fn stat(d: &Descriptor) -> fs_core::Result<fs_core::Stat> {
-        d.stat()
-    }
-
-    pub fn metadata_hash(d: &Descriptor) -> fs_core::Result<fs_core::MetadataHash> {
-        d.metadata_hash()
-    }
 }
+
+// The remote client's listings are the trait's.
+#[cfg(feature = "remote")]
+use fs_core::DirEntries;
+
+/// Both backends have every operation, with the same signatures.
+const _: fn() = || {
+    fn ops<D: DescriptorOps<Entries = backend::DirStream>>() {}
+    ops::<backend::Descriptor>();
+};
 
 pub struct Descriptor(backend::Descriptor);
 pub struct DirStream(RefCell<backend::DirStream>);
@@ -215,7 +210,7 @@ impl wit::GuestDescriptor for Descriptor {
     }
 
     fn stat(&self) -> Result<DescriptorStat> {
-        backend::stat(&self.0).map(stat).map_err(code)
+        DescriptorOps::stat(&self.0).map(stat).map_err(code)
     }
 
     fn stat_at(&self, flags: PathFlags, path: String) -> Result<DescriptorStat> {
@@ -307,7 +302,9 @@ impl wit::GuestDescriptor for Descriptor {
     }
 
     fn metadata_hash(&self) -> Result<MetadataHashValue> {
-        backend::metadata_hash(&self.0).map(hash).map_err(code)
+        DescriptorOps::metadata_hash(&self.0)
+            .map(hash)
+            .map_err(code)
     }
 
     fn metadata_hash_at(&self, flags: PathFlags, path: String) -> Result<MetadataHashValue> {

@@ -20,8 +20,8 @@ use crate::wire::{self, Attr, Data, NewTime, R, T};
 use cache::Cache;
 use fs_core::stream::StreamFile;
 use fs_core::{
-    Advice, DescriptorFlags, DescriptorType, DirEntry, ErrorCode, MetadataHash, NewTimestamp,
-    OpenFlags, PathFlags, Stat, Timestamp,
+    Advice, DescriptorFlags, DescriptorOps, DescriptorType, DirEntries, DirEntry, ErrorCode,
+    MetadataHash, NewTimestamp, OpenFlags, PathFlags, Stat, Timestamp,
 };
 use session::{Session, MSIZE, ROOT_FID};
 use std::cell::RefCell;
@@ -328,14 +328,6 @@ impl Descriptor {
         self.call(make).map(|_| ())
     }
 
-    pub fn get_flags(&self) -> DescriptorFlags {
-        self.0.flags
-    }
-
-    pub fn get_type(&self) -> DescriptorType {
-        self.0.kind
-    }
-
     /// The inode: known from the open, except for the preopen.
     fn ino(&self) -> Option<u64> {
         if self.0.fid == ROOT_FID {
@@ -343,232 +335,6 @@ impl Descriptor {
         } else {
             Some(self.0.ino)
         }
-    }
-
-    pub fn is_same_object(&self, other: &Descriptor) -> bool {
-        let (a, b) = (self.ino(), other.ino());
-        a.is_some() && a == b
-    }
-
-    pub fn stat(&self) -> Result<Stat> {
-        match self.call(|fid| T::Getattr {
-            fid,
-            mask: wire::GETATTR_BASIC,
-        })? {
-            R::Getattr { attr } => Ok(stat_of(&attr)),
-            r => Err(unexpected(r)),
-        }
-    }
-
-    pub fn metadata_hash(&self) -> Result<MetadataHash> {
-        match self.call(|fid| T::HashFid { fid })? {
-            R::HashFid { hash: h } => Ok(hash(h)),
-            r => Err(unexpected(r)),
-        }
-    }
-
-    pub fn open_at(
-        &self,
-        path_flags: PathFlags,
-        path: &str,
-        open: OpenFlags,
-        flags: DescriptorFlags,
-    ) -> Result<Descriptor> {
-        self.with(|c| {
-            let dfid = c.fid(&self.0)?;
-            let newfid = c.new_fid();
-            let block = c.block();
-            let mut batch = vec![T::OpenAt {
-                dfid,
-                newfid,
-                path_flags: path_flags.bits(),
-                path: path.to_owned(),
-                open_flags: open.bits(),
-                flags: flags.bits(),
-            }];
-            // Read-ahead at open: a file opened for reading is usually read
-            // from the start, so its first block comes in the same round
-            // trip (a directory or a failed open just fails this read).
-            let ahead =
-                flags.contains(DescriptorFlags::READ) && !open.contains(OpenFlags::DIRECTORY);
-            if ahead {
-                batch.push(T::Read {
-                    fid: newfid,
-                    offset: 0,
-                    count: block as u32,
-                });
-            }
-            let mut replies = c.send_all(&batch)?.into_iter();
-            let attr = match replies.next() {
-                Some(R::OpenAt { attr }) => attr,
-                Some(R::Lerror { ecode }) => {
-                    c.free_fids.push(newfid);
-                    return Err(errno(ecode));
-                }
-                _ => return Err(ErrorCode::Io),
-            };
-            let kind = DescriptorType::from_mode(attr.mode);
-            if kind == DescriptorType::RegularFile {
-                c.cache.validate(attr.qid.path, attr.data_version);
-                if let Some(R::Read { data }) = replies.next() {
-                    c.cache.put(attr.qid.path, 0, data.0);
-                }
-            }
-            Ok(Descriptor(Rc::new(Handle {
-                client: self.0.client.clone(),
-                fid: newfid,
-                epoch: c.epoch,
-                kind,
-                flags,
-                ino: attr.qid.path,
-            })))
-        })
-    }
-
-    pub fn stat_at(&self, flags: PathFlags, path: &str) -> Result<Stat> {
-        match self.call(|dfid| T::StatAt {
-            dfid,
-            path_flags: flags.bits(),
-            path: path.to_owned(),
-        })? {
-            R::StatAt { attr } => Ok(stat_of(&attr)),
-            r => Err(unexpected(r)),
-        }
-    }
-
-    pub fn metadata_hash_at(&self, flags: PathFlags, path: &str) -> Result<MetadataHash> {
-        match self.call(|dfid| T::HashAt {
-            dfid,
-            path_flags: flags.bits(),
-            path: path.to_owned(),
-        })? {
-            R::HashAt { hash: h } => Ok(hash(h)),
-            r => Err(unexpected(r)),
-        }
-    }
-
-    pub fn create_directory_at(&self, path: &str) -> Result<()> {
-        self.done(|dfid| T::MkdirAt {
-            dfid,
-            path: path.to_owned(),
-        })
-    }
-
-    pub fn unlink_file_at(&self, path: &str) -> Result<()> {
-        self.done(|dfid| T::UnlinkAt {
-            dfid,
-            path: path.to_owned(),
-        })
-    }
-
-    pub fn remove_directory_at(&self, path: &str) -> Result<()> {
-        self.done(|dfid| T::RmdirAt {
-            dfid,
-            path: path.to_owned(),
-        })
-    }
-
-    pub fn symlink_at(&self, target: &str, path: &str) -> Result<()> {
-        self.done(|dfid| T::SymlinkAt {
-            dfid,
-            target: target.to_owned(),
-            path: path.to_owned(),
-        })
-    }
-
-    pub fn readlink_at(&self, path: &str) -> Result<String> {
-        match self.call(|dfid| T::ReadlinkAt {
-            dfid,
-            path: path.to_owned(),
-        })? {
-            R::ReadlinkAt { target } => Ok(target),
-            r => Err(unexpected(r)),
-        }
-    }
-
-    pub fn rename_at(&self, old_path: &str, new_dir: &Descriptor, new_path: &str) -> Result<()> {
-        let newdfid = new_dir.fid()?;
-        self.done(|olddfid| T::RenameAt {
-            olddfid,
-            oldpath: old_path.to_owned(),
-            newdfid,
-            newpath: new_path.to_owned(),
-        })
-    }
-
-    pub fn link_at(
-        &self,
-        flags: PathFlags,
-        old_path: &str,
-        new_dir: &Descriptor,
-        new_path: &str,
-    ) -> Result<()> {
-        let newdfid = new_dir.fid()?;
-        self.done(|olddfid| T::LinkAt {
-            olddfid,
-            path_flags: flags.bits(),
-            oldpath: old_path.to_owned(),
-            newdfid,
-            newpath: new_path.to_owned(),
-        })
-    }
-
-    pub fn set_times_at(
-        &self,
-        flags: PathFlags,
-        path: &str,
-        atime: NewTimestamp,
-        mtime: NewTimestamp,
-    ) -> Result<()> {
-        self.done(|dfid| T::SetTimesAt {
-            dfid,
-            path_flags: flags.bits(),
-            path: path.to_owned(),
-            atime: new_time(atime),
-            mtime: new_time(mtime),
-        })
-    }
-
-    pub fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<()> {
-        self.done(|fid| T::SetTimes {
-            fid,
-            atime: new_time(atime),
-            mtime: new_time(mtime),
-        })
-    }
-
-    pub fn set_size(&self, size: u64) -> Result<()> {
-        let ino = self.0.ino;
-        self.with(|c| c.cache.invalidate(ino));
-        self.done(|fid| T::Setattr {
-            fid,
-            attr: wire::SetAttr {
-                valid: wire::setattr::SIZE,
-                size,
-                ..Default::default()
-            },
-        })
-    }
-
-    pub fn advise(&self, _offset: u64, _len: u64, _advice: Advice) -> Result<()> {
-        match self.0.kind {
-            DescriptorType::RegularFile => Ok(()),
-            _ => Err(ErrorCode::BadDescriptor),
-        }
-    }
-
-    pub fn sync_data(&self) -> Result<()> {
-        self.done(|fid| T::Fsync {
-            fid,
-            datasync: wire::OptU32(1),
-        })
-    }
-
-    pub fn sync(&self) -> Result<()> {
-        self.done(|fid| T::Fsync {
-            fid,
-            datasync: wire::OptU32(0),
-        })
     }
 
     /// Up to `len` bytes at `offset` appended to `out`; 0 at end of file.
@@ -683,30 +449,268 @@ impl Descriptor {
         }
     }
 
-    pub fn read_via_stream(&self, offset: u64) -> Result<FileReader> {
-        self.stream_handle(DescriptorFlags::READ)?;
-        Ok(FileReader::new(self.clone(), offset))
-    }
-
-    pub fn write_via_stream(&self, offset: u64) -> Result<FileWriter> {
-        self.stream_handle(DescriptorFlags::WRITE)?;
-        Ok(FileWriter::new(self.clone(), Some(offset)))
-    }
-
-    pub fn append_via_stream(&self) -> Result<FileWriter> {
-        self.stream_handle(DescriptorFlags::WRITE)?;
-        Ok(FileWriter::new(self.clone(), None))
-    }
-
     /// fs-core's checks for a stream (the server checks the mount's
     /// write permission when the bytes arrive).
     fn stream_handle(&self, need: DescriptorFlags) -> Result<()> {
         fs_core::check_stream(self.0.kind, self.0.flags, need)
     }
+}
+
+impl DescriptorOps for Descriptor {
+    type Entries = DirStream;
+
+    fn get_flags(&self) -> DescriptorFlags {
+        self.0.flags
+    }
+
+    fn get_type(&self) -> DescriptorType {
+        self.0.kind
+    }
+
+    fn is_same_object(&self, other: &Descriptor) -> bool {
+        let (a, b) = (self.ino(), other.ino());
+        a.is_some() && a == b
+    }
+
+    fn stat(&self) -> Result<Stat> {
+        match self.call(|fid| T::Getattr {
+            fid,
+            mask: wire::GETATTR_BASIC,
+        })? {
+            R::Getattr { attr } => Ok(stat_of(&attr)),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    fn metadata_hash(&self) -> Result<MetadataHash> {
+        match self.call(|fid| T::HashFid { fid })? {
+            R::HashFid { hash: h } => Ok(hash(h)),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    fn open_at(
+        &self,
+        path_flags: PathFlags,
+        path: &str,
+        open: OpenFlags,
+        flags: DescriptorFlags,
+    ) -> Result<Descriptor> {
+        self.with(|c| {
+            let dfid = c.fid(&self.0)?;
+            let newfid = c.new_fid();
+            let block = c.block();
+            let mut batch = vec![T::OpenAt {
+                dfid,
+                newfid,
+                path_flags: path_flags.bits(),
+                path: path.to_owned(),
+                open_flags: open.bits(),
+                flags: flags.bits(),
+            }];
+            // Read-ahead at open: a file opened for reading is usually read
+            // from the start, so its first block comes in the same round
+            // trip (a directory or a failed open just fails this read).
+            let ahead =
+                flags.contains(DescriptorFlags::READ) && !open.contains(OpenFlags::DIRECTORY);
+            if ahead {
+                batch.push(T::Read {
+                    fid: newfid,
+                    offset: 0,
+                    count: block as u32,
+                });
+            }
+            let mut replies = c.send_all(&batch)?.into_iter();
+            let attr = match replies.next() {
+                Some(R::OpenAt { attr }) => attr,
+                Some(R::Lerror { ecode }) => {
+                    c.free_fids.push(newfid);
+                    return Err(errno(ecode));
+                }
+                _ => return Err(ErrorCode::Io),
+            };
+            let kind = DescriptorType::from_mode(attr.mode);
+            if kind == DescriptorType::RegularFile {
+                c.cache.validate(attr.qid.path, attr.data_version);
+                if let Some(R::Read { data }) = replies.next() {
+                    c.cache.put(attr.qid.path, 0, data.0);
+                }
+            }
+            Ok(Descriptor(Rc::new(Handle {
+                client: self.0.client.clone(),
+                fid: newfid,
+                epoch: c.epoch,
+                kind,
+                flags,
+                ino: attr.qid.path,
+            })))
+        })
+    }
+
+    fn stat_at(&self, flags: PathFlags, path: &str) -> Result<Stat> {
+        match self.call(|dfid| T::StatAt {
+            dfid,
+            path_flags: flags.bits(),
+            path: path.to_owned(),
+        })? {
+            R::StatAt { attr } => Ok(stat_of(&attr)),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    fn metadata_hash_at(&self, flags: PathFlags, path: &str) -> Result<MetadataHash> {
+        match self.call(|dfid| T::HashAt {
+            dfid,
+            path_flags: flags.bits(),
+            path: path.to_owned(),
+        })? {
+            R::HashAt { hash: h } => Ok(hash(h)),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    fn create_directory_at(&self, path: &str) -> Result<()> {
+        self.done(|dfid| T::MkdirAt {
+            dfid,
+            path: path.to_owned(),
+        })
+    }
+
+    fn unlink_file_at(&self, path: &str) -> Result<()> {
+        self.done(|dfid| T::UnlinkAt {
+            dfid,
+            path: path.to_owned(),
+        })
+    }
+
+    fn remove_directory_at(&self, path: &str) -> Result<()> {
+        self.done(|dfid| T::RmdirAt {
+            dfid,
+            path: path.to_owned(),
+        })
+    }
+
+    fn symlink_at(&self, target: &str, path: &str) -> Result<()> {
+        self.done(|dfid| T::SymlinkAt {
+            dfid,
+            target: target.to_owned(),
+            path: path.to_owned(),
+        })
+    }
+
+    fn readlink_at(&self, path: &str) -> Result<String> {
+        match self.call(|dfid| T::ReadlinkAt {
+            dfid,
+            path: path.to_owned(),
+        })? {
+            R::ReadlinkAt { target } => Ok(target),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    fn rename_at(&self, old_path: &str, new_dir: &Descriptor, new_path: &str) -> Result<()> {
+        let newdfid = new_dir.fid()?;
+        self.done(|olddfid| T::RenameAt {
+            olddfid,
+            oldpath: old_path.to_owned(),
+            newdfid,
+            newpath: new_path.to_owned(),
+        })
+    }
+
+    fn link_at(
+        &self,
+        flags: PathFlags,
+        old_path: &str,
+        new_dir: &Descriptor,
+        new_path: &str,
+    ) -> Result<()> {
+        let newdfid = new_dir.fid()?;
+        self.done(|olddfid| T::LinkAt {
+            olddfid,
+            path_flags: flags.bits(),
+            oldpath: old_path.to_owned(),
+            newdfid,
+            newpath: new_path.to_owned(),
+        })
+    }
+
+    fn set_times_at(
+        &self,
+        flags: PathFlags,
+        path: &str,
+        atime: NewTimestamp,
+        mtime: NewTimestamp,
+    ) -> Result<()> {
+        self.done(|dfid| T::SetTimesAt {
+            dfid,
+            path_flags: flags.bits(),
+            path: path.to_owned(),
+            atime: new_time(atime),
+            mtime: new_time(mtime),
+        })
+    }
+
+    fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<()> {
+        self.done(|fid| T::SetTimes {
+            fid,
+            atime: new_time(atime),
+            mtime: new_time(mtime),
+        })
+    }
+
+    fn set_size(&self, size: u64) -> Result<()> {
+        let ino = self.0.ino;
+        self.with(|c| c.cache.invalidate(ino));
+        self.done(|fid| T::Setattr {
+            fid,
+            attr: wire::SetAttr {
+                valid: wire::setattr::SIZE,
+                size,
+                ..Default::default()
+            },
+        })
+    }
+
+    fn advise(&self, _offset: u64, _len: u64, _advice: Advice) -> Result<()> {
+        match self.0.kind {
+            DescriptorType::RegularFile => Ok(()),
+            _ => Err(ErrorCode::BadDescriptor),
+        }
+    }
+
+    fn sync_data(&self) -> Result<()> {
+        self.done(|fid| T::Fsync {
+            fid,
+            datasync: wire::OptU32(1),
+        })
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.done(|fid| T::Fsync {
+            fid,
+            datasync: wire::OptU32(0),
+        })
+    }
+
+    fn read_via_stream(&self, offset: u64) -> Result<FileReader> {
+        self.stream_handle(DescriptorFlags::READ)?;
+        Ok(FileReader::new(self.clone(), offset))
+    }
+
+    fn write_via_stream(&self, offset: u64) -> Result<FileWriter> {
+        self.stream_handle(DescriptorFlags::WRITE)?;
+        Ok(FileWriter::new(self.clone(), Some(offset)))
+    }
+
+    fn append_via_stream(&self) -> Result<FileWriter> {
+        self.stream_handle(DescriptorFlags::WRITE)?;
+        Ok(FileWriter::new(self.clone(), None))
+    }
 
     /// Entries through a fid of their own (a clone), so two listings of
     /// one directory do not share a position.
-    pub fn read_directory(&self) -> Result<DirStream> {
+    fn read_directory(&self) -> Result<DirStream> {
         let handle = self.with(|c| {
             let fid = c.fid(&self.0)?;
             let newfid = c.new_fid();
@@ -745,8 +749,8 @@ pub struct DirStream {
     done: bool,
 }
 
-impl DirStream {
-    pub fn next_entry(&mut self) -> Result<Option<DirEntry>> {
+impl DirEntries for DirStream {
+    fn next_entry(&mut self) -> Result<Option<DirEntry>> {
         while self.pending.is_empty() && !self.done {
             let offset = self.offset;
             let count = self.fd.with(|c| c.msize()) - wire::IO_HEADER;
@@ -786,7 +790,7 @@ impl StreamFile for Descriptor {
         Descriptor::read_append(self, out, len, offset)
     }
     fn size(&self) -> Result<u64> {
-        self.stat().map(|s| s.size)
+        DescriptorOps::stat(self).map(|s| s.size)
     }
     fn write(&self, data: &[u8], offset: u64) -> Result<usize> {
         Descriptor::write(self, data, offset)
