@@ -18,6 +18,7 @@ pub mod local;
 pub mod mem;
 pub mod meta;
 pub mod mirror;
+mod plan;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod store;

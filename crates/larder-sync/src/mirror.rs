@@ -16,6 +16,7 @@
 
 use crate::lazy::StoreSource;
 use crate::meta::{self, Kind, S_IFDIR, S_IFLNK, S_IFREG};
+use crate::plan::{self, Op, Version};
 use crate::store::{
     Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Piece, Progress, Source, StoreError,
 };
@@ -23,7 +24,7 @@ use fs_core::{
     DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
     PathFlags as PF, Stat, SyncHook, Timestamp,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -674,204 +675,196 @@ impl Mirror {
         HELD.with(|h| h.borrow().contains(&id))
     }
 
+    /// Plans the sync (see [`crate::plan`]) and carries the plan out.
     fn sync_locked(&self, st: &mut State, fs: &Fs) -> Result<Report, SyncError> {
         let current = self.scan(fs)?;
         let mut report = Report::default();
-
-        // Unsure writes of paths gone since (or now of another kind): the
-        // object is removed if it is that write, landed.
-        let stale: Vec<(String, Unsure)> = st
-            .unsure
+        let version = |kind, s: &Stat| Version {
+            kind,
+            ino: s.ino,
+            change: s.change,
+            data_change: s.data_change,
+        };
+        let now: BTreeMap<String, Version> = current
             .iter()
-            .filter(|(p, u)| current.get(*p).is_none_or(|n| n.kind != u.kind))
-            .map(|(p, u)| (p.clone(), u.clone()))
+            .map(|(p, n)| (p.clone(), version(n.kind, &n.stat)))
             .collect();
-        for (path, u) in stale.into_iter().rev() {
-            let key = self.key(&path, u.kind);
-            if let Some(info) = self.retried(&key, || self.store.head(&key))? {
-                if u.landed(&info) {
-                    self.retried(&key, || self.store.delete(&key))?;
-                    report.deleted += 1;
-                    if st.synced.get(&path).is_some_and(|s| s.kind == u.kind) {
-                        st.synced.remove(&path);
-                    }
-                }
-            }
-            st.unsure.remove(&path);
-        }
-
-        // Objects whose kind changed go first, with whatever was stored
-        // below a directory that is now something else (children before
-        // their directory): in a directory store a file and a directory
-        // cannot share a name.
-        let changed_kind: Vec<String> = st
+        let held: BTreeMap<String, Version> = st
             .synced
             .iter()
-            .filter(|(p, s)| current.get(*p).is_some_and(|n| n.kind != s.kind))
-            .map(|(p, _)| p.clone())
-            .collect();
-        let mut first: BTreeSet<String> = BTreeSet::new();
-        for path in changed_kind {
-            let below = format!("{path}/");
-            first.extend(
-                st.synced
-                    .range(below.clone()..)
-                    .take_while(|(p, _)| p.starts_with(&below))
-                    .filter(|(p, s)| current.get(*p).is_none_or(|n| n.kind != s.kind))
-                    .map(|(p, _)| p.clone()),
-            );
-            first.insert(path);
-        }
-        for path in first.iter().rev() {
-            self.delete_one(st, path, &mut report)?;
-        }
-
-        // Where each stored inode's objects are, for renames and links.
-        // (Same inode, same data version: same bytes, whatever the name.)
-        let mut by_ino: HashMap<(u64, u64), String> = HashMap::new();
-        for (p, s) in &st.synced {
-            if s.kind == Kind::File {
-                by_ino
-                    .entry((s.ino, s.data_change))
-                    .or_insert_with(|| p.clone());
-            }
-        }
-
-        let up_to_date = |st: &State, path: &str, node: &Node| {
-            st.synced.get(path).is_some_and(|s| {
-                s.ino == node.stat.ino && s.change == node.stat.change && s.kind == node.kind
+            .map(|(p, s)| {
+                let v = Version {
+                    kind: s.kind,
+                    ino: s.ino,
+                    change: s.change,
+                    data_change: s.data_change,
+                };
+                (p.clone(), v)
             })
-        };
-        // Paths written by this sync: a copy must not read one of them (it
-        // may already hold the new object); such files are uploaded.
-        let written: std::collections::HashSet<&str> = current
-            .iter()
-            .filter(|(p, n)| !up_to_date(st, p, n))
-            .map(|(p, _)| p.as_str())
             .collect();
-        for (path, node) in &current {
-            if up_to_date(st, path, node) {
-                continue;
+        let unsure: BTreeMap<String, Kind> =
+            st.unsure.iter().map(|(p, u)| (p.clone(), u.kind)).collect();
+        for op in plan::plan(&held, &unsure, &now, |p| self.excluded(p)) {
+            match op {
+                Op::ClearUnsure { path, kind } => {
+                    self.clear_unsure(st, &path, kind, &mut report)?
+                }
+                Op::Delete { path } => self.delete_one(st, &path, &mut report)?,
+                Op::Write { path, from } => {
+                    self.write_one(st, fs, &path, &current[&path], from, &mut report)?
+                }
             }
-            let key = self.key(path, node.kind);
-            let cond = self.write_cond(st, path, &key)?;
-            let prev = st.synced.get(path);
-            let meta = Mirror::metadata(node.kind, &node.stat);
-            let source = (node.kind == Kind::File)
-                .then(|| by_ino.get(&(node.stat.ino, node.stat.data_change)))
-                .flatten()
-                .filter(|p| *p != path && !written.contains(p.as_str()))
-                .cloned();
-            let mut parts = source
-                .as_ref()
-                .and_then(|p| st.synced.get(p))
-                .map(|s| s.parts.clone())
-                .unwrap_or_default();
-            let result = match &source {
-                Some(from) => {
-                    let from_key = self.key(from, Kind::File);
-                    self.check_cond(&key, &cond).and_then(|()| {
-                        self.retried(&key, || self.store.copy(&from_key, &key, &meta, &cond))
-                    })
-                }
-                None if node.kind == Kind::File && node.stat.size >= PARTS_FROM as u64 => {
-                    let unchanged = self.keeps_unchanged(st, path, node, &key);
-                    let stored = prev
-                        .filter(|s| s.kind == Kind::File && !unchanged)
-                        .map_or(&[][..], |s| &s.parts[..]);
-                    let up = match Mirror::upload(fs, path, stored, unchanged) {
-                        Ok(up) => up,
-                        // Gone since the scan: the next sync deletes it.
-                        Err(ErrorCode::NoEntry) => continue,
-                        Err(e) => return Err(e.into()),
-                    };
-                    report.bytes_uploaded += up.new_bytes();
-                    let source = up.source();
-                    let r = self.check_cond(&key, &cond).and_then(|()| {
-                        self.retried(&key, || {
-                            self.store.put_from(&key, &up.pieces, &source, &meta, &cond)
-                        })
-                    });
-                    parts = up.hashes();
-                    r
-                }
-                None => {
-                    let body = match Mirror::body(fs, path, node.kind) {
-                        Ok(b) => b,
-                        // Gone since the scan: the next sync deletes it.
-                        Err(ErrorCode::NoEntry) => continue,
-                        Err(e) => return Err(e.into()),
-                    };
-                    parts = Vec::new();
-                    report.bytes_uploaded += body.len() as u64;
-                    self.check_cond(&key, &cond).and_then(|()| {
-                        self.retried(&key, || self.store.put(&key, &body, &meta, &cond))
-                    })
-                }
-            };
-            let etag = match result {
-                Ok(etag) => {
-                    if source.is_some() {
-                        report.copied += 1;
-                    } else {
-                        report.uploaded += 1;
-                    }
-                    if let Some(src) = st.lazy.get(&node.stat.ino) {
-                        src.repoint(&key, &etag);
-                    }
-                    etag
-                }
-                Err(e) if e.kind == ErrorKind::Conflict && node.kind == Kind::Dir => {
-                    // Directory markers carry only metadata: ours wins.
-                    self.retried(&key, || self.store.put(&key, &[], &meta, &Cond::None))?
-                }
-                Err(e) if e.kind == ErrorKind::Conflict => {
-                    match self.already_ours(fs, path, node, &key, &meta)? {
-                        Some(etag) => {
-                            if let Some(src) = st.lazy.get(&node.stat.ino) {
-                                src.repoint(&key, &etag);
-                            }
-                            etag
-                        }
-                        None => {
-                            // The object at `path` is theirs now.
-                            parts = Vec::new();
-                            self.keep_conflict(fs, path, node, &meta, &mut report)?
-                        }
-                    }
-                }
-                Err(e) => {
-                    // It may have landed all the same: remember what was
-                    // sent, to recognise it (see `write_cond`, `unsure`).
-                    let size = if node.kind == Kind::Dir {
-                        0
-                    } else {
-                        node.stat.size
-                    };
-                    let kind = node.kind;
-                    st.unsure.insert(path.clone(), Unsure { kind, meta, size });
-                    return Err(e.into());
-                }
-            };
-            st.unsure.remove(path);
-            st.synced.insert(
-                path.clone(),
-                Synced {
-                    ino: node.stat.ino,
-                    change: node.stat.change,
-                    data_change: node.stat.data_change,
-                    kind: node.kind,
-                    etag,
-                    parts,
-                },
-            );
-        }
-
-        // Deletions, children before their directories.
-        for path in self.gone(st, |p| current.contains_key(p)) {
-            self.delete_one(st, &path, &mut report)?;
         }
         Ok(report)
+    }
+
+    /// An unsure write of a path gone since (or now of another kind): the
+    /// object is removed if it is that write, landed.
+    fn clear_unsure(
+        &self,
+        st: &mut State,
+        path: &str,
+        kind: Kind,
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
+        let Some(u) = st.unsure.get(path).cloned() else {
+            return Ok(());
+        };
+        let key = self.key(path, kind);
+        if let Some(info) = self.retried(&key, || self.store.head(&key))? {
+            if u.landed(&info) {
+                self.retried(&key, || self.store.delete(&key))?;
+                report.deleted += 1;
+                if st.synced.get(path).is_some_and(|s| s.kind == kind) {
+                    st.synced.remove(path);
+                }
+            }
+        }
+        st.unsure.remove(path);
+        Ok(())
+    }
+
+    /// Makes `path`'s object the tree's `node`: copied from `from`, or
+    /// uploaded (a large file in parts, sending only those that changed).
+    /// Another writer's change is kept beside ours; a write of unknown
+    /// outcome is remembered (see `unsure`).
+    fn write_one(
+        &self,
+        st: &mut State,
+        fs: &Fs,
+        path: &str,
+        node: &Node,
+        source: Option<String>,
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
+        let key = self.key(path, node.kind);
+        let cond = self.write_cond(st, path, &key)?;
+        let prev = st.synced.get(path);
+        let meta = Mirror::metadata(node.kind, &node.stat);
+        let mut parts = source
+            .as_ref()
+            .and_then(|p| st.synced.get(p))
+            .map(|s| s.parts.clone())
+            .unwrap_or_default();
+        let result = match &source {
+            Some(from) => {
+                let from_key = self.key(from, Kind::File);
+                self.check_cond(&key, &cond).and_then(|()| {
+                    self.retried(&key, || self.store.copy(&from_key, &key, &meta, &cond))
+                })
+            }
+            None if node.kind == Kind::File && node.stat.size >= PARTS_FROM as u64 => {
+                let unchanged = self.keeps_unchanged(st, path, node, &key);
+                let stored = prev
+                    .filter(|s| s.kind == Kind::File && !unchanged)
+                    .map_or(&[][..], |s| &s.parts[..]);
+                let up = match Mirror::upload(fs, path, stored, unchanged) {
+                    Ok(up) => up,
+                    // Gone since the scan: the next sync deletes it.
+                    Err(ErrorCode::NoEntry) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                report.bytes_uploaded += up.new_bytes();
+                let source = up.source();
+                let r = self.check_cond(&key, &cond).and_then(|()| {
+                    self.retried(&key, || {
+                        self.store.put_from(&key, &up.pieces, &source, &meta, &cond)
+                    })
+                });
+                parts = up.hashes();
+                r
+            }
+            None => {
+                let body = match Mirror::body(fs, path, node.kind) {
+                    Ok(b) => b,
+                    // Gone since the scan: the next sync deletes it.
+                    Err(ErrorCode::NoEntry) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                parts = Vec::new();
+                report.bytes_uploaded += body.len() as u64;
+                self.check_cond(&key, &cond)
+                    .and_then(|()| self.retried(&key, || self.store.put(&key, &body, &meta, &cond)))
+            }
+        };
+        let etag = match result {
+            Ok(etag) => {
+                if source.is_some() {
+                    report.copied += 1;
+                } else {
+                    report.uploaded += 1;
+                }
+                if let Some(src) = st.lazy.get(&node.stat.ino) {
+                    src.repoint(&key, &etag);
+                }
+                etag
+            }
+            Err(e) if e.kind == ErrorKind::Conflict && node.kind == Kind::Dir => {
+                // Directory markers carry only metadata: ours wins.
+                self.retried(&key, || self.store.put(&key, &[], &meta, &Cond::None))?
+            }
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                match self.already_ours(fs, path, node, &key, &meta)? {
+                    Some(etag) => {
+                        if let Some(src) = st.lazy.get(&node.stat.ino) {
+                            src.repoint(&key, &etag);
+                        }
+                        etag
+                    }
+                    None => {
+                        // The object at `path` is theirs now.
+                        parts = Vec::new();
+                        self.keep_conflict(fs, path, node, &meta, report)?
+                    }
+                }
+            }
+            Err(e) => {
+                // It may have landed all the same: remember what was
+                // sent, to recognise it (see `write_cond`, `unsure`).
+                let size = if node.kind == Kind::Dir {
+                    0
+                } else {
+                    node.stat.size
+                };
+                let kind = node.kind;
+                st.unsure
+                    .insert(path.to_string(), Unsure { kind, meta, size });
+                return Err(e.into());
+            }
+        };
+        st.unsure.remove(path);
+        st.synced.insert(
+            path.to_string(),
+            Synced {
+                ino: node.stat.ino,
+                change: node.stat.change,
+                data_change: node.stat.data_change,
+                kind: node.kind,
+                etag,
+                parts,
+            },
+        );
+        Ok(())
     }
 
     /// The condition a write of `path` needs: the object must still be the
