@@ -8,6 +8,9 @@
 
 pub mod wire;
 
+#[cfg(any(feature = "server", feature = "client"))]
+pub mod convert;
+
 #[cfg(feature = "server")]
 pub mod server;
 

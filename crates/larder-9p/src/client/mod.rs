@@ -16,12 +16,13 @@
 mod cache;
 mod session;
 
-use crate::wire::{self, Attr, Data, NewTime, R, T};
+use crate::convert;
+use crate::wire::{self, Data, R, T};
 use cache::Cache;
 use fs_core::stream::StreamFile;
 use fs_core::{
     Advice, DescriptorFlags, DescriptorOps, DescriptorType, DirEntries, DirEntry, ErrorCode,
-    MetadataHash, NewTimestamp, OpenFlags, PathFlags, Stat, Timestamp,
+    MetadataHash, NewTimestamp, OpenFlags, PathFlags, Stat,
 };
 use session::{Session, MSIZE, ROOT_FID};
 use std::cell::RefCell;
@@ -226,51 +227,6 @@ impl Drop for Handle {
 
 #[derive(Clone)]
 pub struct Descriptor(Rc<Handle>);
-
-fn stat_of(a: &Attr) -> Stat {
-    let ts = |sec: u64, nsec: u64| Timestamp {
-        seconds: sec,
-        nanoseconds: (nsec as u32).min(999_999_999),
-    };
-    Stat {
-        dev: 0,
-        ino: a.qid.path,
-        kind: DescriptorType::from_mode(a.mode),
-        nlink: a.nlink,
-        size: a.size,
-        allocated: a.blocks * 512,
-        mode: a.mode & 0o7777,
-        uid: a.uid,
-        gid: a.gid,
-        atime: ts(a.atime_sec, a.atime_nsec),
-        mtime: ts(a.mtime_sec, a.mtime_nsec),
-        ctime: ts(a.ctime_sec, a.ctime_nsec),
-        change: a.data_version,
-        data_change: a.data_version,
-    }
-}
-
-fn new_time(t: NewTimestamp) -> NewTime {
-    match t {
-        NewTimestamp::NoChange => NewTime::default(),
-        NewTimestamp::Now => NewTime {
-            how: 1,
-            ..NewTime::default()
-        },
-        NewTimestamp::Timestamp(t) => NewTime {
-            how: 2,
-            sec: t.seconds,
-            nsec: t.nanoseconds,
-        },
-    }
-}
-
-fn hash(h: wire::Hash) -> MetadataHash {
-    MetadataHash {
-        lower: h.lower,
-        upper: h.upper,
-    }
-}
 
 /// A reply of the wrong type: the server is not one this adapter knows.
 fn unexpected(_: R) -> ErrorCode {
@@ -477,14 +433,14 @@ impl DescriptorOps for Descriptor {
             fid,
             mask: wire::GETATTR_BASIC,
         })? {
-            R::Getattr { attr } => Ok(stat_of(&attr)),
+            R::Getattr { attr } => Ok(convert::stat(&attr)),
             r => Err(unexpected(r)),
         }
     }
 
     fn metadata_hash(&self) -> Result<MetadataHash> {
         match self.call(|fid| T::HashFid { fid })? {
-            R::HashFid { hash: h } => Ok(hash(h)),
+            R::HashFid { hash: h } => Ok(convert::metadata_hash(h)),
             r => Err(unexpected(r)),
         }
     }
@@ -553,7 +509,7 @@ impl DescriptorOps for Descriptor {
             path_flags: flags.bits(),
             path: path.to_owned(),
         })? {
-            R::StatAt { attr } => Ok(stat_of(&attr)),
+            R::StatAt { attr } => Ok(convert::stat(&attr)),
             r => Err(unexpected(r)),
         }
     }
@@ -564,7 +520,7 @@ impl DescriptorOps for Descriptor {
             path_flags: flags.bits(),
             path: path.to_owned(),
         })? {
-            R::HashAt { hash: h } => Ok(hash(h)),
+            R::HashAt { hash: h } => Ok(convert::metadata_hash(h)),
             r => Err(unexpected(r)),
         }
     }
@@ -646,16 +602,16 @@ impl DescriptorOps for Descriptor {
             dfid,
             path_flags: flags.bits(),
             path: path.to_owned(),
-            atime: new_time(atime),
-            mtime: new_time(mtime),
+            atime: convert::new_time(atime),
+            mtime: convert::new_time(mtime),
         })
     }
 
     fn set_times(&self, atime: NewTimestamp, mtime: NewTimestamp) -> Result<()> {
         self.done(|fid| T::SetTimes {
             fid,
-            atime: new_time(atime),
-            mtime: new_time(mtime),
+            atime: convert::new_time(atime),
+            mtime: convert::new_time(mtime),
         })
     }
 
@@ -767,11 +723,7 @@ impl DirEntries for DirStream {
                     continue;
                 }
                 self.pending.push_back(DirEntry {
-                    kind: match e.kind {
-                        wire::DT_DIR => DescriptorType::Directory,
-                        wire::DT_LNK => DescriptorType::SymbolicLink,
-                        _ => DescriptorType::RegularFile,
-                    },
+                    kind: convert::dirent_type(e.kind),
                     name: e.name,
                     ino: e.qid.path,
                 });

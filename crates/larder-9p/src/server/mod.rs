@@ -18,7 +18,6 @@ mod extension;
 mod fid;
 mod standard;
 
-pub use convert::{attr, qid};
 
 use crate::wire;
 use crate::wire::DecodeError;
