@@ -54,7 +54,7 @@ fn kind_of(e: std::io::ErrorKind) -> ErrorKind {
 
 /// An error about `key` (or the root, for "").
 fn io(key: &str) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |e| StoreError::new(kind_of(e.kind()), format!("{key}: {e}"))
+    move |e| StoreError::at(kind_of(e.kind()), key, e.to_string())
 }
 
 fn errno(key: &str) -> impl FnOnce(Errno) -> StoreError + '_ {
@@ -188,13 +188,14 @@ impl LocalDir {
             dir = next.map_err(|e| {
                 if e == Errno::NOTDIR {
                     let above = parents[..=i].join("/");
-                    StoreError::new(
+                    StoreError::at(
                         if create {
                             ErrorKind::Permanent
                         } else {
                             ErrorKind::NotFound
                         },
-                        format!("{key}: {above} in the store is not a directory"),
+                        key,
+                        format!("{above} in the store is not a directory"),
                     )
                 } else {
                     errno(key)(e)
@@ -341,9 +342,10 @@ impl LocalDir {
         }
         let d = enter(dir, name).map_err(|e| {
             if e == Errno::NOTDIR {
-                StoreError::new(
+                StoreError::at(
                     ErrorKind::Permanent,
-                    format!("{key}: a file or symlink stands where the directory goes"),
+                    key,
+                    "a file or symlink stands where the directory goes",
                 )
             } else {
                 errno(key)(e)
@@ -454,9 +456,10 @@ fn write_pieces(
                 match (piece, old) {
                     (Piece::Keep(_), Some(old)) => old.read_exact_at(chunk, at).map_err(io(key))?,
                     (Piece::Keep(_), None) => {
-                        return Err(StoreError::new(
+                        return Err(StoreError::at(
                             ErrorKind::Conflict,
-                            format!("{key}: no current version to keep pieces of"),
+                            key,
+                            "no current version to keep pieces of",
                         ))
                     }
                     (Piece::New(_), _) => source.read_at(at, chunk)?,
@@ -509,23 +512,20 @@ impl ObjectStore for LocalDir {
                     .into();
                 let st = rfs::fstat(&f).map_err(errno(key))?;
                 if !FileType::from_raw_mode(st.st_mode).is_file() {
-                    return Err(StoreError::new(
-                        ErrorKind::NotFound,
-                        format!("{key}: replaced"),
-                    ));
+                    return Err(StoreError::at(ErrorKind::NotFound, key, "replaced"));
                 }
                 let len = st.st_size as u64;
                 cond.check(key, Some(&etag(&st, len)))?;
                 let r = range.unwrap_or(0..len);
                 let (start, end) = (r.start.min(len), r.end.min(len));
-                let n = usize::try_from(end.saturating_sub(start)).map_err(|_| {
-                    StoreError::new(ErrorKind::Permanent, format!("{key}: range too large"))
-                })?;
+                let n = usize::try_from(end.saturating_sub(start))
+                    .map_err(|_| StoreError::at(ErrorKind::Permanent, key, "range too large"))?;
                 let mut buf = Vec::new();
                 buf.try_reserve_exact(n).map_err(|_| {
-                    StoreError::new(
+                    StoreError::at(
                         ErrorKind::Permanent,
-                        format!("{key}: {n} bytes do not fit in memory; read it in ranges"),
+                        key,
+                        format!("{n} bytes do not fit in memory; read it in ranges"),
                     )
                 })?;
                 buf.resize(n, 0);
@@ -533,12 +533,7 @@ impl ObjectStore for LocalDir {
                 return Ok(buf);
             }
             FileType::Directory if p.dir => Vec::new(),
-            _ => {
-                return Err(StoreError::new(
-                    ErrorKind::NotFound,
-                    format!("{key}: no such object"),
-                ))
-            }
+            _ => return Err(StoreError::at(ErrorKind::NotFound, key, "no such object")),
         };
         let len = all.len() as u64;
         let r = range.unwrap_or(0..len);
@@ -566,7 +561,7 @@ impl ObjectStore for LocalDir {
         dir.sync_all().map_err(io(key))?;
         let info = self.info(key.to_string(), &dir, p.name)?;
         info.map(|i| i.etag)
-            .ok_or_else(|| StoreError::new(ErrorKind::Transient, format!("{key} vanished")))
+            .ok_or_else(|| StoreError::at(ErrorKind::Transient, key, "vanished"))
     }
 
     /// Written a MiB at a time from the source and the current version,
@@ -588,10 +583,7 @@ impl ObjectStore for LocalDir {
         let dir = self.dir(key, &p.parents, true)?;
         let old = if pieces.iter().any(|p| matches!(p, Piece::Keep(_))) {
             Some(LocalDir::open_file(key, &dir, p.name)?.ok_or_else(|| {
-                StoreError::new(
-                    ErrorKind::Conflict,
-                    format!("{key}: changed by another writer"),
-                )
+                StoreError::at(ErrorKind::Conflict, key, "changed by another writer")
             })?)
         } else {
             None
@@ -606,7 +598,7 @@ impl ObjectStore for LocalDir {
         dir.sync_all().map_err(io(key))?;
         let info = self.info(key.to_string(), &dir, p.name)?;
         info.map(|i| i.etag)
-            .ok_or_else(|| StoreError::new(ErrorKind::Transient, format!("{key} vanished")))
+            .ok_or_else(|| StoreError::at(ErrorKind::Transient, key, "vanished"))
     }
 
     fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {

@@ -108,7 +108,7 @@ impl ObjectStore for MemStore {
             .unwrap()
             .get(key)
             .cloned()
-            .ok_or_else(|| StoreError::new(ErrorKind::NotFound, key))?;
+            .ok_or_else(|| StoreError::at(ErrorKind::NotFound, key, "no such object"))?;
         self.check(Some(&o), cond)?;
         let len = o.body.len() as u64;
         let r = range.unwrap_or(0..len);
@@ -177,7 +177,7 @@ impl ObjectStore for MemStore {
         let mut objects = self.objects.lock().unwrap();
         let body = objects
             .get(from)
-            .ok_or_else(|| StoreError::new(ErrorKind::NotFound, from))?
+            .ok_or_else(|| StoreError::at(ErrorKind::NotFound, from, "no such object"))?
             .body
             .clone();
         self.check(objects.get(to), cond)?;

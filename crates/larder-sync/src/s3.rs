@@ -252,7 +252,7 @@ where
         }
         _ => (ErrorKind::Permanent, innermost(&e)),
     };
-    StoreError::new(kind, format!("{what}: {msg}"))
+    StoreError::at(kind, what, msg)
 }
 
 /// Whether the SDK gave up before sending for want of credentials.
@@ -701,10 +701,7 @@ impl Inner {
             cond.check(key, Some(etag))?;
         }
         let bytes = out.body.collect().await.map_err(|e| {
-            StoreError::new(
-                ErrorKind::Transient,
-                format!("{key}: reading the body: {e}"),
-            )
+            StoreError::at(ErrorKind::Transient, key, format!("reading the body: {e}"))
         })?;
         Ok(bytes.into_bytes().to_vec())
     }
@@ -976,9 +973,10 @@ impl ObjectStore for S3Store {
             Piece::Keep(r) | Piece::New(r) => r.end,
         });
         if total > MAX_OBJECT {
-            return Err(StoreError::new(
+            return Err(StoreError::at(
                 ErrorKind::Permanent,
-                format!("{key}: {total} bytes is more than an S3 object holds (5 TiB)"),
+                key,
+                format!("{total} bytes is more than an S3 object holds (5 TiB)"),
             ));
         }
         if total <= MULTIPART_THRESHOLD as u64 && pieces.iter().all(|p| matches!(p, Piece::New(_)))
@@ -1003,12 +1001,10 @@ impl ObjectStore for S3Store {
             }
         }
         if parts.len() as u64 > MAX_PARTS {
-            return Err(StoreError::new(
+            return Err(StoreError::at(
                 ErrorKind::Permanent,
-                format!(
-                    "{key}: {} parts is more than S3 takes in one upload",
-                    parts.len()
-                ),
+                key,
+                format!("{} parts is more than S3 takes in one upload", parts.len()),
             ));
         }
         let (i, key) = (self.inner.clone(), key.to_string());

@@ -44,9 +44,10 @@ impl Cond {
         if self.holds(current) {
             Ok(())
         } else {
-            Err(StoreError::new(
+            Err(StoreError::at(
                 ErrorKind::Conflict,
-                format!("{key}: changed by another writer"),
+                key,
+                "changed by another writer",
             ))
         }
     }
@@ -65,14 +66,29 @@ pub enum ErrorKind {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreError {
+    /// For the code that decides whether to retry.
     pub kind: ErrorKind,
+    /// The object (or prefix) the request was about, if it was about one.
+    pub key: Option<String>,
+    /// What went wrong.
     pub message: String,
 }
 
 impl StoreError {
+    /// An error about no object in particular (the store, credentials).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> StoreError {
         StoreError {
             kind,
+            key: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error about the object at `key`.
+    pub fn at(kind: ErrorKind, key: &str, message: impl Into<String>) -> StoreError {
+        StoreError {
+            kind,
+            key: Some(key.to_string()),
             message: message.into(),
         }
     }
@@ -80,9 +96,10 @@ impl StoreError {
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The message names the object and the cause; the kind is for
-        // the code that decides whether to retry.
-        f.write_str(&self.message)
+        match &self.key {
+            Some(key) => write!(f, "{key}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
     }
 }
 
@@ -129,9 +146,10 @@ pub fn buffer(key: &str, bytes: u64) -> Result<Vec<u8>> {
             buf
         })
         .ok_or_else(|| {
-            StoreError::new(
+            StoreError::at(
                 ErrorKind::Permanent,
-                format!("{key}: {bytes} bytes do not fit in memory"),
+                key,
+                format!("{bytes} bytes do not fit in memory"),
             )
         })
 }

@@ -408,3 +408,27 @@ fn open_existing_creates_nothing() {
     assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
     assert!(!missing.exists());
 }
+
+/// A store error names the object it was about as a field of its own, so
+/// callers report it without parsing messages; the message is the cause.
+#[test]
+fn errors_carry_their_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = LocalDir::open(&tmp.path().join("store")).unwrap();
+    let mem = larder_sync::MemStore::default();
+    let stores: [(&str, &dyn ObjectStore); 2] = [("local", &local), ("memory", &mem)];
+    for (name, store) in stores {
+        let e = store.get("no/such", None, &Cond::None).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{name}: {e}");
+        assert_eq!(e.key.as_deref(), Some("no/such"), "{name}: {e}");
+        assert!(e.to_string().starts_with("no/such: "), "{name}: {e}");
+        assert!(!e.message.contains("no/such"), "{name}: {e}");
+    }
+    local.put("k", b"1", &file_meta(), &Cond::None).unwrap();
+    let e = local
+        .put("k", b"2", &file_meta(), &Cond::IfNoneMatch)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    assert_eq!(e.key.as_deref(), Some("k"));
+    assert_eq!(e.to_string(), "k: changed by another writer");
+}

@@ -18,7 +18,6 @@ mod extension;
 mod fid;
 mod standard;
 
-
 use crate::wire;
 use crate::wire::DecodeError;
 use connection::Session;
