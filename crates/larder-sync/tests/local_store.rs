@@ -414,7 +414,7 @@ fn open_existing_creates_nothing() {
 #[test]
 fn errors_carry_their_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let local = LocalDir::open(&tmp.path().join("store")).unwrap();
+    let local = LocalDir::open(tmp.path().join("store")).unwrap();
     let mem = larder_sync::MemStore::default();
     let stores: [(&str, &dyn ObjectStore); 2] = [("local", &local), ("memory", &mem)];
     for (name, store) in stores {
