@@ -5,31 +5,23 @@
 //! (an upload keeping the unfetched ranges as server-side copies, a
 //! rename's copy) it points the source at the new key and version.
 
-use crate::mirror::{with_retry, Retry};
 use crate::store::{Cond, ErrorKind, ObjectStore};
 use fs_core::image::ImageSource;
 use fs_core::ErrorCode;
 use std::sync::{Arc, Mutex};
 
 pub(crate) struct StoreSource {
+    /// Retrying transient failures (`crate::retry::Retrying`).
     store: Arc<dyn ObjectStore>,
-    retry: Retry,
     size: u64,
     /// The object holding the unfetched bytes: (key, ETag).
     at: Mutex<(String, String)>,
 }
 
 impl StoreSource {
-    pub fn new(
-        store: Arc<dyn ObjectStore>,
-        retry: Retry,
-        size: u64,
-        key: &str,
-        etag: &str,
-    ) -> StoreSource {
+    pub fn new(store: Arc<dyn ObjectStore>, size: u64, key: &str, etag: &str) -> StoreSource {
         StoreSource {
             store,
-            retry,
             size,
             at: Mutex::new((key.to_string(), etag.to_string())),
         }
@@ -54,10 +46,9 @@ impl ImageSource for StoreSource {
         let range = offset..offset + buf.len() as u64;
         loop {
             let (key, etag) = self.at();
-            let got = with_retry(&self.retry, &key, || {
-                self.store
-                    .get(&key, Some(range.clone()), &Cond::IfMatch(etag.clone()))
-            });
+            let got = self
+                .store
+                .get(&key, Some(range.clone()), &Cond::IfMatch(etag.clone()));
             match got {
                 Ok(bytes) if bytes.len() == buf.len() => {
                     buf.copy_from_slice(&bytes);

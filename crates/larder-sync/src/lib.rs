@@ -19,6 +19,7 @@ pub mod mem;
 pub mod meta;
 pub mod mirror;
 mod plan;
+mod retry;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod store;
@@ -27,5 +28,6 @@ pub use faulty::Faulty;
 #[cfg(unix)]
 pub use local::LocalDir;
 pub use mem::MemStore;
-pub use mirror::{Mirror, MirrorHook, Pulled, Report, Retry, Status, SyncError, SyncMode};
+pub use mirror::{Mirror, MirrorHook, Pulled, Report, Status, SyncError, SyncMode};
+pub use retry::{Retry, Retrying};
 pub use store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Progress, StoreError};

@@ -17,6 +17,7 @@
 use crate::lazy::StoreSource;
 use crate::meta::{self, Kind, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::plan::{self, Op, Version};
+use crate::retry::{Retry, Retrying};
 use crate::store::{
     Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Piece, Progress, Source, StoreError,
 };
@@ -26,30 +27,11 @@ use fs_core::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 mod pull;
 pub use pull::Pulled;
-
-/// How hard to try before a store error is reported.
-#[derive(Clone, Copy, Debug)]
-pub struct Retry {
-    pub attempts: u32,
-    pub first_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry {
-            attempts: 6,
-            first_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(2),
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 struct Synced {
@@ -294,14 +276,16 @@ pub struct Status {
 }
 
 pub struct Mirror {
-    store: Arc<dyn ObjectStore>,
+    /// The store, its transient failures retried; hurried (one attempt
+    /// per request) for the length of a background sync soon after a
+    /// failure (see QUIET_AFTER_FAILURE).
+    store: Retrying,
+    /// The same store retried as patiently as ever, for lazily restored
+    /// files' reads (an app waits on those, whatever a sync is doing).
+    patient: Arc<dyn ObjectStore>,
     prefix: String,
     /// Guest paths (relative) whose subtrees are not mirrored.
     exclude: Vec<String>,
-    retry: Retry,
-    /// Set for the length of a background sync soon after a failure: one
-    /// attempt per request (see QUIET_AFTER_FAILURE).
-    one_attempt: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -327,27 +311,6 @@ fn apply_attrs(
     root.set_times_at(PF::empty(), path, t, t)
 }
 
-/// Runs `op`, retrying transient failures with exponential backoff.
-pub(crate) fn with_retry<T>(
-    retry: &Retry,
-    what: &str,
-    mut op: impl FnMut() -> crate::store::Result<T>,
-) -> crate::store::Result<T> {
-    let mut delay = retry.first_delay;
-    let mut attempt = 1;
-    loop {
-        match op() {
-            Err(e) if e.kind == ErrorKind::Transient && attempt < retry.attempts => {
-                tracing::warn!(%what, attempt, error = %e, "store request failed; retrying");
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(retry.max_delay);
-                attempt += 1;
-            }
-            r => return r,
-        }
-    }
-}
-
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -363,18 +326,21 @@ impl Mirror {
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');
         }
+        let retry = Retry::default();
         Mirror {
-            store,
+            store: Retrying::new(store.clone(), retry),
+            patient: Arc::new(Retrying::new(store, retry)),
             prefix,
             exclude: Vec::new(),
-            retry: Retry::default(),
-            one_attempt: AtomicBool::new(false),
             state: Mutex::new(State::default()),
         }
     }
 
+    /// Retries transient failures per `retry` (default: [`Retry`]'s).
     pub fn with_retry(mut self, retry: Retry) -> Mirror {
-        self.retry = retry;
+        let inner = self.store.inner().clone();
+        self.store = Retrying::new(inner.clone(), retry);
+        self.patient = Arc::new(Retrying::new(inner, retry));
         self
     }
 
@@ -395,21 +361,6 @@ impl Mirror {
         self.exclude
             .iter()
             .any(|e| e.is_empty() || path == e || path.starts_with(&format!("{e}/")))
-    }
-
-    fn retried<T>(
-        &self,
-        what: &str,
-        op: impl FnMut() -> crate::store::Result<T>,
-    ) -> crate::store::Result<T> {
-        if self.one_attempt.load(Ordering::Relaxed) {
-            let once = Retry {
-                attempts: 1,
-                ..self.retry
-            };
-            return with_retry(&once, what, op);
-        }
-        with_retry(&self.retry, what, op)
     }
 
     /// Every mirrored object of the tree, by path.
@@ -595,7 +546,7 @@ impl Mirror {
         if self.store.enforces_conditions() || *cond == Cond::None {
             return Ok(());
         }
-        let current = self.retried(key, || self.store.head(key))?;
+        let current = self.store.head(key)?;
         cond.check(key, current.as_ref().map(|c| c.etag.as_str()))
     }
 
@@ -617,9 +568,9 @@ impl Mirror {
             && st
                 .failed_at
                 .is_some_and(|t| t.elapsed() < QUIET_AFTER_FAILURE);
-        self.one_attempt.store(hurried, Ordering::Relaxed);
+        self.store.set_hurried(hurried);
         let result = self.sync_locked(&mut st, fs);
-        self.one_attempt.store(false, Ordering::Relaxed);
+        self.store.set_hurried(false);
         match &result {
             Ok(report) => {
                 st.seen_seq = seq;
@@ -731,9 +682,9 @@ impl Mirror {
             return Ok(());
         };
         let key = self.key(path, kind);
-        if let Some(info) = self.retried(&key, || self.store.head(&key))? {
+        if let Some(info) = self.store.head(&key)? {
             if u.landed(&info) {
-                self.retried(&key, || self.store.delete(&key))?;
+                self.store.delete(&key)?;
                 report.deleted += 1;
                 if st.synced.get(path).is_some_and(|s| s.kind == kind) {
                     st.synced.remove(path);
@@ -769,9 +720,8 @@ impl Mirror {
         let result = match &source {
             Some(from) => {
                 let from_key = self.key(from, Kind::File);
-                self.check_cond(&key, &cond).and_then(|()| {
-                    self.retried(&key, || self.store.copy(&from_key, &key, &meta, &cond))
-                })
+                self.check_cond(&key, &cond)
+                    .and_then(|()| self.store.copy(&from_key, &key, &meta, &cond))
             }
             None if node.kind == Kind::File && node.stat.size >= PARTS_FROM as u64 => {
                 let unchanged = self.keeps_unchanged(st, path, node, &key);
@@ -787,9 +737,9 @@ impl Mirror {
                 report.bytes_uploaded += up.new_bytes();
                 let source = up.source();
                 let r = self.check_cond(&key, &cond).and_then(|()| {
-                    self.retried(&key, || {
+                    {
                         self.store.put_from(&key, &up.pieces, &source, &meta, &cond)
-                    })
+                    }
                 });
                 parts = up.hashes();
                 r
@@ -804,7 +754,7 @@ impl Mirror {
                 parts = Vec::new();
                 report.bytes_uploaded += body.len() as u64;
                 self.check_cond(&key, &cond)
-                    .and_then(|()| self.retried(&key, || self.store.put(&key, &body, &meta, &cond)))
+                    .and_then(|()| self.store.put(&key, &body, &meta, &cond))
             }
         };
         let etag = match result {
@@ -821,7 +771,7 @@ impl Mirror {
             }
             Err(e) if e.kind == ErrorKind::Conflict && node.kind == Kind::Dir => {
                 // Directory markers carry only metadata: ours wins.
-                self.retried(&key, || self.store.put(&key, &[], &meta, &Cond::None))?
+                self.store.put(&key, &[], &meta, &Cond::None)?
             }
             Err(e) if e.kind == ErrorKind::Conflict => {
                 match self.already_ours(fs, path, node, &key, &meta)? {
@@ -878,7 +828,7 @@ impl Mirror {
         let Some(u) = st.unsure.get(path) else {
             return Ok(synced);
         };
-        Ok(match self.retried(key, || self.store.head(key))? {
+        Ok(match self.store.head(key)? {
             Some(info) if u.landed(&info) => Cond::IfMatch(info.etag),
             _ => synced,
         })
@@ -906,7 +856,7 @@ impl Mirror {
         key: &str,
         meta: &Metadata,
     ) -> Result<Option<String>, SyncError> {
-        let Some(info) = self.retried(key, || self.store.head(key))? else {
+        let Some(info) = self.store.head(key)? else {
             return Ok(None);
         };
         if info.meta != *meta {
@@ -926,7 +876,7 @@ impl Mirror {
                 let end = (at + PART as u64).min(size);
                 let ours = &mut ours[..(end - at) as usize];
                 f.read_at(at, ours)?;
-                let theirs = self.retried(key, || self.store.get(key, Some(at..end), &pinned))?;
+                let theirs = self.store.get(key, Some(at..end), &pinned)?;
                 if theirs != *ours {
                     return Ok(None);
                 }
@@ -938,7 +888,7 @@ impl Mirror {
         if info.size != ours.len() as u64 {
             return Ok(None);
         }
-        let theirs = self.retried(key, || self.store.get(key, None, &Cond::None))?;
+        let theirs = self.store.get(key, None, &Cond::None)?;
         Ok((theirs == ours).then_some(info.etag))
     }
 
@@ -971,13 +921,13 @@ impl Mirror {
             };
             let candidate = format!("{path}.larder-conflict-{}{suffix}", now_secs());
             let key = self.key(&candidate, node.kind);
-            match self.retried(&key, || match &whole {
+            match match &whole {
                 Some((source, pieces)) => {
                     self.store
                         .put_from(&key, pieces, source, meta, &Cond::IfNoneMatch)
                 }
                 None => self.store.put(&key, &body, meta, &Cond::IfNoneMatch),
-            }) {
+            } {
                 Ok(_) => break candidate,
                 Err(e) if e.kind == ErrorKind::Conflict && n < 100 => n += 1,
                 Err(e) => return Err(e.into()),
@@ -986,7 +936,7 @@ impl Mirror {
         tracing::warn!(%path, %kept, "another writer changed this file in the store; kept ours beside it");
         report.conflicts.push(format!("{path} -> {kept}"));
         let key = self.key(path, node.kind);
-        let theirs = self.retried(&key, || self.store.head(&key))?;
+        let theirs = self.store.head(&key)?;
         Ok(theirs.map(|t| t.etag).unwrap_or_default())
     }
 
@@ -996,7 +946,7 @@ impl Mirror {
             return Ok(());
         };
         let key = self.key(path, s.kind);
-        let current: Option<ObjectInfo> = self.retried(&key, || self.store.head(&key))?;
+        let current: Option<ObjectInfo> = self.store.head(&key)?;
         let ours =
             |c: &ObjectInfo| c.etag == s.etag || st.unsure.get(path).is_some_and(|u| u.landed(c));
         match current {
@@ -1007,7 +957,7 @@ impl Mirror {
                     .push(format!("{path} (deleted here, changed there: kept)"));
             }
             Some(_) => {
-                self.retried(&key, || self.store.delete(&key))?;
+                self.store.delete(&key)?;
                 report.deleted += 1;
             }
             None => {}
@@ -1063,9 +1013,7 @@ impl Mirror {
     /// subtrees this mirror [excludes](Mirror::exclude); this mirror then
     /// continues from it. [`Mirror::restore_reporting`] on a fresh mirror.
     pub fn restore_into(&self, fs: &Fs, progress: &Progress<'_>) -> Result<(), SyncError> {
-        let objects = self.retried(&self.prefix, || {
-            self.store.list_reporting(&self.prefix, progress)
-        })?;
+        let objects = { self.store.list_reporting(&self.prefix, progress) }?;
         let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY)?;
         let mut etags: BTreeMap<String, (Kind, String)> = BTreeMap::new();
         let mut attrs: Vec<(String, meta::Attrs)> = Vec::new();
@@ -1199,7 +1147,7 @@ impl Mirror {
                 Err(e) => Err(e.into()),
             },
             Kind::Symlink => {
-                let target = self.retried(&o.key, || self.store.get(&o.key, None, &Cond::None))?;
+                let target = self.store.get(&o.key, None, &Cond::None)?;
                 let target = String::from_utf8(target)
                     .map_err(|_| SyncError::Fs(ErrorCode::IllegalByteSequence))?;
                 root.symlink_any_at(&target, path)?;
@@ -1212,8 +1160,7 @@ impl Mirror {
                     return Ok(None);
                 }
                 let source = Arc::new(StoreSource::new(
-                    self.store.clone(),
-                    self.retry,
+                    self.patient.clone(),
                     o.size,
                     &o.key,
                     &o.etag,

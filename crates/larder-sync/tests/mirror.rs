@@ -825,3 +825,34 @@ fn a_growing_sparse_file_never_keeps_bytes_the_store_lacks() {
     let stored = store.get("grows", None, &larder_sync::Cond::None).unwrap();
     assert_eq!(stored, read_at(&f, 0, 32 << 20));
 }
+
+/// The retry layer: transient failures are retried up to the policy's
+/// attempts and then reported; hurried, a request is tried once.
+#[test]
+fn retrying_retries_transient_failures_only() {
+    use larder_sync::{Cond, ErrorKind, Metadata, Retry, Retrying};
+    let faulty = Arc::new(Faulty::new(MemStore::default()));
+    let policy = Retry {
+        attempts: 3,
+        first_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(2),
+    };
+    let store = Retrying::new(faulty.clone(), policy);
+    let meta = Metadata::new();
+    faulty.fail_next(2);
+    store.put("a", b"1", &meta, &Cond::None).unwrap();
+    assert_eq!(faulty.refused(), 2);
+    faulty.fail_next(3);
+    let e = store.put("a", b"2", &meta, &Cond::None).unwrap_err();
+    assert_eq!((e.kind, faulty.refused()), (ErrorKind::Transient, 5));
+    store.set_hurried(true);
+    faulty.fail_next(1);
+    assert!(store.head("a").is_err());
+    assert_eq!(faulty.refused(), 6);
+    store.set_hurried(false);
+    assert_eq!(store.get("a", None, &Cond::None).unwrap(), b"1");
+    // A conflict is an answer, not a failure: reported as it is.
+    let e = store.put("a", b"3", &meta, &Cond::IfNoneMatch).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    assert_eq!(store.get("a", None, &Cond::None).unwrap(), b"1");
+}

@@ -8,7 +8,7 @@
 
 use super::{apply_attrs, Kind, Mirror, State, SyncError, Synced};
 use crate::meta;
-use crate::store::ObjectInfo;
+use crate::store::{ObjectInfo, ObjectStore};
 use fs_core::{DescriptorFlags as DF, ErrorCode, Fs, OpenFlags as OF, PathFlags as PF};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,7 +43,7 @@ impl Mirror {
                 ..Pulled::default()
             });
         }
-        let objects = self.retried(&self.prefix, || self.store.list(&self.prefix))?;
+        let objects = self.store.list(&self.prefix)?;
         let mut remote: BTreeMap<String, (Kind, &ObjectInfo)> = BTreeMap::new();
         for o in &objects {
             if let Some((path, kind)) = self.object_path(o) {
