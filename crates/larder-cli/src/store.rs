@@ -325,10 +325,15 @@ fn show_time(
 pub fn cat(args: CatArgs) -> ExitCode {
     report((|| {
         let s = open_existing(&args.store)?;
-        let key = format!("{}{}", s.prefix, args.path.trim_start_matches('/'));
+        let path = args.path.trim_start_matches('/');
+        let key = meta::object_key(&s.prefix, path, Kind::File);
         let info = match s.store.head(&key)? {
             Some(info) => info,
-            None if s.store.head(&format!("{key}/"))?.is_some() => {
+            None if s
+                .store
+                .head(&meta::object_key(&s.prefix, path, Kind::Dir))?
+                .is_some() =>
+            {
                 bail!("{} is a directory", args.path)
             }
             None => bail!("{}: no such file in the store", args.path),

@@ -60,6 +60,16 @@ pub enum Kind {
     Symlink,
 }
 
+/// The key of the object for `path` (relative) of `kind` under `prefix`:
+/// the path itself, a directory's with a `/` (its marker object). The
+/// layout every view of a store shares; [`object_path`] reads it back.
+pub fn object_key(prefix: &str, path: &str, kind: Kind) -> String {
+    match kind {
+        Kind::Dir => format!("{prefix}{path}/"),
+        _ => format!("{prefix}{path}"),
+    }
+}
+
 /// The path (relative, past `prefix`) and kind of object `o`, as every
 /// view of a store sees it (a restore, a poll, `larder ls`, `larder
 /// export`). A key that cannot be a path here (`a//b`, a `.` or `..`

@@ -351,10 +351,7 @@ impl Mirror {
     }
 
     fn key(&self, path: &str, kind: Kind) -> String {
-        match kind {
-            Kind::Dir => format!("{}{path}/", self.prefix),
-            _ => format!("{}{path}", self.prefix),
-        }
+        meta::object_key(&self.prefix, path, kind)
     }
 
     fn excluded(&self, path: &str) -> bool {
