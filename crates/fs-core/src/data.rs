@@ -36,6 +36,29 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    /// Reads the unfetched bytes in file order, FETCH_CHUNK at a time into
+    /// `buf`, giving `chunk(file offset, bytes)` each piece.
+    pub fn read_chunks<E: From<ErrorCode>>(
+        &self,
+        buf: &mut Vec<u8>,
+        mut chunk: impl FnMut(u64, &[u8]) -> core::result::Result<(), E>,
+    ) -> core::result::Result<(), E> {
+        for &(off, src, len) in &self.extents {
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(FETCH_CHUNK) as usize;
+                buf.clear();
+                buf.try_reserve_exact(n)
+                    .map_err(|_| ErrorCode::InsufficientMemory)?;
+                buf.resize(n, 0);
+                self.source.read_at(src + done, buf)?;
+                chunk(off + done, buf)?;
+                done += n as u64;
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets the unfetched bytes at `from..to` (fetched or overwritten).
     fn cut(&mut self, from: u64, to: u64) {
         cut(&mut self.extents, from, to);
@@ -260,23 +283,13 @@ impl FileData {
         let size = self.size;
         let fetched = (|| {
             let mut crc = crc32fast::Hasher::new();
-            let mut buf = Vec::new();
-            for &(off, src, len) in &p.extents {
-                let mut done = 0;
-                while done < len {
-                    let n = (len - done).min(FETCH_CHUNK) as usize;
-                    buf.clear();
-                    buf.try_reserve_exact(n)
-                        .map_err(|_| ErrorCode::InsufficientMemory)?;
-                    buf.resize(n, 0);
-                    p.source.read_at(src + done, &mut buf)?;
-                    crc.update(&buf);
-                    if self.write(shared, off + done, &buf)? < n {
-                        return Err(ErrorCode::InsufficientSpace);
-                    }
-                    done += n as u64;
+            p.read_chunks(&mut Vec::new(), |at, bytes| {
+                crc.update(bytes);
+                match self.write(shared, at, bytes)? {
+                    n if n < bytes.len() => Err(ErrorCode::InsufficientSpace),
+                    _ => Ok(()),
                 }
-            }
+            })?;
             if Some(crc.finalize()) != p.crc {
                 return Err(ErrorCode::Io);
             }

@@ -241,23 +241,7 @@ impl Descriptor {
         source: alloc::sync::Arc<dyn crate::image::ImageSource>,
         size: u64,
     ) -> Result<()> {
-        if !self.flags.contains(DescriptorFlags::WRITE) {
-            return Err(ErrorCode::BadDescriptor);
-        }
-        self.require_file()?;
-        self.inode.check_writable()?;
-        if size > self.shared.config.max_file_size {
-            return Err(ErrorCode::FileTooLarge);
-        }
-        let mut state = self.inode.state.write();
-        let file = state.file_mut().ok_or(ErrorCode::BadDescriptor)?;
-        if file.size() != 0 || file.is_pending() {
-            return Err(ErrorCode::Invalid);
-        }
-        if size > 0 {
-            *file = crate::data::FileData::from_source(source, size);
-        }
-        Ok(())
+        self.set_contents(size, || crate::data::FileData::from_source(source, size))
     }
 
     /// Gives this empty file `size` bytes that live in `source` at
@@ -272,7 +256,25 @@ impl Descriptor {
         extents: alloc::vec::Vec<(u64, u64, u64)>,
         crc: u32,
     ) -> Result<()> {
+        let pending = crate::data::Pending {
+            source,
+            extents,
+            crc: Some(crc),
+        };
+        self.set_contents(size, || crate::data::FileData::lazy(size, pending))
+    }
+
+    /// Makes `contents()` this empty, writable file's `size` bytes.
+    fn set_contents(
+        &self,
+        size: u64,
+        contents: impl FnOnce() -> crate::data::FileData,
+    ) -> Result<()> {
+        if !self.flags.contains(DescriptorFlags::WRITE) {
+            return Err(ErrorCode::BadDescriptor);
+        }
         self.require_file()?;
+        self.inode.check_writable()?;
         if size > self.shared.config.max_file_size {
             return Err(ErrorCode::FileTooLarge);
         }
@@ -281,14 +283,9 @@ impl Descriptor {
         if file.size() != 0 || file.is_pending() {
             return Err(ErrorCode::Invalid);
         }
-        *file = crate::data::FileData::lazy(
-            size,
-            crate::data::Pending {
-                source,
-                extents,
-                crc: Some(crc),
-            },
-        );
+        if size > 0 {
+            *file = contents();
+        }
         Ok(())
     }
 

@@ -314,21 +314,11 @@ impl Encoding {
                 _ => written.push((off, len)),
             };
             if let Some(p) = f.whole_source() {
-                for &(off, src, len) in &p.extents {
-                    let mut done = 0;
-                    while done < len {
-                        let n = (len - done).min(COPY_CHUNK) as usize;
-                        buf.clear();
-                        buf.try_reserve_exact(n)
-                            .map_err(|_| ErrorCode::InsufficientMemory)?;
-                        buf.resize(n, 0);
-                        p.source.read_at(src + done, &mut buf)?;
-                        crc.update(&buf);
-                        out(&buf)?;
-                        done += n as u64;
-                    }
-                    note(off, len);
-                }
+                p.read_chunks(&mut buf, |at, bytes| {
+                    crc.update(bytes);
+                    note(at, bytes.len() as u64);
+                    out(bytes)
+                })?;
             } else {
                 for (off, bytes) in f.extents(self.shift) {
                     crc.update(bytes);
@@ -343,9 +333,6 @@ impl Encoding {
         Ok(())
     }
 }
-
-/// How much of a source's bytes [`Encoding::write_to`] copies at once.
-const COPY_CHUNK: u64 = 1 << 20;
 
 struct Reader<'a> {
     buf: &'a [u8],
