@@ -1,8 +1,11 @@
 //! `just bench`: runs the fsbench guest under each filesystem configuration
 //! in one process, several times each (interleaved, so machine noise hits
 //! every configuration alike), and reports medians with ratios against the
-//! baseline: wasmtime's own host filesystem on a tmpfs directory (what
-//! `wasmtime run --dir` does). Configurations: vfs-host, and fsbench
+//! baseline: wasmtime's own host filesystem on a tmpfs directory, run as
+//! the wasmtime 50 CLI runs `wasmtime run --dir` (a multi-thread tokio
+//! runtime, the async p2 linker, `allow_blocking_current_thread`), and
+//! checked against the real CLI on the stat line. Configurations:
+//! vfs-host on its async linker (what `larder run` does), and fsbench
 //! composed with the guest adapter (`larder compose`). Then start-up cost
 //! against bundle size. Writes target/bench/results.md and results.png.
 
@@ -20,7 +23,7 @@ use vfs_host::{Vfs, VfsCtxView, VfsView, VolumeBuilder};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{format_err, Result};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::p2::bindings::sync::Command;
+use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -77,6 +80,8 @@ struct Bench {
     component: Component,
     host_linker: Linker<State>,
     vfs_linker: Linker<State>,
+    /// What the wasmtime CLI runs components on.
+    rt: tokio::runtime::Runtime,
 }
 
 impl Bench {
@@ -84,6 +89,10 @@ impl Bench {
     fn run(&self, host: &Host, args: &[&str]) -> Result<BTreeMap<String, (f64, f64)>> {
         let out = MemoryOutputPipe::new(1 << 16);
         let mut b = WasiCtx::builder();
+        // As the CLI configures WASI (without --wasm timeout): blocking
+        // filesystem calls run on the calling thread, no hop to tokio's
+        // blocking pool.
+        b.allow_blocking_current_thread(true);
         let argv: Vec<&str> = std::iter::once("fsbench")
             .chain(args.iter().copied())
             .collect();
@@ -105,10 +114,13 @@ impl Bench {
                 vfs,
             },
         );
-        let cmd = Command::instantiate(&mut store, component, linker)?;
-        if cmd.wasi_cli_run().call_run(&mut store)?.is_err() {
-            return Err(format_err!("fsbench failed"));
-        }
+        self.rt.block_on(async {
+            let cmd = Command::instantiate_async(&mut store, component, linker).await?;
+            match cmd.wasi_cli_run().call_run(&mut store).await? {
+                Ok(()) => Ok(()),
+                Err(()) => Err(format_err!("fsbench failed")),
+            }
+        })?;
         results(&String::from_utf8(out.contents().to_vec())?)
     }
 }
@@ -277,6 +289,43 @@ fn startup(
     Ok((rows, base))
 }
 
+/// The stat workload's seconds under the real `wasmtime run --dir` on
+/// tmpfs (median of `repeats` processes), as fsbench times it.
+fn cli_stat_seconds(wasm: &Path, repeats: usize) -> Result<f64> {
+    let mut v = Vec::new();
+    for _ in 0..repeats {
+        let tmp = scratch()?;
+        let out = std::process::Command::new("wasmtime")
+            .arg("run")
+            .arg("--dir")
+            .arg(format!("{}::/", tmp.path().display()))
+            .arg(wasm)
+            .args(["/bench", "create", "stat"])
+            .output()
+            .map_err(|e| format_err!("wasmtime run (the baseline check needs the CLI): {e}"))?;
+        if !out.status.success() {
+            return Err(format_err!(
+                "wasmtime run fsbench stat failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let r = results(&String::from_utf8(out.stdout)?)?;
+        v.push(r.get("stat").ok_or_else(|| format_err!("no stat line"))?.0);
+    }
+    Ok(median(v))
+}
+
+/// `wasmtime --version`'s number.
+fn wasmtime_version() -> String {
+    std::process::Command::new("wasmtime")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.split_whitespace().nth(1).map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// The reference point for sequential reads: the same 100 MiB copied from
 /// memory into a 1 MiB buffer, as the guest reads it.
 fn memcpy_seconds() -> f64 {
@@ -326,14 +375,18 @@ fn main() -> Result<()> {
     .map_err(|e| format_err!("compose fsbench: {e:#}"))?;
     let composed = Arc::new(Component::new(&engine, &composed)?);
     let mut host_linker = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut host_linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut host_linker)?;
     let mut vfs_linker = Linker::new(&engine);
-    vfs_host::add_to_linker_sync(&mut vfs_linker)?;
+    vfs_host::add_to_linker_async(&mut vfs_linker)?;
     let bench = Bench {
         engine,
         component,
         host_linker,
         vfs_linker,
+        rt: tokio::runtime::Builder::new_multi_thread()
+            .enable_time()
+            .enable_io()
+            .build()?,
     };
     // `BENCH_ONLY=remote just bench`: only the cross-process sharing rows.
     if std::env::var("BENCH_ONLY").as_deref() == Ok("remote") {
@@ -423,6 +476,25 @@ fn main() -> Result<()> {
             base / time(2)
         ));
         ratios.push((w.to_string(), vec![base / time(1), base / time(2)]));
+    }
+    // The in-process baseline must be what users get from the CLI: the
+    // same stat workload under `wasmtime run --dir` (its own timing of the
+    // workload, so process start-up is not in it).
+    let stat_inproc = median(samples[&(0, "stat".to_string())].clone()) / units["stat"];
+    let stat_cli = cli_stat_seconds(&wasm, repeats)? / units["stat"];
+    md.push_str(&format!(
+        "\nBaseline check, stat: in process {:.2} µs/op, `wasmtime run --dir` (CLI {}) {:.2} µs/op (**{:.2}×**).\n",
+        stat_inproc * 1e6,
+        wasmtime_version(),
+        stat_cli * 1e6,
+        stat_cli / stat_inproc
+    ));
+    if !(0.67..=1.5).contains(&(stat_cli / stat_inproc)) {
+        return Err(format_err!(
+            "the in-process baseline is not the CLI's: stat {:.2} µs/op in process, {:.2} µs/op under wasmtime run --dir",
+            stat_inproc * 1e6,
+            stat_cli * 1e6
+        ));
     }
     let seq_read = |c: usize| median(samples[&(c, "seq-read".to_string())].clone());
     md.push_str(&format!(
