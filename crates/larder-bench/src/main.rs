@@ -480,7 +480,7 @@ fn main() -> Result<()> {
     // Report.
     let mut md = String::new();
     md.push_str(&format!(
-        "fsbench, medians of {repeats} interleaved runs in one process; ratio = baseline time / configuration time (above 1: faster than the baseline).\n\n"
+        "fsbench, medians of {repeats} interleaved rounds; fsbench times each workload inside the guest (process start-up not counted); ratio = baseline time / configuration time (above 1: faster than the baseline).\n\n"
     ));
     md.push_str(&format!(
         "| workload | {} | {} | ratio | {} | ratio |\n|---|---|---|---|---|---|\n",
