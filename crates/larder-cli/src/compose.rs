@@ -260,6 +260,30 @@ fn write_staged(
     written
 }
 
+/// A writer whose I/O errors name the file being written.
+struct Writing<'a, W> {
+    out: W,
+    path: &'a Path,
+}
+
+impl<W: Write> Writing<'_, W> {
+    fn named(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot write {}: {e}", self.path.display()),
+        )
+    }
+}
+
+impl<W: Write> Write for Writing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf).map_err(|e| self.named(e))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush().map_err(|e| self.named(e))
+    }
+}
+
 /// wasmtime's `--dir HOST_DIR[::GUEST_DIR][:ro]` as Larder's own flags:
 /// the `--mount` that copies HOST_DIR in, and the `--preopen` offering it
 /// under the name GUEST_DIR (HOST_DIR's, as given, without one). A
@@ -372,7 +396,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomically_with(path, |out| Ok(out.write_all(bytes)?))
 }
 
-/// [`write_atomically`], the contents written by `write`.
+/// [`write_atomically`], the contents written by `write` (whose own
+/// errors, such as an app that cannot be composed, are reported as they
+/// are; failures to write say where).
 fn write_atomically_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<()>,
@@ -383,9 +409,13 @@ fn write_atomically_with(
     };
     let cannot = || format!("cannot write {}", path.display());
     let tmp = tempfile::NamedTempFile::new_in(dir).with_context(cannot)?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp);
-    write(&mut out).with_context(cannot)?;
+    let mut out = Writing {
+        out: std::io::BufWriter::with_capacity(1 << 20, tmp),
+        path,
+    };
+    write(&mut out)?;
     let tmp = out
+        .out
         .into_inner()
         .map_err(|e| e.into_error())
         .with_context(cannot)?;

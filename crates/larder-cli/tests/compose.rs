@@ -388,6 +388,8 @@ fn bad_input_is_named_exits_2_and_writes_nothing() {
             "{all:?}: error does not name {needle:?}: {err}"
         );
         assert!(!out.exists(), "{all:?} left {o} behind");
+        // The input is the problem, not the output.
+        assert!(!err.contains("cannot write"), "{all:?}: {err}");
     }
 }
 
