@@ -157,13 +157,12 @@ fn scratch() -> Result<tempfile::TempDir> {
 }
 
 /// An empty filesystem for configuration `c`: 0 is wasmtime's host
-/// filesystem on `tmp`, 1 a fresh Vfs, 2 the composed app (each
+/// filesystem on `tmp`, 1 a fresh Vfs (each
 /// instantiation starts from its own empty filesystem).
-fn fresh_host(c: usize, tmp: &tempfile::TempDir, composed: &Arc<Component>) -> Result<Host> {
+fn fresh_host(c: usize, tmp: &tempfile::TempDir) -> Result<Host> {
     Ok(match c {
         0 => Host::Tmpfs(tmp.path().to_path_buf()),
-        1 => Host::Vfs(Arc::new(Vfs::new(VolumeBuilder::new().build()?))),
-        _ => Host::Composed(composed.clone()),
+        _ => Host::Vfs(Arc::new(Vfs::new(VolumeBuilder::new().build()?))),
     })
 }
 
@@ -389,7 +388,6 @@ fn main() -> Result<()> {
     .map_err(|e| format_err!("compose fsbench: {e:#}"))?;
     let composed_path = out_dir.join("fsbench-composed.wasm");
     std::fs::write(&composed_path, &composed)?;
-    let composed = Arc::new(Component::new(&engine, &composed)?);
     let mut host_linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut host_linker)?;
     let mut vfs_linker = Linker::new(&engine);
@@ -432,7 +430,7 @@ fn main() -> Result<()> {
             let tmp = scratch()?;
             let got = match c {
                 0 => cli_fsbench(&wasm, Some(tmp.path()), &["/bench"])?,
-                1 => bench.run(&fresh_host(c, &tmp, &composed)?, &["/bench"])?,
+                1 => bench.run(&fresh_host(c, &tmp)?, &["/bench"])?,
                 _ => cli_fsbench(&composed_path, None, &["/bench"])?,
             };
             for (name, (secs, u)) in got {
@@ -451,7 +449,7 @@ fn main() -> Result<()> {
     let in_process = ["wasmtime host fs (tmpfs, in process)", "vfs-host"];
     for (c, label) in in_process.iter().enumerate() {
         let tmp = scratch()?;
-        let host = fresh_host(c, &tmp, &composed)?;
+        let host = fresh_host(c, &tmp)?;
         for d in ["/i0", "/i1"] {
             bench.run(&host, &[d, "seq-write"])?;
         }
