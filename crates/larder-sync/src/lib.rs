@@ -22,6 +22,8 @@ mod plan;
 mod retry;
 #[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(unix)]
+pub mod spool;
 pub mod store;
 
 pub use faulty::Faulty;

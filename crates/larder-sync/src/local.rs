@@ -422,6 +422,24 @@ fn write_nonzero(f: &File, chunk: &[u8], at: u64) -> std::io::Result<()> {
     }
 }
 
+/// The ranges of `range` in `f` that may hold data (SEEK_DATA/SEEK_HOLE):
+/// a kept range of a sparse file is copied without reading its holes.
+fn data_of(f: &File, range: Range<u64>) -> rustix::io::Result<Vec<Range<u64>>> {
+    let mut out = Vec::new();
+    let mut at = range.start;
+    while at < range.end {
+        let start = match rfs::seek(f, rfs::SeekFrom::Data(at)) {
+            Ok(start) if start < range.end => start,
+            Ok(_) | Err(Errno::NXIO) => break,
+            Err(e) => return Err(e),
+        };
+        let end = rfs::seek(f, rfs::SeekFrom::Hole(start))?.min(range.end);
+        out.push(start..end);
+        at = end;
+    }
+    Ok(out)
+}
+
 /// What a file object is written from.
 enum Content<'a> {
     Bytes(&'a [u8]),
@@ -442,11 +460,23 @@ fn write_pieces(
     const CHUNK: u64 = 1 << 20;
     let mut buf = vec![0u8; CHUNK as usize];
     let mut len = 0;
+    let old_len = match old {
+        Some(f) => f.metadata().map_err(io(key))?.len(),
+        None => 0,
+    };
     for piece in pieces {
         let (Piece::Keep(r) | Piece::New(r)) = piece;
-        let data = match piece {
-            Piece::Keep(r) => vec![r.clone()],
-            Piece::New(r) => source.data_in(r.clone())?,
+        if matches!(piece, Piece::Keep(_)) && r.end > old_len {
+            return Err(StoreError::at(
+                ErrorKind::Conflict,
+                key,
+                "the current version lacks the kept bytes",
+            ));
+        }
+        let data = match (piece, old) {
+            (Piece::Keep(r), Some(old)) => data_of(old, r.clone()).map_err(errno(key))?,
+            (Piece::Keep(r), None) => vec![r.clone()],
+            (Piece::New(r), _) => source.data_in(r.clone())?,
         };
         for d in data {
             let mut at = d.start;
