@@ -243,28 +243,6 @@ fn large_bundled_file_reads_back_on_demand() {
     );
 }
 
-/// Runs `larder ARGS` to its end; whether it succeeded, and its peak
-/// resident memory in bytes (the kernel's count for that one child).
-#[allow(
-    clippy::zombie_processes,
-    reason = "reaped by wait4, which also reports its peak memory"
-)]
-fn larder_peak_memory(args: &[&str]) -> (bool, u64) {
-    let child = Command::new(env!("CARGO_BIN_EXE_larder"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("run larder");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for (and reaps) our own child; the pointers are ours.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32, "wait4");
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (ok, usage.ru_maxrss as u64 * 1024)
-}
-
 /// Composing streams the bundled files from the host into the output: the
 /// memory it needs does not grow with the bundle (80 MiB here, in 2 MiB
 /// files), and the app reads every byte back.
@@ -298,9 +276,9 @@ fn composing_a_large_bundle_holds_a_chunk_of_it_not_all() {
             "-o",
             out.to_str().unwrap(),
         ];
-        let (ok, peak) = larder_peak_memory(&args);
-        assert!(ok, "larder compose --mount {mount} failed");
-        peak
+        let run = peak_memory(&args, b"");
+        assert!(run.ok, "larder compose --mount {mount} failed");
+        run.peak
     };
     let (small_out, large_out) = (dir.path().join("small.wasm"), dir.path().join("large.wasm"));
     let baseline = peak(&small, &small_out);

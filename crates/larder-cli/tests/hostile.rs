@@ -54,7 +54,8 @@ fn hostile_guest(store: &std::ffi::OsStr, target: &std::ffi::OsStr, lines: &[&st
 /// A component importing `larder:vfs/store` under `larder run --store
 /// DIR` plants a symlink object pointing at a host directory and uses
 /// keys through it and out of the store: every such call fails, the
-/// victim is untouched, and the link itself is stored as a symlink.
+/// victim is untouched, and the link itself is stored as a symlink. The
+/// same through a piecewise upload, whose misuse is refused too.
 #[test]
 fn a_guest_cannot_reach_host_files_through_a_lent_local_store() {
     let tmp = tempfile::tempdir().unwrap();
@@ -74,7 +75,16 @@ fn a_guest_cannot_reach_host_files_through_a_lent_local_store() {
             "delete through link: ok ()",
             "put climbing out: error permanent",
             "put absolute: error permanent",
-            "list: ok [\"esc\"]",
+            "upload through link: error permanent",
+            "upload climbing out: error permanent",
+            "upload out of order: error permanent",
+            "upload past its size: error permanent",
+            "upload keeping what is not there: error conflict",
+            "upload once: ok ()",
+            "upload twice: error permanent",
+            "upload dropped unfinished: ok ()",
+            "head dropped: ok false",
+            "list: ok [\"esc\", \"twice\"]",
         ],
     );
     assert_eq!(listing(&victim), ["secret", "sub"]);

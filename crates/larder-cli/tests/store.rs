@@ -225,6 +225,80 @@ fn sigkill_a_composed_app_loses_nothing_fsynced() {
     crash_rounds(&composed, store.to_str().unwrap(), 15, dir.path());
 }
 
+/// A composed `--persist host` app's large files reach the store its host
+/// lends a MiB at a time (the store's `upload`), never whole: an 8 GiB
+/// sparse file (set-size, then 4 bytes past it) is stored sparse, a
+/// 192 MiB file costs `larder run` little beyond the app's own copy of it,
+/// and a fresh run's small change to it keeps the rest in the store.
+#[test]
+fn a_composed_app_streams_large_files_to_a_lent_local_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let run = streamed_runs(
+        dir.path(),
+        store.to_str().unwrap(),
+        "size /sparse 8589934592\nappend /sparse TAIL\nsync /sparse\n",
+        192,
+    );
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let sparse = std::fs::File::open(store.join("sparse")).unwrap();
+    let md = sparse.metadata().unwrap();
+    assert_eq!(md.len(), (8 << 30) + 4);
+    assert!(md.blocks() * 512 < 1 << 20, "{} blocks stored", md.blocks());
+    let mut tail = [1u8; 8];
+    sparse.read_exact_at(&mut tail, md.len() - 8).unwrap();
+    assert_eq!(&tail, b"\0\0\0\0TAIL");
+    let mib = run.peak >> 20;
+    assert!(mib < 192 + 160, "larder run peaked at {mib} MiB");
+}
+
+/// The same into S3 (moto): the host sends the spooled bytes as a
+/// multipart upload, the kept pieces of the rewrite as part copies.
+#[test]
+fn a_composed_app_streams_large_files_to_a_lent_s3_store() {
+    let m = moto::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    streamed_runs(dir.path(), &m.url("streamed"), "", 40);
+}
+
+/// Runs fsshell composed with `--persist host` under `larder run --store
+/// STORE`: `first` then `MIB` MiB written to /big; then a fresh run writes
+/// into the middle of /big and appends to it. Checks /big in the store (by
+/// `larder cat`); returns the first run.
+fn streamed_runs(scratch: &Path, store: &str, first: &str, mib: usize) -> Measured {
+    let composed = scratch.join("fsshell-persist.wasm");
+    let out = compose_persist("fsshell", "host", &composed);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = composed.to_str().unwrap();
+    let script = format!("{first}grow /big {mib}\nsync /big\nexit\n");
+    let run = peak_memory(&["run", app, "--store", store], script.as_bytes());
+    assert!(run.ok, "{}", run.stdout);
+    assert!(
+        run.stdout.ends_with(&format!("wrote {mib} MiB\nok\n")),
+        "{}",
+        run.stdout
+    );
+    let middle = (mib << 19) + 12_345;
+    let script = format!("put /big {middle} MIDDLE\nappend /big END\nexit\n");
+    let rewrite = peak_memory(&["run", app, "--store", store], script.as_bytes());
+    assert!(
+        rewrite.ok && rewrite.stdout == "ok\nok\n",
+        "{}",
+        rewrite.stdout
+    );
+
+    let mut want = vec![0x5a; mib << 20];
+    want[middle..middle + 6].copy_from_slice(b"MIDDLE");
+    want.extend_from_slice(b"END");
+    let cat = larder(&["cat", "--store", store, "/big"]);
+    assert!(cat.status.success(), "{}", text(&cat.stderr));
+    assert!(
+        cat.stdout == want,
+        "/big in the store is not what was written"
+    );
+    run
+}
+
 /// The bytes the `durable` guest writes for file `i` in `round`.
 fn content(i: u64, round: u64) -> Vec<u8> {
     let len = 1024 + (i * 7919 + round * 104_729) % (300 << 10);

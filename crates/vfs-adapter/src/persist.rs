@@ -18,9 +18,16 @@ use lent::Lent;
 #[cfg(feature = "persist")]
 mod lent {
     use crate::larder::vfs::store as host;
-    use larder_sync::store::{Part, Result};
+    use larder_sync::store::{buffer, put_from_memory, Part, Piece, Result, Source};
     use larder_sync::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, StoreError};
     use std::ops::Range;
+    use std::sync::Arc;
+
+    /// New bytes up to this cross in one `put`; more, or a rewrite that
+    /// keeps pieces of the stored version, go through an `upload` this much
+    /// at a time, so neither side holds a large file's bytes (or a sparse
+    /// file's holes) whole.
+    const CHUNK: u64 = 1 << 20;
 
     /// The host's store, seen through the sync engine's interface.
     pub struct Lent;
@@ -82,6 +89,43 @@ mod lent {
                 })
                 .collect();
             host::put_parts(key, &parts, &meta(m), &cond(c)).map_err(error)
+        }
+        fn put_from(
+            &self,
+            key: &str,
+            pieces: &[Piece],
+            source: &Arc<dyn Source>,
+            m: &Metadata,
+            c: &Cond,
+        ) -> Result<String> {
+            // A small file without kept pieces crosses in one call.
+            let small = |p: &Piece| matches!(p, Piece::New(r) if r.end - r.start <= CHUNK);
+            if pieces.len() <= 1 && pieces.iter().all(small) {
+                return put_from_memory(self, key, pieces, source, m, c);
+            }
+            let size = pieces
+                .last()
+                .map_or(0, |(Piece::Keep(r) | Piece::New(r))| r.end);
+            let upload = host::Upload::new(key, size);
+            let mut buf = buffer(key, CHUNK)?;
+            for p in pieces {
+                match p {
+                    Piece::Keep(r) => upload.keep(r.start, r.end).map_err(error)?,
+                    // Only the data: holes are left out, and read as zeros.
+                    Piece::New(r) => {
+                        for d in source.data_in(r.clone())? {
+                            let mut at = d.start;
+                            while at < d.end {
+                                let chunk = &mut buf[..(d.end - at).min(CHUNK) as usize];
+                                source.read_at(at, chunk)?;
+                                upload.write(at, chunk).map_err(error)?;
+                                at += chunk.len() as u64;
+                            }
+                        }
+                    }
+                }
+            }
+            upload.finish(&meta(m), &cond(c)).map_err(error)
         }
         fn copy(&self, from: &str, to: &str, m: &Metadata, c: &Cond) -> Result<String> {
             host::copy(from, to, &meta(m), &cond(c)).map_err(error)

@@ -7,15 +7,19 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "larder:vfs/store-host",
+        imports: { default: trappable },
+        with: { "larder:vfs/store.upload": super::Upload },
         require_store_data_send: true,
     });
 }
 
 pub(crate) use bindings::larder::vfs::store::add_to_linker;
-use bindings::larder::vfs::store::{Condition, Error, Host, ObjectInfo, Part};
+use bindings::larder::vfs::store::{Condition, Error, Host, HostUpload, ObjectInfo, Part};
+use larder_sync::spool::Spool;
 use larder_sync::store::{is_relative_key, Part as SyncPart};
 use larder_sync::{Cond, ErrorKind, Metadata, ObjectStore, StoreError};
 use std::sync::Arc;
+use wasmtime::component::Resource;
 
 /// A store lent to composed apps, their keys under `prefix`.
 #[derive(Clone)]
@@ -47,6 +51,24 @@ impl LentStore {
     }
 }
 
+/// An `upload` in progress: its new bytes spool on the host, and the
+/// object goes to the store at `finish`.
+pub struct Upload {
+    key: String,
+    /// `None` once finished.
+    spool: Option<Spool>,
+}
+
+impl Upload {
+    fn spool(&mut self) -> Result<&mut Spool, Error> {
+        self.spool.as_mut().ok_or_else(|| finished(&self.key))
+    }
+}
+
+fn finished(key: &str) -> Error {
+    Error::Permanent(format!("{key}: the upload is finished"))
+}
+
 fn cond(c: Condition) -> Cond {
     match c {
         Condition::None => Cond::None,
@@ -71,17 +93,21 @@ fn error(e: StoreError) -> Error {
 
 impl crate::Ctx<'_> {
     fn lent(&self) -> Result<&LentStore, Error> {
-        self.vfs.lent().ok_or_else(|| {
-            Error::Permanent("no store was lent to this app (larder run --store URL)".into())
-        })
+        lent(self.vfs)
     }
+}
+
+fn lent(vfs: &crate::Vfs) -> Result<&LentStore, Error> {
+    vfs.lent().ok_or_else(|| {
+        Error::Permanent("no store was lent to this app (larder run --store URL)".into())
+    })
 }
 
 // Every call is a store round trip, so each may leave the worker thread
 // (see `crate::calls`).
 impl Host for crate::Ctx<'_> {
-    fn list(&mut self, prefix: String) -> Result<Vec<ObjectInfo>, Error> {
-        self.calls.long(|| {
+    fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<ObjectInfo>, Error>> {
+        Ok(self.calls.long(|| {
             let l = self.lent()?;
             let all = l.store.list(&l.key(&prefix)?).map_err(error)?;
             Ok(all
@@ -93,11 +119,11 @@ impl Host for crate::Ctx<'_> {
                     meta: o.meta.into_iter().collect(),
                 })
                 .collect())
-        })
+        }))
     }
 
-    fn head(&mut self, key: String) -> Result<Option<ObjectInfo>, Error> {
-        self.calls.long(|| {
+    fn head(&mut self, key: String) -> wasmtime::Result<Result<Option<ObjectInfo>, Error>> {
+        Ok(self.calls.long(|| {
             let l = self.lent()?;
             Ok(l.store
                 .head(&l.key(&key)?)
@@ -108,7 +134,7 @@ impl Host for crate::Ctx<'_> {
                     etag: o.etag,
                     meta: o.meta.into_iter().collect(),
                 }))
-        })
+        }))
     }
 
     fn get(
@@ -116,13 +142,13 @@ impl Host for crate::Ctx<'_> {
         key: String,
         range: Option<(u64, u64)>,
         c: Condition,
-    ) -> Result<Vec<u8>, Error> {
-        self.calls.long(|| {
+    ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
+        Ok(self.calls.long(|| {
             let l = self.lent()?;
             l.store
                 .get(&l.key(&key)?, range.map(|(a, b)| a..b), &cond(c))
                 .map_err(error)
-        })
+        }))
     }
 
     fn put(
@@ -131,13 +157,13 @@ impl Host for crate::Ctx<'_> {
         body: Vec<u8>,
         m: Vec<(String, String)>,
         c: Condition,
-    ) -> Result<String, Error> {
-        self.calls.long(|| {
+    ) -> wasmtime::Result<Result<String, Error>> {
+        Ok(self.calls.long(|| {
             let l = self.lent()?;
             l.store
                 .put(&l.key(&key)?, &body, &meta(m), &cond(c))
                 .map_err(error)
-        })
+        }))
     }
 
     fn put_parts(
@@ -146,8 +172,8 @@ impl Host for crate::Ctx<'_> {
         parts: Vec<Part>,
         m: Vec<(String, String)>,
         c: Condition,
-    ) -> Result<String, Error> {
-        self.calls.long(|| {
+    ) -> wasmtime::Result<Result<String, Error>> {
+        Ok(self.calls.long(|| {
             let l = self.lent()?;
             let parts: Vec<SyncPart> = parts
                 .into_iter()
@@ -159,7 +185,7 @@ impl Host for crate::Ctx<'_> {
             l.store
                 .put_parts(&l.key(&key)?, &parts, &meta(m), &cond(c))
                 .map_err(error)
-        })
+        }))
     }
 
     fn copy(
@@ -168,25 +194,79 @@ impl Host for crate::Ctx<'_> {
         destination: String,
         m: Vec<(String, String)>,
         c: Condition,
-    ) -> Result<String, Error> {
-        self.calls.long(|| {
+    ) -> wasmtime::Result<Result<String, Error>> {
+        Ok(self.calls.long(|| {
             let l = self.lent()?;
             l.store
                 .copy(&l.key(&source)?, &l.key(&destination)?, &meta(m), &cond(c))
                 .map_err(error)
-        })
+        }))
     }
 
-    fn delete(&mut self, key: String) -> Result<(), Error> {
-        self.calls.long(|| {
+    fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), Error>> {
+        Ok(self.calls.long(|| {
             let l = self.lent()?;
             l.store.delete(&l.key(&key)?).map_err(error)
-        })
+        }))
     }
 
-    fn enforces_conditions(&mut self) -> bool {
-        self.vfs
+    fn enforces_conditions(&mut self) -> wasmtime::Result<bool> {
+        Ok(self
+            .vfs
             .lent()
-            .is_some_and(|l| l.store.enforces_conditions())
+            .is_some_and(|l| l.store.enforces_conditions()))
+    }
+}
+
+impl HostUpload for crate::Ctx<'_> {
+    fn new(&mut self, key: String, size: u64) -> wasmtime::Result<Resource<Upload>> {
+        let spool = Some(Spool::new(size));
+        Ok(self.table.push(Upload { key, spool })?)
+    }
+
+    fn keep(
+        &mut self,
+        upload: Resource<Upload>,
+        start: u64,
+        end: u64,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let up = self.table.get_mut(&upload)?;
+        Ok(up.spool().and_then(|s| s.keep(start..end).map_err(error)))
+    }
+
+    fn write(
+        &mut self,
+        upload: Resource<Upload>,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let up = self.table.get_mut(&upload)?;
+        Ok(self.calls.long(|| {
+            up.spool()
+                .and_then(|s| s.write(offset, &data).map_err(error))
+        }))
+    }
+
+    fn finish(
+        &mut self,
+        upload: Resource<Upload>,
+        m: Vec<(String, String)>,
+        c: Condition,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        let (vfs, calls) = (self.vfs, self.calls);
+        let up = self.table.get_mut(&upload)?;
+        Ok(calls.long(|| {
+            let l = lent(vfs)?;
+            let key = l.key(&up.key)?;
+            let spool = up.spool.take().ok_or_else(|| finished(&up.key))?;
+            spool
+                .finish(&*l.store, &key, &meta(m), &cond(c))
+                .map_err(error)
+        }))
+    }
+
+    fn drop(&mut self, upload: Resource<Upload>) -> wasmtime::Result<()> {
+        self.table.delete(upload)?;
+        Ok(())
     }
 }

@@ -81,6 +81,46 @@ pub fn larder(args: &[&str]) -> Output {
         .expect("run larder")
 }
 
+/// How a run measured by [`peak_memory`] ended.
+pub struct Measured {
+    pub ok: bool,
+    pub stdout: String,
+    /// Peak resident memory in bytes (the kernel's count for that child).
+    pub peak: u64,
+}
+
+/// Runs `larder ARGS` to its end with `stdin` as its input; reaped by
+/// wait4, which also reports its peak memory.
+#[allow(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also reports its peak memory"
+)]
+pub fn peak_memory(args: &[&str], stdin: &[u8]) -> Measured {
+    let mut out = tempfile::tempfile().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(out.try_clone().unwrap())
+        .spawn()
+        .expect("run larder");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for (and reaps) our own child; the pointers are ours.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let mut stdout = String::new();
+    use std::io::{Read, Seek};
+    out.rewind().unwrap();
+    out.read_to_string(&mut stdout).unwrap();
+    Measured {
+        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        stdout,
+        peak: usage.ru_maxrss as u64 * 1024,
+    }
+}
+
 /// `larder compose APP --persist WHERE -o OUT` (APP a guest of examples/guests).
 pub fn compose_persist(app: &str, persist: &str, out: &Path) -> Output {
     larder(&[

@@ -10,7 +10,9 @@
 //! error: ...`), `fill DIR N` (create N empty files in DIR: `created K`
 //! or `created K, then error: ...`), `grow PATH MIB` (append MIB MiB to
 //! PATH a MiB at a time: `wrote K MiB` or `wrote K MiB, then error:
-//! ...`), `env KEY` (its value, or `unset`), `args` (the arguments after
+//! ...`), `size PATH N` (create or open, and set its length to N
+//! bytes), `put PATH OFFSET TEXT` (write TEXT at OFFSET of an existing
+//! file), `env KEY` (its value, or `unset`), `args` (the arguments after
 //! the program's name, space-separated). Replies are `ok`, the text, or
 //! `error: ...`; the shell keeps going after an error. EOF or `exit` ends
 //! it by returning from `main`; `quit CODE` by `std::process::exit(CODE)`.
@@ -75,6 +77,22 @@ fn run(line: &str) -> std::io::Result<String> {
                 }
             }
             Ok(format!("wrote {n} MiB"))
+        }
+        "size" => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?;
+            let n = text.parse().map_err(std::io::Error::other)?;
+            f.set_len(n).map(|_| "ok".into())
+        }
+        "put" => {
+            let (offset, text) = text.split_once(' ').unwrap_or((text, ""));
+            let offset = offset.parse().map_err(std::io::Error::other)?;
+            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset))?;
+            f.write_all(text.as_bytes()).map(|_| "ok".into())
         }
         "env" => Ok(std::env::var(path).unwrap_or_else(|_| "unset".into())),
         "args" => Ok(std::env::args().skip(1).collect::<Vec<_>>().join(" ")),

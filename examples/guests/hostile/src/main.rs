@@ -2,7 +2,8 @@
 //! host lends composed apps (`larder:vfs/store`, which `larder run
 //! --store` gives any component that asks) and tries to reach the host's
 //! files through it: a symlink object pointing at a host directory, then
-//! keys through that link, and keys that climb out.
+//! keys through that link, and keys that climb out; then the same and
+//! misordered pieces through a piecewise `upload`.
 //!
 //! Usage: `hostile HOST_DIR`. One line per call on stdout:
 //! `NAME: ok [what came back]` or `NAME: error KIND`.
@@ -59,6 +60,48 @@ fn main() {
         "put absolute",
         store::put("/tmp/PWNED", b"pwned", &file, &Condition::None),
     );
+    let upload = |key: &str, size: u64, writes: &[(u64, &[u8])]| {
+        let up = store::Upload::new(key, size);
+        for (at, bytes) in writes {
+            up.write(*at, bytes)?;
+        }
+        up.finish(&file, &Condition::None)
+    };
+    show(
+        "upload through link",
+        upload("esc/PWNED", 5, &[(0, b"pwned")]),
+    );
+    show(
+        "upload climbing out",
+        upload("../PWNED", 5, &[(0, b"pwned")]),
+    );
+    show(
+        "upload out of order",
+        upload("order", 20, &[(10, b"late"), (0, b"early")]),
+    );
+    show("upload past its size", upload("past", 4, &[(0, b"12345")]));
+    show("upload keeping what is not there", {
+        let up = store::Upload::new("nothing", 4);
+        up.keep(0, 4)
+            .and_then(|()| up.finish(&file, &Condition::None))
+    });
+    let twice = store::Upload::new("twice", 3);
+    show(
+        "upload once",
+        twice
+            .write(0, b"one")
+            .and_then(|()| twice.finish(&file, &Condition::None))
+            .map(drop),
+    );
+    show(
+        "upload twice",
+        twice.finish(&file, &Condition::None).map(drop),
+    );
+    {
+        let dropped = store::Upload::new("dropped", 3);
+        show("upload dropped unfinished", dropped.write(0, b"abc"));
+    }
+    show("head dropped", store::head("dropped").map(|i| i.is_some()));
     show(
         "list",
         store::list("").map(|l| l.into_iter().map(|o| o.key).collect::<Vec<_>>()),
