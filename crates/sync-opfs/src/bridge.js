@@ -4,7 +4,9 @@
 // worker and sleeps in `Atomics.wait` until the reply is in shared memory;
 // replies larger than the buffer come in chunks, one wake-up each.
 
-import { STORE_OPERATIONS, fail } from './store-rules.js';
+import { STORE_OPERATIONS, UPLOAD_OPERATIONS, fail } from './store-rules.js';
+
+const OPERATIONS = [...STORE_OPERATIONS, ...UPLOAD_OPERATIONS];
 
 const IDLE = 0;
 const READY = 1;
@@ -58,7 +60,7 @@ export function storeClient(port, { control, buffer }, timeoutMs = 60_000) {
     return value;
   };
 
-  const client = Object.fromEntries(STORE_OPERATIONS.map((op) => [op, (...args) => call(op, args)]));
+  const client = Object.fromEntries(OPERATIONS.map((op) => [op, (...args) => call(op, args)]));
   // Every store behind the bridge checks conditions itself.
   return { ...client, enforcesConditions: () => true };
 }
@@ -91,7 +93,7 @@ export function serveStore(port, { control, buffer }, store) {
   port.onmessage = async ({ data }) => {
     if (data.more) return sendChunk();
     try {
-      if (!STORE_OPERATIONS.includes(data.op)) fail('permanent', `no store operation ${data.op}`);
+      if (!OPERATIONS.includes(data.op)) fail('permanent', `no store operation ${data.op}`);
       const v = await store[data.op](...data.args);
       reply = v instanceof Uint8Array ? frame(OK_BYTES, v) : frame(OK_VALUE, encodeValue(v));
     } catch (e) {

@@ -13,7 +13,20 @@
 // swaps it in on `close()`: a reader (or a later session, after the worker
 // was killed mid-write) sees the old file or the new one, never a mix.
 
-import { assemble, asStoreError, check, clamp, compareKeys, components, defaultMeta, fail } from './store-rules.js';
+import {
+  assemble,
+  asStoreError,
+  check,
+  clamp,
+  compareKeys,
+  components,
+  defaultMeta,
+  fail,
+  UploadPieces,
+} from './store-rules.js';
+
+// Bytes moved at a time from a spool or the current file in an upload.
+const CHUNK = 4 << 20;
 
 // Chromium's in-progress `createWritable` swap files.
 const SWAP_SUFFIX = '.crswap';
@@ -28,12 +41,19 @@ export class OpfsStore {
     const top = await opfs.getDirectory();
     const data = await top.getDirectoryHandle(root, { create: true });
     const meta = await top.getDirectoryHandle(`${root}.meta`, { create: true });
-    return new OpfsStore(data, meta);
+    // Uploads' new bytes wait here until `finish`; what a killed worker
+    // left is of no use to anyone.
+    const spool = await top.getDirectoryHandle(`${root}.spool`, { create: true });
+    for await (const name of spool.keys()) await spool.removeEntry(name).catch(() => {});
+    return new OpfsStore(data, meta, spool);
   }
 
   #data;
   #meta;
+  #spool;
   #seq = 0;
+  #uploads = new Map();
+  #nextUpload = 0;
   // Sidecars as last read or written (null: none). Only this worker writes
   // them while it holds the lock, so what it remembers stays true, and each
   // OPFS call saved is a round trip to the browser process (about 1-4 ms).
@@ -42,9 +62,10 @@ export class OpfsStore {
    * written, before the swap; may never return. */
   midPut = null;
 
-  constructor(data, meta) {
+  constructor(data, meta, spool) {
     this.#data = data;
     this.#meta = meta;
+    this.#spool = spool;
   }
 
   /** The directory holding `parts` (created with `create`), or null. */
@@ -134,9 +155,9 @@ export class OpfsStore {
     return `"o${Date.now().toString(36)}-${(this.#seq++).toString(36)}-${size.toString(36)}-${r}"`;
   }
 
-  /** Replaces `key` (now `existing`, from `#entry`) with `body` and `meta`;
-   * the condition has been checked. */
-  async #write(key, body, meta, existing) {
+  /** Replaces `key` (now `existing`, from `#entry`) with `meta` and, for a
+   * file, what `fill(writable)` writes; the condition has been checked. */
+  async #write(key, fill, meta, existing) {
     const parts = components(key);
     const parent = await this.#dir(parts.slice(0, -1), true);
     const name = parts[parts.length - 1];
@@ -166,23 +187,29 @@ export class OpfsStore {
     const handle = existing?.handle ?? (await parent.getFileHandle(name, { create: true }));
     const w = await handle.createWritable({ keepExistingData: false });
     try {
-      if (this.midPut) {
-        const half = body.length >> 1;
-        await w.write(body.subarray(0, half));
-        await this.midPut(key);
-        await w.write(body.subarray(half));
-      } else {
-        await w.write(body);
-      }
+      await fill(w);
       await w.close();
     } catch (e) {
       await w.abort().catch(() => {});
+      // A file created for this write goes with it.
+      if (!existing) await parent.removeEntry(name).catch(() => {});
       throw e;
     }
     const file = await handle.getFile();
     const etag = this.#etag(file.size);
     await this.#writeSidecar(key, { kind: 'file', size: file.size, modified: file.lastModified, etag, meta });
     return etag;
+  }
+
+  /** `#write`'s fill for a whole body (paused half way for `midPut`). */
+  #body(key, body) {
+    return async (w) => {
+      if (!this.midPut) return w.write(body);
+      const half = body.length >> 1;
+      await w.write(body.subarray(0, half));
+      await this.midPut(key);
+      await w.write(body.subarray(half));
+    };
   }
 
   async list(prefix) {
@@ -239,7 +266,7 @@ export class OpfsStore {
     return asStoreError(async () => {
       const entry = await this.#entry(key);
       check(key, cond, (await this.#current(key, entry))?.etag);
-      return this.#write(key, body, meta, entry);
+      return this.#write(key, this.#body(key, body), meta, entry);
     }, isTransient);
   }
 
@@ -250,8 +277,86 @@ export class OpfsStore {
       const bytes = entry?.file && parts.some((p) => p.tag === 'keep')
         ? new Uint8Array(await entry.file.arrayBuffer())
         : new Uint8Array();
-      return this.#write(key, assemble(parts, bytes), meta, entry);
+      return this.#write(key, this.#body(key, assemble(parts, bytes)), meta, entry);
     }, isTransient);
+  }
+
+  // Uploads: new bytes go to a spool file at their own offsets as they
+  // come; `finish` copies kept ranges from the current file and new ones
+  // from the spool into the replacement, 4 MiB at a time, so no upload is
+  // ever held whole in memory.
+
+  async uploadBegin(key, size) {
+    return asStoreError(() => {
+      components(key);
+      const id = this.#nextUpload++;
+      this.#uploads.set(id, { key, pieces: new UploadPieces(size), name: `u${id}`, handle: null, writer: null });
+      return id;
+    });
+  }
+
+  #upload(id) {
+    const u = this.#uploads.get(id);
+    if (!u) fail('permanent', `upload ${id}: finished, dropped or never begun`);
+    return u;
+  }
+
+  async uploadKeep(id, start, end) {
+    return asStoreError(() => this.#upload(id).pieces.add(true, start, end));
+  }
+
+  async uploadWrite(id, offset, data) {
+    return asStoreError(async () => {
+      const u = this.#upload(id);
+      u.pieces.add(false, offset, BigInt(offset) + BigInt(data.length));
+      if (!u.writer) {
+        u.handle = await this.#spool.getFileHandle(u.name, { create: true });
+        u.writer = await u.handle.createWritable({ keepExistingData: false });
+      }
+      await u.writer.write({ type: 'write', position: Number(offset), data });
+    }, isTransient);
+  }
+
+  async uploadFinish(id, meta, cond) {
+    return asStoreError(async () => {
+      const u = this.#upload(id);
+      this.#uploads.delete(id);
+      try {
+        if (u.writer) await u.writer.close();
+        u.writer = null;
+        const spooled = u.handle && (await u.handle.getFile());
+        const entry = await this.#entry(u.key);
+        check(u.key, cond, (await this.#current(u.key, entry))?.etag);
+        if (u.pieces.list.some((p) => p.keep && !(entry?.file?.size >= p.end))) {
+          fail('conflict', `${u.key}: the current version lacks the kept bytes`);
+        }
+        const fill = async (w) => {
+          for (const p of u.pieces.list) {
+            const from = p.keep ? entry.file : spooled;
+            for (let at = p.start; at < p.end; at += CHUNK) {
+              const end = Math.min(p.end, at + CHUNK);
+              const data = new Uint8Array(await from.slice(at, end).arrayBuffer());
+              await w.write({ type: 'write', position: at, data });
+            }
+          }
+          await w.truncate(Number(u.pieces.size));
+        };
+        return await this.#write(u.key, fill, meta, entry);
+      } finally {
+        await this.#discard(u);
+      }
+    }, (e) => isTransient(e) || e?.name === 'NotReadableError');
+  }
+
+  async uploadDrop(id) {
+    const u = this.#uploads.get(id);
+    this.#uploads.delete(id);
+    if (u) await this.#discard(u);
+  }
+
+  async #discard(u) {
+    if (u.writer) await u.writer.abort().catch(() => {});
+    if (u.handle) await this.#spool.removeEntry(u.name).catch(() => {});
   }
 
   async copy(source, destination, meta, cond) {

@@ -4,7 +4,7 @@
 // caller.
 
 import { blockingPoll } from './blocking.js';
-import { STORE_OPERATIONS } from './store-rules.js';
+import { STORE_OPERATIONS, uploadClass } from './store-rules.js';
 
 const STORE_FUNCTIONS = [...STORE_OPERATIONS, 'enforcesConditions'];
 const blocking = new WeakMap();
@@ -34,7 +34,10 @@ function imports(shim, cli, store) {
     'wasi:random/insecure': shim.random.insecure,
     'wasi:random/insecure-seed': shim.random.insecureSeed,
     // jco calls these unbound; a class instance's methods need their `this`.
-    'larder:vfs/store': Object.fromEntries(STORE_FUNCTIONS.map((f) => [f, store[f].bind(store)])),
+    'larder:vfs/store': {
+      ...Object.fromEntries(STORE_FUNCTIONS.map((f) => [f, store[f].bind(store)])),
+      Upload: uploadClass(store),
+    },
   };
   const unversioned = (k) => String(k).split('@')[0];
   return new Proxy(byName, {

@@ -6,6 +6,10 @@
  * `enforcesConditions`, which every store here answers `true`). */
 export const STORE_OPERATIONS = ['list', 'head', 'get', 'put', 'putParts', 'copy', 'delete'];
 
+/** What a store implements for the `upload` resource (see `uploadClass`):
+ * an upload is a number from `uploadBegin`, which checks the key only. */
+export const UPLOAD_OPERATIONS = ['uploadBegin', 'uploadKeep', 'uploadWrite', 'uploadFinish', 'uploadDrop'];
+
 /** Throws the WIT `error` variant. jco turns a thrown non-Error object into
  * the `err` of the import's result; a thrown `Error` would trap the app. */
 export function fail(tag, message) {
@@ -81,6 +85,78 @@ export function assemble(parts, current) {
     at += p.length;
   }
   return out;
+}
+
+/** An upload's pieces as they arrive, checked as the Rust hosts check
+ * them: each starts at or after the end of the one before and ends within
+ * the object; what none covers is zeros. `list` holds the non-empty ones
+ * as numbers: `{ keep, start, end }`. */
+export class UploadPieces {
+  #at = 0n;
+  list = [];
+
+  constructor(size) {
+    this.size = BigInt(size);
+    if (this.size > BigInt(Number.MAX_SAFE_INTEGER)) {
+      fail('permanent', `upload: ${this.size} bytes is more than this store holds`);
+    }
+  }
+
+  add(keep, start, end) {
+    [start, end] = [BigInt(start), BigInt(end)];
+    if (start < this.#at) {
+      fail('permanent', `upload: a piece at ${start} overlaps or precedes the one ending at ${this.#at}`);
+    }
+    if (end < start || end > this.size) {
+      fail('permanent', `upload: a piece ${start}..${end} is not within the object's ${this.size} bytes`);
+    }
+    this.#at = end;
+    if (end > start) this.list.push({ keep, start: Number(start), end: Number(end) });
+  }
+}
+
+const symbolDispose = Symbol.dispose || Symbol.for('dispose');
+
+/** jco's `Upload` resource class on `store`'s upload operations. The upload
+ * begins at its first call, so a bad key comes back as that call's `err`
+ * (a constructor cannot fail). */
+export function uploadClass(store) {
+  return class Upload {
+    #key;
+    #size;
+    #id;
+
+    constructor(key, size) {
+      this.#key = key;
+      this.#size = size;
+    }
+
+    #begun() {
+      this.#id ??= store.uploadBegin(this.#key, this.#size);
+      return this.#id;
+    }
+
+    keep(start, end) {
+      store.uploadKeep(this.#begun(), start, end);
+    }
+
+    write(offset, data) {
+      store.uploadWrite(this.#begun(), offset, data);
+    }
+
+    finish(meta, cond) {
+      return store.uploadFinish(this.#begun(), meta, cond);
+    }
+
+    [symbolDispose]() {
+      // A drop cannot fail: an upload the store lost is gone anyway.
+      if (this.#id !== undefined) {
+        try {
+          store.uploadDrop(this.#id);
+        } catch {}
+      }
+    }
+  };
 }
 
 export const S_IFREG = 0o100000;

@@ -85,3 +85,48 @@ test('the package tarball holds every entry point and its types, and nothing of 
   // What src/node.js imports at run time is a dependency, not a dev one.
   assert.ok(pkg.dependencies['@bytecodealliance/preview2-shim']);
 });
+
+test('a large file reaches the store a piece at a time, written and rewritten', async () => {
+  const fsbench = await loadComponent(app('node/fsbench'));
+  const store = new MemoryStore();
+  const calls = [];
+  let largestPut = 0;
+  for (const op of ['put', 'putParts', 'uploadKeep', 'uploadWrite', 'uploadFinish']) {
+    const f = store[op].bind(store);
+    store[op] = (...args) => {
+      calls.push(op);
+      if (op === 'put') largestPut = Math.max(largestPut, args[1].length);
+      return f(...args);
+    };
+  }
+  const run = async (workload) => {
+    const r = await fsbench.run(['fsbench', '/bench', workload], { store });
+    assert.equal(r.code, 0, r.stderr);
+  };
+  const big = () => store.contents().find((o) => o.key === 'bench/big').body;
+
+  // 100 MiB written and fsynced: it crosses in 1 MiB writes, never whole.
+  await run('seq-write');
+  assert.equal(big().length, 100 << 20);
+  assert.ok(big().every((b) => b === 0x5a));
+  assert.equal(calls.filter((c) => c === 'uploadWrite').length, 100);
+  assert.ok(largestPut <= 1 << 20 && !calls.includes('putParts'), `a put of ${largestPut} bytes`);
+
+  // A fresh instance (restored lazily) writes 4 KiB at 4,096 offsets, in
+  // every 8 MiB piece: the rewrite goes up a piece at a time too.
+  calls.length = 0;
+  largestPut = 0;
+  await run('rand-write');
+  const want = new Uint8Array(100 << 20).fill(0x5a);
+  let x = 0x2545f4914f6cdd1dn;
+  const mask = (1n << 64n) - 1n;
+  for (let i = 0; i < 4096; i++) {
+    x ^= (x << 13n) & mask;
+    x ^= x >> 7n;
+    x ^= (x << 17n) & mask;
+    want.fill(7, Number(x % 25600n) * 4096, Number(x % 25600n) * 4096 + 4096);
+  }
+  assert.ok(Buffer.from(big()).equals(Buffer.from(want)), 'the store holds seq-write then rand-write');
+  assert.ok(largestPut <= 1 << 20 && !calls.includes('putParts'), `a put of ${largestPut} bytes`);
+  assert.ok(calls.includes('uploadFinish'));
+});

@@ -33,7 +33,7 @@ export function script(seed, n) {
   const range = () => (r() < 0.5 ? null : [int(4000), int(4000)].sort((x, y) => x - y));
   const ops = [];
   for (let i = 0; i < n; i++) {
-    const op = pick(['put', 'put', 'put', 'putParts', 'get', 'head', 'list', 'copy', 'delete']);
+    const op = pick(['put', 'put', 'put', 'putParts', 'upload', 'upload', 'get', 'head', 'list', 'copy', 'delete']);
     if (op === 'put') {
       // Directory markers carry no bytes (the mirror sends none).
       const k = key();
@@ -44,6 +44,20 @@ export function script(seed, n) {
         r() < 0.5 ? { tag: 'keep', val: [int(3000), int(3000)].sort((x, y) => x - y) } : { tag: 'data', val: bytes() },
       );
       ops.push({ op, key: pick(FILES), parts, meta: meta(), cond: cond() });
+    } else if (op === 'upload') {
+      // Pieces mostly in order with gaps (holes), now and then one that
+      // overlaps or runs past the end; finished, or dropped unfinished.
+      const steps = [];
+      let at = 0;
+      for (let k = int(5); k > 0; k--) {
+        const start = r() < 0.05 ? int(at + 1) : at + int(300);
+        const end = start + int(700);
+        steps.push(r() < 0.4 ? { keep: [start, end] } : { at: start, bytes: Array.from({ length: end - start }, () => int(256)) });
+        at = end;
+      }
+      const size = r() < 0.9 ? at + int(500) : int(at + 1);
+      const k = r() < 0.05 ? pick(BAD) : pick(FILES);
+      ops.push({ op, key: k, size, steps, finish: r() < 0.85, meta: meta(), cond: cond() });
     } else if (op === 'get') ops.push({ op, key: key(), range: range(), cond: cond() });
     else if (op === 'head' || op === 'delete') ops.push({ op, key: key() });
     else if (op === 'list') ops.push({ op, prefix: pick(['', 'sub/', 'b', 'e/', 'zz']) });
@@ -71,6 +85,17 @@ export async function apply(store, ops) {
       else if (o.op === 'putParts') {
         const parts = o.parts.map((p) => (p.tag === 'keep' ? { tag: 'keep', val: p.val.map(BigInt) } : { tag: 'data', val: new Uint8Array(p.val) }));
         v = seen(o.key, await store.putParts(o.key, parts, o.meta, cond(o.key, o.cond)));
+      } else if (o.op === 'upload') {
+        const id = await store.uploadBegin(o.key, BigInt(o.size));
+        try {
+          for (const s of o.steps) {
+            if (s.keep) await store.uploadKeep(id, BigInt(s.keep[0]), BigInt(s.keep[1]));
+            else await store.uploadWrite(id, BigInt(s.at), new Uint8Array(s.bytes));
+          }
+          v = o.finish ? seen(o.key, await store.uploadFinish(id, o.meta, cond(o.key, o.cond))) : 'dropped';
+        } finally {
+          await store.uploadDrop(id);
+        }
       } else if (o.op === 'get') v = Array.from(await store.get(o.key, o.range && o.range.map(BigInt), cond(o.key, o.cond)));
       else if (o.op === 'head') v = info(await store.head(o.key)) ?? null;
       else if (o.op === 'list') v = (await store.list(o.prefix)).filter((i) => !i.key.startsWith('sub/') || !i.key.endsWith('/')).map(info);

@@ -12,4 +12,9 @@ export class MemoryStore implements Store {
   copy: Store['copy'];
   delete: Store['delete'];
   enforcesConditions: Store['enforcesConditions'];
+  uploadBegin: Store['uploadBegin'];
+  uploadKeep: Store['uploadKeep'];
+  uploadWrite: Store['uploadWrite'];
+  uploadFinish: Store['uploadFinish'];
+  uploadDrop: Store['uploadDrop'];
 }

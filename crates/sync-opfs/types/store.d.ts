@@ -25,4 +25,14 @@ export interface Store {
   copy(source: string, destination: string, meta: Metadata, cond: Condition): string;
   delete(key: string): void;
   enforcesConditions(): boolean;
+  /** An upload (WIT resource `upload`), a piece at a time. `uploadBegin`
+   * checks the key and returns the upload's number; pieces come in offset
+   * order (kept ranges of the current version, new bytes) and what none
+   * covers is zeros; `uploadFinish` replaces the object as `put` does. */
+  uploadBegin(key: string, size: bigint): number;
+  uploadKeep(upload: number, start: bigint, end: bigint): void;
+  uploadWrite(upload: number, offset: bigint, data: Uint8Array): void;
+  uploadFinish(upload: number, meta: Metadata, cond: Condition): string;
+  /** Forgets an unfinished upload; nothing is written. */
+  uploadDrop(upload: number): void;
 }
