@@ -19,6 +19,13 @@ pub const MAX_STREAM_READ: usize = 16 << 20;
 pub trait StreamFile {
     /// As [`Descriptor::read_append`].
     fn read_append(&self, out: &mut Vec<u8>, len: usize, offset: u64) -> Result<usize>;
+    /// As [`Descriptor::read`]: straight into `buf` (a reader's memory).
+    fn read_into(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let mut out = Vec::new();
+        let n = self.read_append(&mut out, buf.len(), offset)?;
+        buf[..n].copy_from_slice(&out[..n]);
+        Ok(n)
+    }
     /// The file's current size.
     fn size(&self) -> Result<u64>;
     /// As [`Descriptor::write`].
@@ -30,6 +37,9 @@ pub trait StreamFile {
 impl StreamFile for Descriptor {
     fn read_append(&self, out: &mut Vec<u8>, len: usize, offset: u64) -> Result<usize> {
         Descriptor::read_append(self, out, len, offset)
+    }
+    fn read_into(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        Descriptor::read(self, buf, offset)
     }
     fn size(&self) -> Result<u64> {
         Ok(self.stat().size)
@@ -68,6 +78,15 @@ impl<F: StreamFile> FileReader<F> {
         }
         self.pos += n as u64;
         Ok(Some(buf))
+    }
+
+    /// Fills as much of `buf` as the file has from the cursor, which moves
+    /// past it; 0 at end of file (or for an empty `buf`).
+    pub fn read_into(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let len = buf.len().min(MAX_STREAM_READ);
+        let n = self.fd.read_into(&mut buf[..len], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 
     /// Moves the cursor up to `len` bytes on; `None` at end of file.

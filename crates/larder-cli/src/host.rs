@@ -57,8 +57,8 @@ impl WasiHttpView for Host {
     }
 }
 
-/// WASI 0.2 with Larder's filesystem, plus `wasi:http` (as `wasmtime run
-/// -S http` and `wasmtime serve` give it).
+/// WASI 0.2 and 0.3 with Larder's filesystem, plus `wasi:http` 0.2 (as
+/// `wasmtime run -S http` and `wasmtime serve` give it).
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     vfs_host::add_to_linker_async(&mut linker)?;
@@ -99,17 +99,6 @@ pub fn load(app: &std::path::Path) -> Result<(Engine, wasmtime::component::Compo
     if is_core_module(&bytes) {
         return Err(format!(
             "{} is a core WebAssembly module, not a component; build for wasm32-wasip2 or adapt it with `wasm-tools component new`",
-            app.display()
-        ));
-    }
-    // Checked before compiling, which takes a while for a large app.
-    let imports = larder_compose::top_level(&bytes)
-        .unwrap_or_default()
-        .imports;
-    if let Some(name) = larder_compose::wasi_p3_import(&imports) {
-        return Err(format!(
-            "WASI 0.3 components are not supported yet: {} imports {name}; build it for \
-             WASI 0.2 (wasm32-wasip2) to run it with Larder",
             app.display()
         ));
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use vfs_host::Vfs;
 use wasmtime::Store;
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p3::bindings as p3;
 use wasmtime_wasi::WasiCtx;
 
 #[derive(clap::Args)]
@@ -54,13 +55,16 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(e) => return usage(e),
     };
-    let exports_run = component
-        .component_type()
-        .exports(&engine)
-        .any(|(name, _)| name.starts_with("wasi:cli/run@0.2"));
-    if !exports_run {
+    let exports_run = |version: &str| {
+        component
+            .component_type()
+            .exports(&engine)
+            .any(|(name, _)| name.starts_with(&format!("wasi:cli/run@{version}")))
+    };
+    let p3 = exports_run("0.3");
+    if !p3 && !exports_run("0.2") {
         return usage(format_args!(
-            "{} does not export wasi:cli/run@0.2.x, so it is not a command component `larder run` can start",
+            "{} exports neither wasi:cli/run@0.2.x nor @0.3.x, so it is not a command component `larder run` can start",
             args.app.display()
         ));
     }
@@ -72,7 +76,12 @@ pub fn main(args: RunArgs) -> ExitCode {
         Ok(pre) => pre,
         Err(e) => return usage(format_args!("{} cannot be run: {e:#}", args.app.display())),
     };
-    let pre = match CommandPre::new(pre) {
+    let pre = if p3 {
+        p3::CommandPre::new(pre).map(Pre::P3)
+    } else {
+        CommandPre::new(pre).map(Pre::P2)
+    };
+    let pre = match pre {
         Ok(pre) => pre,
         Err(e) => return usage(format_args!("{} cannot be run: {e:#}", args.app.display())),
     };
@@ -120,10 +129,42 @@ pub fn main(args: RunArgs) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// A command ready to instantiate: WASI 0.2's `run`, or 0.3's (async).
+#[derive(Clone)]
+enum Pre {
+    P2(CommandPre<Host>),
+    P3(p3::CommandPre<Host>),
+}
+
+impl Pre {
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Pre::P2(pre) => pre.engine(),
+            Pre::P3(pre) => pre.engine(),
+        }
+    }
+
+    /// Instantiates the command in `store` and runs it to its end.
+    async fn run(&self, store: &mut Store<Host>) -> wasmtime::Result<Result<(), ()>> {
+        match self {
+            Pre::P2(pre) => {
+                let command = pre.instantiate_async(&mut *store).await?;
+                command.wasi_cli_run().call_run(&mut *store).await
+            }
+            Pre::P3(pre) => {
+                let command = pre.instantiate_async(&mut *store).await?;
+                store
+                    .run_concurrent(async |s| command.wasi_cli_run().call_run(s).await)
+                    .await?
+            }
+        }
+    }
+}
+
 /// Runs one instance to completion; returns its exit status.
 async fn run_instance(
     index: u32,
-    pre: CommandPre<Host>,
+    pre: Pre,
     vfs: Arc<Vfs>,
     argv: &[String],
     env: &[(String, String)],
@@ -135,11 +176,7 @@ async fn run_instance(
         wasi.env("LARDER_INSTANCE", index.to_string());
     }
     let mut store = Store::new(pre.engine(), Host::new(wasi.build(), vfs));
-    let result = async {
-        let command = pre.instantiate_async(&mut store).await?;
-        command.wasi_cli_run().call_run(&mut store).await
-    }
-    .await;
+    let result = pre.run(&mut store).await;
     let who = if tag {
         format!("instance {index}: ")
     } else {

@@ -14,10 +14,21 @@ use wit_parser::Resolve;
 /// Larder's WIT, with the WASI packages it uses, compiled into the binary.
 const WIT: &[(&str, &str)] = &[
     ("io.wit", include_str!("../../../wit/deps/io.wit")),
-    ("clocks.wit", include_str!("../../../wit/deps/clocks.wit")),
     (
-        "filesystem.wit",
-        include_str!("../../../wit/deps/filesystem.wit"),
+        "clocks-0.2.wit",
+        include_str!("../../../wit/deps/clocks-0.2.wit"),
+    ),
+    (
+        "clocks-0.3.wit",
+        include_str!("../../../wit/deps/clocks-0.3.wit"),
+    ),
+    (
+        "filesystem-0.2.wit",
+        include_str!("../../../wit/deps/filesystem-0.2.wit"),
+    ),
+    (
+        "filesystem-0.3.wit",
+        include_str!("../../../wit/deps/filesystem-0.3.wit"),
     ),
     ("random.wit", include_str!("../../../wit/deps/random.wit")),
     ("sockets.wit", include_str!("../../../wit/deps/sockets.wit")),

@@ -3,15 +3,15 @@
 //! semantics live here. The backend is fs-core in this component, or in the
 //! remote build larder-9p's client of a `larder serve`.
 
-use crate::exports::wasi::filesystem::preopens;
-use crate::exports::wasi::filesystem::types::{
+use crate::exports::wasi::filesystem0_2_12::preopens;
+use crate::exports::wasi::filesystem0_2_12::types::{
     self as wit, Advice, DescriptorBorrow, DescriptorFlags, DescriptorStat, DescriptorType,
     DirectoryEntry, ErrorBorrow, ErrorCode, Filesize, MetadataHashValue, NewTimestamp, OpenFlags,
     PathFlags,
 };
 use crate::exports::wasi::io::streams::{InputStream, OutputStream};
 use crate::io::{Input, IoError, Output};
-use crate::wasi::clocks::wall_clock::Datetime;
+use crate::wasi::clocks0_2_12::wall_clock::Datetime;
 use crate::Adapter;
 use fs_core::DescriptorOps;
 use std::cell::RefCell;

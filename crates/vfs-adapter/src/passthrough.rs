@@ -6,11 +6,11 @@ use crate::exports::wasi::cli::{
     stderr, stdin, stdout, terminal_input, terminal_output, terminal_stderr, terminal_stdin,
     terminal_stdout,
 };
-use crate::exports::wasi::clocks::monotonic_clock;
+use crate::exports::wasi::clocks0_2_12::monotonic_clock;
 use crate::exports::wasi::io::{poll, streams};
 use crate::io::{wrap_pollable, Input, Output};
 use crate::wasi::cli as host_cli;
-use crate::wasi::clocks::monotonic_clock as host_clock;
+use crate::wasi::clocks0_2_12::monotonic_clock as host_clock;
 use crate::Adapter;
 
 pub struct TerminalInput(#[allow(dead_code)] host_cli::terminal_input::TerminalInput);

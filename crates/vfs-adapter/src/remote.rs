@@ -4,7 +4,7 @@
 //! environment.
 
 use crate::wasi::cli::environment;
-use crate::wasi::clocks::monotonic_clock;
+use crate::wasi::clocks0_2_12::monotonic_clock;
 use crate::wasi::io::poll;
 use crate::wasi::io::streams::{InputStream, OutputStream, StreamError};
 use crate::wasi::sockets::network::{

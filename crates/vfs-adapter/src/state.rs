@@ -23,7 +23,7 @@ struct WallClock;
 
 impl fs_core::Clock for WallClock {
     fn now(&self) -> Timestamp {
-        let t = crate::wasi::clocks::wall_clock::now();
+        let t = crate::wasi::clocks0_2_12::wall_clock::now();
         // The host keeps nanoseconds below 10^9; the struct is built
         // directly so a misbehaving host cannot make this fail.
         Timestamp {

@@ -1,13 +1,16 @@
-//! Translation between fs-core's types and the generated WIT types.
+//! Translation between fs-core's types and the generated WIT types of
+//! WASI 0.2 (0.3's are in `crate::p3::convert`; what the two versions
+//! spell alike is generated for both by [`shared_conversions`]).
 
-use crate::bindings::wasi::filesystem::types as wit;
+use crate::bindings::wasi::filesystem0_2_12::types as wit;
 use fs_core::ErrorCode as E;
 use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 
-/// A filesystem call's failure: a WASI error code for the guest, or a trap.
+/// A filesystem call's failure: a WASI error code for the guest (fs-core's,
+/// translated for whichever WASI version asked), or a trap.
 #[derive(Debug)]
 pub enum FsError {
-    Code(wit::ErrorCode),
+    Code(E),
     Trap(wasmtime::Error),
 }
 
@@ -15,7 +18,7 @@ pub type FsResult<T> = Result<T, FsError>;
 
 impl From<E> for FsError {
     fn from(e: E) -> Self {
-        FsError::Code(code(e))
+        FsError::Code(e)
     }
 }
 
@@ -111,78 +114,88 @@ pub fn new_timestamp(t: wit::NewTimestamp) -> fs_core::NewTimestamp {
     }
 }
 
-/// WIT descriptor flags and fs-core's, member by member.
-fn descriptor_flag_pairs() -> [(wit::DescriptorFlags, fs_core::DescriptorFlags); 6] {
-    use fs_core::DescriptorFlags as D;
-    use wit::DescriptorFlags as W;
-    [
-        (W::READ, D::READ),
-        (W::WRITE, D::WRITE),
-        (W::FILE_INTEGRITY_SYNC, D::FILE_INTEGRITY_SYNC),
-        (W::DATA_INTEGRITY_SYNC, D::DATA_INTEGRITY_SYNC),
-        (W::REQUESTED_WRITE_SYNC, D::REQUESTED_WRITE_SYNC),
-        (W::MUTATE_DIRECTORY, D::MUTATE_DIRECTORY),
-    ]
-}
-
-pub fn descriptor_flags(f: wit::DescriptorFlags) -> fs_core::DescriptorFlags {
-    descriptor_flag_pairs()
-        .into_iter()
-        .filter(|(w, _)| f.contains(*w))
-        .fold(fs_core::DescriptorFlags::empty(), |acc, (_, d)| acc | d)
-}
-
-pub fn wit_descriptor_flags(f: fs_core::DescriptorFlags) -> wit::DescriptorFlags {
-    descriptor_flag_pairs()
-        .into_iter()
-        .filter(|(_, d)| f.contains(*d))
-        .fold(wit::DescriptorFlags::empty(), |acc, (w, _)| acc | w)
-}
-
-pub fn open_flags(f: wit::OpenFlags) -> fs_core::OpenFlags {
-    use fs_core::OpenFlags as O;
-    use wit::OpenFlags as W;
-    let pairs = [
-        (W::CREATE, O::CREATE),
-        (W::DIRECTORY, O::DIRECTORY),
-        (W::EXCLUSIVE, O::EXCLUSIVE),
-        (W::TRUNCATE, O::TRUNCATE),
-    ];
-    pairs
-        .into_iter()
-        .filter(|(w, _)| f.contains(*w))
-        .fold(O::empty(), |acc, (_, o)| acc | o)
-}
-
-pub fn path_flags(f: wit::PathFlags) -> fs_core::PathFlags {
-    if f.contains(wit::PathFlags::SYMLINK_FOLLOW) {
-        fs_core::PathFlags::SYMLINK_FOLLOW
-    } else {
-        fs_core::PathFlags::empty()
-    }
-}
-
-pub fn advice(a: wit::Advice) -> fs_core::Advice {
-    match a {
-        wit::Advice::Normal => fs_core::Advice::Normal,
-        wit::Advice::Sequential => fs_core::Advice::Sequential,
-        wit::Advice::Random => fs_core::Advice::Random,
-        wit::Advice::WillNeed => fs_core::Advice::WillNeed,
-        wit::Advice::DontNeed => fs_core::Advice::DontNeed,
-        wit::Advice::NoReuse => fs_core::Advice::NoReuse,
-    }
-}
-
-pub fn metadata_hash(h: fs_core::MetadataHash) -> wit::MetadataHashValue {
-    wit::MetadataHashValue {
-        lower: h.lower,
-        upper: h.upper,
-    }
-}
+crate::shared_conversions!();
 
 pub fn dir_entry(e: fs_core::DirEntry) -> wit::DirectoryEntry {
     wit::DirectoryEntry {
         type_: descriptor_type(e.kind),
         name: e.name,
     }
+}
+
+/// The conversions whose WIT types WASI 0.2 and 0.3 spell alike (flags,
+/// advice, hashes), for the `wit` module in scope where it is invoked.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! shared_conversions {
+    () => {
+        /// WIT descriptor flags and fs-core's, member by member.
+        fn descriptor_flag_pairs() -> [(wit::DescriptorFlags, fs_core::DescriptorFlags); 6] {
+            use fs_core::DescriptorFlags as D;
+            use wit::DescriptorFlags as W;
+            [
+                (W::READ, D::READ),
+                (W::WRITE, D::WRITE),
+                (W::FILE_INTEGRITY_SYNC, D::FILE_INTEGRITY_SYNC),
+                (W::DATA_INTEGRITY_SYNC, D::DATA_INTEGRITY_SYNC),
+                (W::REQUESTED_WRITE_SYNC, D::REQUESTED_WRITE_SYNC),
+                (W::MUTATE_DIRECTORY, D::MUTATE_DIRECTORY),
+            ]
+        }
+
+        pub fn descriptor_flags(f: wit::DescriptorFlags) -> fs_core::DescriptorFlags {
+            descriptor_flag_pairs()
+                .into_iter()
+                .filter(|(w, _)| f.contains(*w))
+                .fold(fs_core::DescriptorFlags::empty(), |acc, (_, d)| acc | d)
+        }
+
+        pub fn wit_descriptor_flags(f: fs_core::DescriptorFlags) -> wit::DescriptorFlags {
+            descriptor_flag_pairs()
+                .into_iter()
+                .filter(|(_, d)| f.contains(*d))
+                .fold(wit::DescriptorFlags::empty(), |acc, (w, _)| acc | w)
+        }
+
+        pub fn open_flags(f: wit::OpenFlags) -> fs_core::OpenFlags {
+            use fs_core::OpenFlags as O;
+            use wit::OpenFlags as W;
+            let pairs = [
+                (W::CREATE, O::CREATE),
+                (W::DIRECTORY, O::DIRECTORY),
+                (W::EXCLUSIVE, O::EXCLUSIVE),
+                (W::TRUNCATE, O::TRUNCATE),
+            ];
+            pairs
+                .into_iter()
+                .filter(|(w, _)| f.contains(*w))
+                .fold(O::empty(), |acc, (_, o)| acc | o)
+        }
+
+        pub fn path_flags(f: wit::PathFlags) -> fs_core::PathFlags {
+            if f.contains(wit::PathFlags::SYMLINK_FOLLOW) {
+                fs_core::PathFlags::SYMLINK_FOLLOW
+            } else {
+                fs_core::PathFlags::empty()
+            }
+        }
+
+        pub fn advice(a: wit::Advice) -> fs_core::Advice {
+            match a {
+                wit::Advice::Normal => fs_core::Advice::Normal,
+                wit::Advice::Sequential => fs_core::Advice::Sequential,
+                wit::Advice::Random => fs_core::Advice::Random,
+                wit::Advice::WillNeed => fs_core::Advice::WillNeed,
+                wit::Advice::DontNeed => fs_core::Advice::DontNeed,
+                wit::Advice::NoReuse => fs_core::Advice::NoReuse,
+            }
+        }
+
+        pub fn metadata_hash(h: fs_core::MetadataHash) -> wit::MetadataHashValue {
+            wit::MetadataHashValue {
+                lower: h.lower,
+                upper: h.upper,
+            }
+        }
+    };
 }

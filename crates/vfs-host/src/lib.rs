@@ -11,6 +11,7 @@ mod bindings;
 mod calls;
 mod convert;
 mod lent;
+mod p3;
 mod preopens;
 mod streams;
 mod types;
@@ -98,7 +99,7 @@ fn off_worker<T: VfsView>(t: &mut T) -> Ctx<'_> {
     }
 }
 
-struct HasVfs;
+pub(crate) struct HasVfs;
 
 impl HasData for HasVfs {
     type Data<'a> = Ctx<'a>;
@@ -129,7 +130,13 @@ where
     T: VfsView + wasmtime_wasi::WasiView + 'static,
 {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    add_filesystem(linker, off_worker::<T>)
+    add_filesystem(linker, off_worker::<T>)?;
+    // WASI 0.3 apps: the rest of 0.3 from wasmtime-wasi, the filesystem ours.
+    wasmtime_wasi::p3::cli::add_to_linker(linker)?;
+    wasmtime_wasi::p3::clocks::add_to_linker(linker)?;
+    wasmtime_wasi::p3::random::add_to_linker(linker)?;
+    wasmtime_wasi::p3::sockets::add_to_linker(linker)?;
+    p3::add_to_linker(linker, off_worker::<T>)
 }
 
 /// The same host functions for both linkers; `ctx` says where long calls run.
@@ -139,8 +146,8 @@ where
 {
     // Replace wasmtime-wasi's filesystem interfaces with ours.
     linker.allow_shadowing(true);
-    bindings::wasi::filesystem::types::add_to_linker::<T, HasVfs>(linker, ctx)?;
-    bindings::wasi::filesystem::preopens::add_to_linker::<T, HasVfs>(linker, ctx)?;
+    bindings::wasi::filesystem0_2_12::types::add_to_linker::<T, HasVfs>(linker, ctx)?;
+    bindings::wasi::filesystem0_2_12::preopens::add_to_linker::<T, HasVfs>(linker, ctx)?;
     linker.allow_shadowing(false);
     // For composed apps that keep their own files in a store the host lends.
     lent::add_to_linker::<T, HasVfs>(linker, ctx)?;

@@ -14,20 +14,20 @@ const WRITE_BUDGET: usize = 16 << 20;
 
 /// Where a stream's long calls run, fixed when it is opened.
 #[derive(Clone, Copy)]
-struct Policy {
+pub(crate) struct Policy {
     calls: Calls,
     may_wait: bool,
 }
 
 impl Policy {
-    fn of(ctx: &Ctx<'_>) -> Policy {
+    pub(crate) fn of(ctx: &Ctx<'_>) -> Policy {
         Policy {
             calls: ctx.calls,
             may_wait: ctx.may_wait(),
         }
     }
 
-    fn run<R>(self, bytes: usize, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn run<R>(self, bytes: usize, f: impl FnOnce() -> R) -> R {
         self.calls.maybe_long(self.may_wait || bytes >= LARGE, f)
     }
 }

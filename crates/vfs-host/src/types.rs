@@ -1,7 +1,7 @@
 //! `wasi:filesystem/types`: each function looks its resources up and calls
 //! the fs-core method of the same name.
 
-use crate::bindings::wasi::filesystem::types::{
+use crate::bindings::wasi::filesystem0_2_12::types::{
     self as wit, Advice, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry, Filesize,
     MetadataHashValue, NewTimestamp, OpenFlags, PathFlags,
 };
@@ -21,7 +21,7 @@ const MAX_READ: u64 = 64 << 20;
 impl wit::Host for Ctx<'_> {
     fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<wit::ErrorCode> {
         match err {
-            FsError::Code(c) => Ok(c),
+            FsError::Code(e) => Ok(c::code(e)),
             FsError::Trap(e) => Err(e),
         }
     }
@@ -45,7 +45,7 @@ impl wit::Host for Ctx<'_> {
 }
 
 impl Ctx<'_> {
-    fn fd(&self, fd: &Resource<Descriptor>) -> FsResult<&Descriptor> {
+    pub(crate) fn fd(&self, fd: &Resource<Descriptor>) -> FsResult<&Descriptor> {
         Ok(self.table.get(fd)?)
     }
 
@@ -55,8 +55,16 @@ impl Ctx<'_> {
     }
 
     /// Runs `f`, a call that may wait on the store (see [`crate::calls`]).
-    fn waits<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn waits<R>(&self, f: impl FnOnce() -> R) -> R {
         self.calls.maybe_long(self.may_wait(), f)
+    }
+
+    /// Drops the guest's descriptor `fd` (0.2's or 0.3's).
+    pub(crate) fn close(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
+        let d = self.table.delete(fd)?;
+        // The last close of a written file may send it to the store.
+        self.waits(|| drop(d));
+        Ok(())
     }
 
     /// Runs `f`, which copies `bytes` or may wait on the store.
@@ -225,10 +233,7 @@ impl wit::HostDescriptor for Ctx<'_> {
     }
 
     fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
-        let d = self.table.delete(fd)?;
-        // The last close of a written file may send it to the store.
-        self.waits(|| drop(d));
-        Ok(())
+        self.close(fd)
     }
 
     fn readlink_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<String> {
@@ -309,7 +314,7 @@ impl wit::HostDirectoryEntryStream for Ctx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::wasi::filesystem::types::Host;
+    use crate::bindings::wasi::filesystem0_2_12::types::Host;
 
     #[test]
     fn stream_errors_map_back_to_error_codes() {
