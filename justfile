@@ -132,7 +132,7 @@ guests: setup
     # The Python example, against the WASI 0.2 WIT this repository vendors
     # (about 20 s: only when it changed).
     test target/guests/python-app.wasm -nt examples/python/app.py || \
-        target/py/bin/componentize-py -q $(printf -- '-d wit/deps/%s.wit ' io clocks random filesystem sockets cli) \
+        target/py/bin/componentize-py -q $(printf -- '-d wit/deps/%s.wit ' io clocks-0.2 random filesystem-0.2 sockets cli) \
           -w wasi:cli/command@0.2.12 componentize -p examples/python app -o target/guests/python-app.wasm
     # The JavaScript example, by ComponentizeJS (npm, pinned in
     # examples/js/package-lock.json; about 20 s: only when it changed).

@@ -3,8 +3,8 @@
 mod common;
 
 use common::{
-    assert_conformant, assert_usage_error, guest, larder, reference_run, reference_run_read_only,
-    text, with_input,
+    assert_conformant, assert_conformant_p3, assert_usage_error, guest, larder, reference_run,
+    reference_run_read_only, text, with_input,
 };
 use std::process::Command;
 
@@ -15,6 +15,19 @@ fn conformance_matches_wasmtime_host_filesystem() {
     assert!(ours.status.success(), "{}", text(&ours.stderr));
     let ours = text(&ours.stdout);
     assert_conformant("larder run", &ours, &reference_run(&wasm));
+}
+
+/// A WASI 0.3 app (every `wasi:filesystem@0.3` function, file data as
+/// streams, and std's 0.2 calls on the same files) under `larder run`
+/// answers as under wasmtime's own 0.3 host on tmpfs.
+#[test]
+fn conformance_p3_matches_wasmtime_host_filesystem() {
+    let wasm = guest("conformance_p3");
+    let ours = larder(&["run", wasm.to_str().unwrap()]);
+    assert!(ours.status.success(), "{}", text(&ours.stderr));
+    let ours = text(&ours.stdout);
+    assert!(ours.contains("p2-read: ok \"from 0.3\""), "{ours}");
+    assert_conformant_p3("larder run (WASI 0.3)", &ours, &reference_run(&wasm));
 }
 
 /// `--preopen NAME:ro` is wasmtime's read-only preopen: reads work and

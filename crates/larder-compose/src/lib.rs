@@ -99,7 +99,8 @@ impl Build {
 }
 
 /// The first WASI 0.3 interface (`wasi:*@0.3.x`, release candidates
-/// included) among `imports`: Larder serves WASI 0.2 so far.
+/// included) among `imports`: the adapter serves WASI 0.2 so far (vfs-host
+/// and `larder run` serve both).
 pub fn wasi_p3_import(imports: &[String]) -> Option<&str> {
     imports
         .iter()
@@ -342,8 +343,9 @@ fn compose_segment(
     let app_exports: Vec<String> = graph.types()[world].exports.keys().cloned().collect();
     if let Some(import) = wasi_p3_import(&imports) {
         bail!(
-            "WASI 0.3 components are not supported yet: {app_name} imports {import}; \
-             build it for WASI 0.2 (wasm32-wasip2) to compose it with Larder"
+            "WASI 0.3 components cannot be composed yet: {app_name} imports {import}; \
+             `larder run` runs it on Larder's filesystem, or build it for WASI 0.2 \
+             (wasm32-wasip2) to compose it"
         );
     }
     if !imports.iter().any(|i| i.starts_with("wasi:filesystem/")) {
