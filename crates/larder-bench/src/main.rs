@@ -10,6 +10,7 @@
 //! against bundle size. Writes target/bench/results.md and results.png.
 
 mod edge;
+mod p3;
 mod persist;
 mod remote;
 mod serve_http;
@@ -407,6 +408,11 @@ fn main() -> Result<()> {
         print!("{}", remote::section(&root, &wasm, repeats)?);
         return Ok(());
     }
+    // `BENCH_ONLY=p3 just bench`: only the WASI 0.3 rows.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("p3") {
+        print!("{}", p3::section(&root, repeats)?);
+        return Ok(());
+    }
     // `BENCH_ONLY=persist just bench`: only the composed-app persistence rows.
     if std::env::var("BENCH_ONLY").as_deref() == Ok("persist") {
         print!("{}", persist::section(&bench, &fsbench, repeats)?);
@@ -540,6 +546,9 @@ fn main() -> Result<()> {
             mib(*two)
         ));
     }
+
+    eprintln!("WASI 0.3...");
+    md.push_str(&p3::section(&root, repeats)?);
 
     eprintln!("start-up against bundle size...");
     let (rows, base) = startup(&bench, &fsbench, &out_dir, repeats)?;

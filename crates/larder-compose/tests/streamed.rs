@@ -13,7 +13,14 @@ use std::io::Write;
 fn app() -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
     let deps = concat!(env!("CARGO_MANIFEST_DIR"), "/../../wit/deps");
-    for file in ["io", "clocks", "filesystem", "random", "sockets", "cli"] {
+    for file in [
+        "io",
+        "clocks-0.2",
+        "filesystem-0.2",
+        "random",
+        "sockets",
+        "cli",
+    ] {
         resolve
             .push_file(format!("{deps}/{file}.wit"))
             .expect("Larder's WASI WIT");
