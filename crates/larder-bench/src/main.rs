@@ -494,14 +494,7 @@ fn main() -> Result<()> {
     for w in WORKLOADS {
         let time = |c: usize| median(samples[&(c, w.to_string())].clone());
         let base = time(0);
-        let u = units[w];
-        let fmt = |s: f64| {
-            if u > 100_000.0 {
-                format!("{:.1} ms ({:.0} MiB/s)", s * 1e3, mib(u / s))
-            } else {
-                format!("{:.2} ms ({:.1} µs/op)", s * 1e3, s * 1e6 / u)
-            }
-        };
+        let fmt = |s: f64| cell(s, units[w]);
         md.push_str(&format!(
             "| {w} | {} | {} | **{:.2}×** | {} | **{:.2}×** |\n",
             fmt(base),
@@ -613,6 +606,15 @@ fn main() -> Result<()> {
     eprintln!("wrote {}", out_dir.join("results.md").display());
     eprintln!("wrote {}", out_dir.join("results.png").display());
     Ok(())
+}
+
+/// A table cell for `secs` spent on `units` (bytes, or operations).
+fn cell(secs: f64, units: f64) -> String {
+    if units > 100_000.0 {
+        format!("{:.1} ms ({:.0} MiB/s)", secs * 1e3, mib(units / secs))
+    } else {
+        format!("{:.2} ms ({:.1} µs/op)", secs * 1e3, secs * 1e6 / units)
+    }
 }
 
 fn mib(bytes_per_s: f64) -> f64 {

@@ -4,7 +4,7 @@
 //! `larder run` (vfs-host's 0.3 filesystem), both CLI processes timing
 //! each workload inside the guest, interleaved, in the same run.
 
-use crate::{median, mib, results, scratch, WORKLOADS};
+use crate::{cell, median, results, scratch, WORKLOADS};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -54,14 +54,7 @@ pub fn section(root: &Path, repeats: usize) -> Result<String> {
     );
     for w in WORKLOADS {
         let time = |c: usize| median(samples[&(c, w.to_string())].clone());
-        let u = units[w];
-        let fmt = |s: f64| {
-            if u > 100_000.0 {
-                format!("{:.1} ms ({:.0} MiB/s)", s * 1e3, mib(u / s))
-            } else {
-                format!("{:.2} ms ({:.1} µs/op)", s * 1e3, s * 1e6 / u)
-            }
-        };
+        let fmt = |s: f64| cell(s, units[w]);
         md.push_str(&format!(
             "| {w} | {} | {} | **{:.2}×** |\n",
             fmt(time(0)),

@@ -34,49 +34,6 @@ impl From<wasmtime::Error> for FsError {
     }
 }
 
-pub fn code(e: E) -> wit::ErrorCode {
-    use wit::ErrorCode as W;
-    match e {
-        E::Access => W::Access,
-        E::WouldBlock => W::WouldBlock,
-        E::Already => W::Already,
-        E::BadDescriptor => W::BadDescriptor,
-        E::Busy => W::Busy,
-        E::Deadlock => W::Deadlock,
-        E::Quota => W::Quota,
-        E::Exist => W::Exist,
-        E::FileTooLarge => W::FileTooLarge,
-        E::IllegalByteSequence => W::IllegalByteSequence,
-        E::InProgress => W::InProgress,
-        E::Interrupted => W::Interrupted,
-        E::Invalid => W::Invalid,
-        E::Io => W::Io,
-        E::IsDirectory => W::IsDirectory,
-        E::Loop => W::Loop,
-        E::TooManyLinks => W::TooManyLinks,
-        E::MessageSize => W::MessageSize,
-        E::NameTooLong => W::NameTooLong,
-        E::NoDevice => W::NoDevice,
-        E::NoEntry => W::NoEntry,
-        E::NoLock => W::NoLock,
-        E::InsufficientMemory => W::InsufficientMemory,
-        E::InsufficientSpace => W::InsufficientSpace,
-        E::NotDirectory => W::NotDirectory,
-        E::NotEmpty => W::NotEmpty,
-        E::NotRecoverable => W::NotRecoverable,
-        E::Unsupported => W::Unsupported,
-        E::NoTty => W::NoTty,
-        E::NoSuchDevice => W::NoSuchDevice,
-        E::Overflow => W::Overflow,
-        E::NotPermitted => W::NotPermitted,
-        E::Pipe => W::Pipe,
-        E::ReadOnly => W::ReadOnly,
-        E::InvalidSeek => W::InvalidSeek,
-        E::TextFileBusy => W::TextFileBusy,
-        E::CrossDevice => W::CrossDevice,
-    }
-}
-
 pub fn descriptor_type(t: fs_core::DescriptorType) -> wit::DescriptorType {
     match t {
         fs_core::DescriptorType::Directory => wit::DescriptorType::Directory,
@@ -114,7 +71,7 @@ pub fn new_timestamp(t: wit::NewTimestamp) -> fs_core::NewTimestamp {
     }
 }
 
-crate::shared_conversions!();
+crate::shared_conversions!(would_block: wit::ErrorCode::WouldBlock);
 
 pub fn dir_entry(e: fs_core::DirEntry) -> wit::DirectoryEntry {
     wit::DirectoryEntry {
@@ -123,12 +80,59 @@ pub fn dir_entry(e: fs_core::DirEntry) -> wit::DirectoryEntry {
     }
 }
 
-/// The conversions whose WIT types WASI 0.2 and 0.3 spell alike (flags,
-/// advice, hashes), for the `wit` module in scope where it is invoked.
+/// The conversions whose WIT types WASI 0.2 and 0.3 spell alike (error
+/// codes, flags, advice, hashes), for the `wit` module in scope where it is
+/// invoked; `would_block` is fs-core's would-block in that version (0.3 has
+/// no such code).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! shared_conversions {
-    () => {
+    (would_block: $would_block:expr) => {
+        /// fs-core's error code as the WIT's.
+        pub fn code(e: fs_core::ErrorCode) -> wit::ErrorCode {
+            use fs_core::ErrorCode as E;
+            use wit::ErrorCode as W;
+            match e {
+                E::Access => W::Access,
+                E::WouldBlock => $would_block,
+                E::Already => W::Already,
+                E::BadDescriptor => W::BadDescriptor,
+                E::Busy => W::Busy,
+                E::Deadlock => W::Deadlock,
+                E::Quota => W::Quota,
+                E::Exist => W::Exist,
+                E::FileTooLarge => W::FileTooLarge,
+                E::IllegalByteSequence => W::IllegalByteSequence,
+                E::InProgress => W::InProgress,
+                E::Interrupted => W::Interrupted,
+                E::Invalid => W::Invalid,
+                E::Io => W::Io,
+                E::IsDirectory => W::IsDirectory,
+                E::Loop => W::Loop,
+                E::TooManyLinks => W::TooManyLinks,
+                E::MessageSize => W::MessageSize,
+                E::NameTooLong => W::NameTooLong,
+                E::NoDevice => W::NoDevice,
+                E::NoEntry => W::NoEntry,
+                E::NoLock => W::NoLock,
+                E::InsufficientMemory => W::InsufficientMemory,
+                E::InsufficientSpace => W::InsufficientSpace,
+                E::NotDirectory => W::NotDirectory,
+                E::NotEmpty => W::NotEmpty,
+                E::NotRecoverable => W::NotRecoverable,
+                E::Unsupported => W::Unsupported,
+                E::NoTty => W::NoTty,
+                E::NoSuchDevice => W::NoSuchDevice,
+                E::Overflow => W::Overflow,
+                E::NotPermitted => W::NotPermitted,
+                E::Pipe => W::Pipe,
+                E::ReadOnly => W::ReadOnly,
+                E::InvalidSeek => W::InvalidSeek,
+                E::TextFileBusy => W::TextFileBusy,
+                E::CrossDevice => W::CrossDevice,
+            }
+        }
+
         /// WIT descriptor flags and fs-core's, member by member.
         fn descriptor_flag_pairs() -> [(wit::DescriptorFlags, fs_core::DescriptorFlags); 6] {
             use fs_core::DescriptorFlags as D;

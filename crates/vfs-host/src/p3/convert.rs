@@ -7,50 +7,6 @@ use super::bindings::wasi::filesystem0_3_0::types as wit;
 use fs_core::ErrorCode as E;
 use wasmtime_wasi::p3::bindings::clocks::system_clock::Instant;
 
-pub fn code(e: E) -> wit::ErrorCode {
-    use wit::ErrorCode as W;
-    match e {
-        E::Access => W::Access,
-        // 0.3 has no would-block: nothing in the filesystem waits that way.
-        E::WouldBlock => W::Other(Some("would block".into())),
-        E::Already => W::Already,
-        E::BadDescriptor => W::BadDescriptor,
-        E::Busy => W::Busy,
-        E::Deadlock => W::Deadlock,
-        E::Quota => W::Quota,
-        E::Exist => W::Exist,
-        E::FileTooLarge => W::FileTooLarge,
-        E::IllegalByteSequence => W::IllegalByteSequence,
-        E::InProgress => W::InProgress,
-        E::Interrupted => W::Interrupted,
-        E::Invalid => W::Invalid,
-        E::Io => W::Io,
-        E::IsDirectory => W::IsDirectory,
-        E::Loop => W::Loop,
-        E::TooManyLinks => W::TooManyLinks,
-        E::MessageSize => W::MessageSize,
-        E::NameTooLong => W::NameTooLong,
-        E::NoDevice => W::NoDevice,
-        E::NoEntry => W::NoEntry,
-        E::NoLock => W::NoLock,
-        E::InsufficientMemory => W::InsufficientMemory,
-        E::InsufficientSpace => W::InsufficientSpace,
-        E::NotDirectory => W::NotDirectory,
-        E::NotEmpty => W::NotEmpty,
-        E::NotRecoverable => W::NotRecoverable,
-        E::Unsupported => W::Unsupported,
-        E::NoTty => W::NoTty,
-        E::NoSuchDevice => W::NoSuchDevice,
-        E::Overflow => W::Overflow,
-        E::NotPermitted => W::NotPermitted,
-        E::Pipe => W::Pipe,
-        E::ReadOnly => W::ReadOnly,
-        E::InvalidSeek => W::InvalidSeek,
-        E::TextFileBusy => W::TextFileBusy,
-        E::CrossDevice => W::CrossDevice,
-    }
-}
-
 pub fn descriptor_type(t: fs_core::DescriptorType) -> wit::DescriptorType {
     match t {
         fs_core::DescriptorType::Directory => wit::DescriptorType::Directory,
@@ -89,7 +45,8 @@ pub fn new_timestamp(t: wit::NewTimestamp) -> Result<fs_core::NewTimestamp, E> {
     })
 }
 
-crate::shared_conversions!();
+// 0.3 has no would-block: nothing in the filesystem waits that way.
+crate::shared_conversions!(would_block: wit::ErrorCode::Other(Some("would block".into())));
 
 pub fn dir_entry(e: fs_core::DirEntry) -> wit::DirectoryEntry {
     wit::DirectoryEntry {
