@@ -57,12 +57,13 @@ impl WasiHttpView for Host {
     }
 }
 
-/// WASI 0.2 and 0.3 with Larder's filesystem, plus `wasi:http` 0.2 (as
+/// WASI 0.2 and 0.3 with Larder's filesystem, plus `wasi:http` (as
 /// `wasmtime run -S http` and `wasmtime serve` give it).
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     vfs_host::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

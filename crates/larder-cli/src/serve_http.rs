@@ -1,7 +1,11 @@
 //! `larder serve-http`: `wasmtime serve` for HTTP handlers whose files live
-//! in one shared Larder filesystem. Each request gets a fresh instance (as
-//! under `wasmtime serve`); every instance, concurrent or later, sees the
-//! same files, which outlive the requests and, with --store, the process.
+//! in one shared Larder filesystem. Each request gets a fresh instance;
+//! every instance, concurrent or later, sees the same files, which outlive
+//! the requests and, with --store, the process. WASI 0.2 handlers
+//! (`wasi:http/incoming-handler`) are called directly; WASI 0.3 ones
+//! (`wasi:http/handler`, async) through wasmtime-wasi-http's
+//! `ProxyHandler`, whose worker keeps the instance's event loop running
+//! while the response body streams.
 
 use crate::host::Host;
 use crate::run::{parse_env, EnvVar};
@@ -12,24 +16,35 @@ use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use std::time::Instant;
 use vfs_host::Vfs;
 use wasmtime::Store;
 use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
+};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::WasiHttpView;
 
 #[derive(clap::Args)]
 pub struct ServeHttpArgs {
     /// The HTTP handler: a component exporting
-    /// wasi:http/incoming-handler@0.2.x (the wasi:http/proxy world).
+    /// wasi:http/incoming-handler@0.2.x (the wasi:http/proxy world) or
+    /// wasi:http/handler@0.3.x (the service world).
     app: PathBuf,
     /// Address to listen on (as `wasmtime serve --addr`).
     #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR:PORT")]
@@ -48,10 +63,24 @@ fn usage(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 /// What every request's instance is made from.
-struct Service {
-    pre: ProxyPre<Host>,
+struct Instances {
+    pre: wasmtime::component::InstancePre<Host>,
     vfs: Arc<Vfs>,
     env: Vec<(String, String)>,
+}
+
+impl Instances {
+    fn store(&self) -> Store<Host> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdio().envs(&self.env);
+        Store::new(self.pre.engine(), Host::new(wasi.build(), self.vfs.clone()))
+    }
+}
+
+/// The handler, by WASI version.
+enum Service {
+    P2(Instances, ProxyPre<Host>),
+    P3(ProxyHandler<Instances>),
 }
 
 pub fn main(args: ServeHttpArgs) -> ExitCode {
@@ -59,14 +88,17 @@ pub fn main(args: ServeHttpArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(e) => return usage(e),
     };
-    let handles = component
-        .component_type()
-        .exports(&engine)
-        .any(|(name, _)| name.starts_with("wasi:http/incoming-handler@0.2"));
-    if !handles {
+    let exports = |prefix: &str| {
+        component
+            .component_type()
+            .exports(&engine)
+            .any(|(name, _)| name.starts_with(prefix))
+    };
+    let p3 = exports("wasi:http/handler@0.3");
+    if !p3 && !exports("wasi:http/incoming-handler@0.2") {
         return usage(format_args!(
-            "{} does not export wasi:http/incoming-handler@0.2.x, so it is not an HTTP \
-             handler (the wasi:http/proxy world); run command components with `larder run`",
+            "{} exports neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.x, \
+             so it is not an HTTP handler; run command components with `larder run`",
             args.app.display()
         ));
     }
@@ -74,27 +106,37 @@ pub fn main(args: ServeHttpArgs) -> ExitCode {
         Ok(vfs) => vfs,
         Err(e) => return usage(e),
     };
-    let pre = crate::host::linker(&engine)
-        .and_then(|l| l.instantiate_pre(&component))
-        .and_then(ProxyPre::new);
-    let pre = match pre {
-        Ok(pre) => pre,
-        Err(e) => {
-            return usage(format_args!(
-                "{} cannot be served: {e:#}",
-                args.app.display()
-            ))
-        }
+    let cannot = |e: wasmtime::Error| {
+        usage(format_args!(
+            "{} cannot be served: {e:#}",
+            args.app.display()
+        ))
     };
-    let service = Arc::new(Service {
-        pre,
+    let pre = match crate::host::linker(&engine).and_then(|l| l.instantiate_pre(&component)) {
+        Ok(pre) => pre,
+        Err(e) => return cannot(e),
+    };
+    let instances = Instances {
+        pre: pre.clone(),
         vfs: vfs.clone(),
         env: args
             .env
             .into_iter()
             .filter_map(|EnvVar(k, v)| Some((k, v?)))
             .collect(),
-    });
+    };
+    let service = if p3 {
+        match ServicePre::new(pre) {
+            Ok(_) => Service::P3(ProxyHandler::new(instances)),
+            Err(e) => return cannot(e),
+        }
+    } else {
+        match ProxyPre::new(pre) {
+            Ok(proxy) => Service::P2(instances, proxy),
+            Err(e) => return cannot(e),
+        }
+    };
+    let service = Arc::new(service);
     let runtime = match crate::host::runtime(1) {
         Ok(r) => r,
         Err(e) => return usage(format_args!("cannot start: {e}")),
@@ -184,7 +226,21 @@ impl Service {
         &self,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> hyper::Response<HyperOutgoingBody> {
-        match self.instance_handles(req).await {
+        let answered = match self {
+            Service::P2(instances, pre) => instances.p2_handles(pre, req).await,
+            Service::P3(handler) => {
+                let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
+                let sent = Arc::new(Sent::default());
+                match handler.handle(sent.clone(), req).await {
+                    Ok(resp) => Ok(resp.map(|body| Tracked { body, sent }.boxed_unsync())),
+                    Err(e) => {
+                        sent.finish();
+                        Err(e)
+                    }
+                }
+            }
+        };
+        match answered {
             Ok(resp) => resp,
             Err(e) => {
                 eprintln!("larder serve-http: {e:?}");
@@ -197,21 +253,22 @@ impl Service {
             }
         }
     }
+}
 
-    async fn instance_handles(
+impl Instances {
+    async fn p2_handles(
         &self,
+        pre: &ProxyPre<Host>,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> wasmtime::Result<hyper::Response<HyperOutgoingBody>> {
-        let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdio().envs(&self.env);
-        let mut store = Store::new(self.pre.engine(), Host::new(wasi.build(), self.vfs.clone()));
+        let mut store = self.store();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()
             .http()
             .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(tx)?;
-        let pre = self.pre.clone();
+        let pre = pre.clone();
         // On a task of its own: the handler may go on (streaming the body)
         // after it has set the response.
         let task = tokio::spawn(async move {
@@ -232,6 +289,164 @@ impl Service {
                 Ok(Err(e)) => Err(e.context("the handler failed")),
                 Err(e) => Err(wasmtime::format_err!("the handler's task failed: {e}")),
             },
+        }
+    }
+}
+
+/// WASI 0.3 handlers: a fresh instance per request, as for 0.2 (the
+/// filesystem is shared either way; instances are not reused, so no
+/// request sees another's memory).
+impl HandlerState for Instances {
+    type StoreData = Host;
+    type WorkerExpiration = WhenIdle;
+    type WorkerState = OneRequest;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<Host, WhenIdle, OneRequest>> {
+        let mut store = self.store();
+        let pre = ServicePre::new(self.pre.clone())?;
+        let proxy = Proxy::P3(pre.instantiate_async(&mut store).await?);
+        let request = Arc::new(Mutex::new(None));
+        Ok(Instance {
+            store,
+            proxy,
+            view: <Host as WasiHttpView>::http,
+            expiration: WhenIdle {
+                request: request.clone(),
+                unused: None,
+            },
+            state: OneRequest { request },
+        })
+    }
+}
+
+/// Whether a 0.3 response has been sent: its body may stream from the
+/// instance (a file's `read-via-stream`, say) after the handler returned,
+/// so the instance lives until hyper is done with the body.
+#[derive(Default)]
+struct Sent(Mutex<(bool, Option<std::task::Waker>)>);
+
+impl Sent {
+    fn finish(&self) {
+        let mut s = self.0.lock().unwrap();
+        s.0 = true;
+        if let Some(w) = s.1.take() {
+            w.wake();
+        }
+    }
+
+    fn poll(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut s = self.0.lock().unwrap();
+        if s.0 {
+            Poll::Ready(())
+        } else {
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+/// A response body that says when hyper is done with it (sent, or the
+/// client went away).
+struct Tracked {
+    body: HyperOutgoingBody,
+    sent: Arc<Sent>,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.sent.finish();
+    }
+}
+
+/// The request a worker took, shared with its expiration.
+type Taken = Arc<Mutex<Option<Arc<Sent>>>>;
+
+/// A worker takes one request.
+struct OneRequest {
+    request: Taken,
+}
+
+impl WorkerState for OneRequest {
+    type StoreData = Host;
+    type RequestData = Arc<Sent>;
+
+    /// `No` rather than `Never` after the first: a worker told `Never`
+    /// ends (dropping its store) as soon as the handler has answered, but
+    /// the body may still be streaming out of the store's event loop; it
+    /// ends when its expiration says the body is sent.
+    fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
+        if total == 0 {
+            ShouldAccept::Yes
+        } else {
+            ShouldAccept::No
+        }
+    }
+
+    /// No deadline, as for 0.2 (see README's Limits).
+    fn on_request_start(
+        &self,
+        _: wasmtime::StoreContextMut<'_, Host>,
+        sent: Arc<Sent>,
+        _: wasmtime::component::TaskGroupId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        *self.request.lock().unwrap() = Some(sent);
+        Box::pin(std::future::pending())
+    }
+
+    fn drop(&self, store: Store<Host>, result: wasmtime::Result<()>) {
+        if let Err(e) = result {
+            eprintln!("larder serve-http: {e:?}");
+        }
+        drop(store);
+    }
+}
+
+/// A worker ends once it is idle and the request it took has been
+/// answered and its body sent; one that never got a request, after a
+/// while.
+struct WhenIdle {
+    request: Taken,
+    unused: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WorkerExpiration for WhenIdle {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        state: WorkerStatus,
+        _start: Instant,
+    ) -> Poll<()> {
+        if state != WorkerStatus::Idle {
+            return Poll::Pending;
+        }
+        let taken = self.request.lock().unwrap().clone();
+        match taken {
+            Some(sent) => sent.poll(cx),
+            None => self
+                .unused
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_secs(10))))
+                .as_mut()
+                .poll(cx),
         }
     }
 }
