@@ -126,8 +126,9 @@ fn advice(a: Advice) -> fs_core::Advice {
     }
 }
 
-/// Largest buffer `read` allocates in one call.
-const MAX_READ: u64 = 64 << 20;
+/// Largest buffer `read` allocates in one call (a short read; the caller
+/// asks again), as for streams (`fs_core::stream::MAX_STREAM_READ`).
+const MAX_READ: u64 = 1 << 20;
 
 impl wit::Guest for Adapter {
     type Descriptor = Descriptor;

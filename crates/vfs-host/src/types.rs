@@ -15,8 +15,9 @@ use wasmtime_wasi::p2::bindings::io::streams::{
     Error as StreamErrorResource, InputStream, OutputStream,
 };
 
-/// Largest buffer `read` allocates in one call.
-const MAX_READ: u64 = 64 << 20;
+/// Largest buffer `read` allocates in one call (a short read; the caller
+/// asks again), as for streams (`fs_core::stream::MAX_STREAM_READ`).
+const MAX_READ: u64 = 1 << 20;
 
 impl wit::Host for Ctx<'_> {
     fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<wit::ErrorCode> {

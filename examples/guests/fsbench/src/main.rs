@@ -5,7 +5,8 @@
 //! Workloads: seq-write (100 MiB in 1 MiB writes, then fsync), seq-read,
 //! rand-read and rand-write (4096 x 4 KiB at random offsets of that file),
 //! create (1000 files of 1 KiB), stat, read-small, unlink; and, run only
-//! when named, fsync-1m (20 files of 1 MiB, each written and fsync'd).
+//! when named, fsync-1m (20 files of 1 MiB, each written and fsync'd) and
+//! seq-read-16m (seq-read with a 16 MiB buffer).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -62,9 +63,9 @@ fn main() {
                 f.sync_all().expect("fsync");
                 BIG
             }
-            "seq-read" => {
+            "seq-read" | "seq-read-16m" => {
                 let mut f = File::open(&big).expect("open big (run seq-write first)");
-                let mut buf = vec![0u8; CHUNK];
+                let mut buf = vec![0u8; if w == "seq-read" { CHUNK } else { 16 * CHUNK }];
                 let mut total = 0;
                 loop {
                     let n = f.read(&mut buf).expect("read");
