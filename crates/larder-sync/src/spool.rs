@@ -77,6 +77,8 @@ impl Spool {
     }
 
     fn push(&mut self, piece: Piece) {
+        let (Piece::Keep(r) | Piece::New(r)) = &piece;
+        self.at = r.end;
         match (self.pieces.last_mut(), &piece) {
             (Some(Piece::New(last)), Piece::New(r)) | (Some(Piece::Keep(last)), Piece::Keep(r))
                 if last.end == r.start =>
@@ -85,8 +87,6 @@ impl Spool {
             }
             _ => self.pieces.push(piece),
         }
-        let (Piece::Keep(r) | Piece::New(r)) = self.pieces.last().unwrap();
-        self.at = r.end;
     }
 
     /// Bytes `range` stay as they are in the object's current version.
