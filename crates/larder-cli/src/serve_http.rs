@@ -80,7 +80,7 @@ impl Instances {
 /// The handler, by WASI version.
 enum Service {
     P2(Instances, ProxyPre<Host>),
-    P3(ProxyHandler<Instances>),
+    P3(ProxyHandler<Services>),
 }
 
 pub fn main(args: ServeHttpArgs) -> ExitCode {
@@ -127,7 +127,7 @@ pub fn main(args: ServeHttpArgs) -> ExitCode {
     };
     let service = if p3 {
         match ServicePre::new(pre) {
-            Ok(_) => Service::P3(ProxyHandler::new(instances)),
+            Ok(service) => Service::P3(ProxyHandler::new(Services { instances, service })),
             Err(e) => return cannot(e),
         }
     } else {
@@ -293,18 +293,23 @@ impl Instances {
     }
 }
 
+/// A WASI 0.3 handler's instances, its exports checked once.
+struct Services {
+    instances: Instances,
+    service: ServicePre<Host>,
+}
+
 /// WASI 0.3 handlers: a fresh instance per request, as for 0.2 (the
 /// filesystem is shared either way; instances are not reused, so no
 /// request sees another's memory).
-impl HandlerState for Instances {
+impl HandlerState for Services {
     type StoreData = Host;
     type WorkerExpiration = WhenIdle;
     type WorkerState = OneRequest;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<Host, WhenIdle, OneRequest>> {
-        let mut store = self.store();
-        let pre = ServicePre::new(self.pre.clone())?;
-        let proxy = Proxy::P3(pre.instantiate_async(&mut store).await?);
+        let mut store = self.instances.store();
+        let proxy = Proxy::P3(self.service.instantiate_async(&mut store).await?);
         let request = Arc::new(Mutex::new(None));
         Ok(Instance {
             store,

@@ -127,8 +127,8 @@ fn advice(a: Advice) -> fs_core::Advice {
 }
 
 /// Largest buffer `read` allocates in one call (a short read; the caller
-/// asks again), as for streams (`fs_core::stream::MAX_STREAM_READ`).
-const MAX_READ: u64 = 1 << 20;
+/// asks again): the streams' cap.
+const MAX_READ: u64 = fs_core::stream::MAX_STREAM_READ as u64;
 
 impl wit::Guest for Adapter {
     type Descriptor = Descriptor;

@@ -16,8 +16,8 @@ use wasmtime_wasi::p2::bindings::io::streams::{
 };
 
 /// Largest buffer `read` allocates in one call (a short read; the caller
-/// asks again), as for streams (`fs_core::stream::MAX_STREAM_READ`).
-const MAX_READ: u64 = 1 << 20;
+/// asks again): the streams' cap.
+const MAX_READ: u64 = fs_core::stream::MAX_STREAM_READ as u64;
 
 impl wit::Host for Ctx<'_> {
     fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<wit::ErrorCode> {

@@ -78,6 +78,23 @@ where
     store.with(|mut access| f(&mut access.get()))
 }
 
+/// Runs `f` on the descriptor `fd`, a call that may wait on the store.
+async fn on_fd<U, R>(
+    store: &Accessor<U, HasVfs>,
+    fd: &Resource<Descriptor>,
+    f: impl FnOnce(&Descriptor) -> fs_core::Result<R> + Send,
+) -> FsResult<R>
+where
+    U: 'static,
+    R: Send,
+{
+    with(store, |ctx| {
+        let d = ctx.fd(fd)?;
+        Ok(ctx.waits(|| f(d))?)
+    })
+    .await
+}
+
 impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
     fn read_via_stream(
         mut store: Access<'_, U, Self>,
@@ -158,11 +175,7 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
     }
 
     async fn sync_data(store: &Accessor<U, Self>, fd: Resource<Descriptor>) -> FsResult<()> {
-        with(store, |ctx| {
-            let d = ctx.fd(&fd)?;
-            Ok(ctx.waits(|| d.sync_data())?)
-        })
-        .await
+        on_fd(store, &fd, |d| d.sync_data()).await
     }
 
     async fn get_flags(
@@ -187,11 +200,7 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
         fd: Resource<Descriptor>,
         size: Filesize,
     ) -> FsResult<()> {
-        with(store, |ctx| {
-            let d = ctx.fd(&fd)?;
-            Ok(ctx.waits(|| d.set_size(size))?)
-        })
-        .await
+        on_fd(store, &fd, |d| d.set_size(size)).await
     }
 
     async fn set_times(
@@ -200,20 +209,12 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
         atim: NewTimestamp,
         mtim: NewTimestamp,
     ) -> FsResult<()> {
-        with(store, |ctx| {
-            let d = ctx.fd(&fd)?;
-            let (atim, mtim) = (c::new_timestamp(atim)?, c::new_timestamp(mtim)?);
-            Ok(ctx.waits(|| d.set_times(atim, mtim))?)
-        })
-        .await
+        let (atim, mtim) = (c::new_timestamp(atim)?, c::new_timestamp(mtim)?);
+        on_fd(store, &fd, |d| d.set_times(atim, mtim)).await
     }
 
     async fn sync(store: &Accessor<U, Self>, fd: Resource<Descriptor>) -> FsResult<()> {
-        with(store, |ctx| {
-            let d = ctx.fd(&fd)?;
-            Ok(ctx.waits(|| d.sync())?)
-        })
-        .await
+        on_fd(store, &fd, |d| d.sync()).await
     }
 
     async fn create_directory_at(
@@ -221,11 +222,7 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
         fd: Resource<Descriptor>,
         path: String,
     ) -> FsResult<()> {
-        with(store, |ctx| {
-            let d = ctx.fd(&fd)?;
-            Ok(ctx.waits(|| d.create_directory_at(&path))?)
-        })
-        .await
+        on_fd(store, &fd, |d| d.create_directory_at(&path)).await
     }
 
     async fn stat(store: &Accessor<U, Self>, fd: Resource<Descriptor>) -> FsResult<DescriptorStat> {
@@ -252,10 +249,9 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
         atim: NewTimestamp,
         mtim: NewTimestamp,
     ) -> FsResult<()> {
-        with(store, |ctx| {
-            let d = ctx.fd(&fd)?;
-            let (atim, mtim) = (c::new_timestamp(atim)?, c::new_timestamp(mtim)?);
-            Ok(ctx.waits(|| d.set_times_at(c::path_flags(flags), &path, atim, mtim))?)
+        let (atim, mtim) = (c::new_timestamp(atim)?, c::new_timestamp(mtim)?);
+        on_fd(store, &fd, |d| {
+            d.set_times_at(c::path_flags(flags), &path, atim, mtim)
         })
         .await
     }
@@ -307,11 +303,7 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
         fd: Resource<Descriptor>,
         path: String,
     ) -> FsResult<()> {
-        with(store, |ctx| {
-            let d = ctx.fd(&fd)?;
-            Ok(ctx.waits(|| d.remove_directory_at(&path))?)
-        })
-        .await
+        on_fd(store, &fd, |d| d.remove_directory_at(&path)).await
     }
 
     async fn rename_at(
@@ -334,11 +326,7 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
         target: String,
         path: String,
     ) -> FsResult<()> {
-        with(store, |ctx| {
-            let d = ctx.fd(&fd)?;
-            Ok(ctx.waits(|| d.symlink_at(&target, &path))?)
-        })
-        .await
+        on_fd(store, &fd, |d| d.symlink_at(&target, &path)).await
     }
 
     async fn unlink_file_at(
@@ -346,11 +334,7 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
         fd: Resource<Descriptor>,
         path: String,
     ) -> FsResult<()> {
-        with(store, |ctx| {
-            let d = ctx.fd(&fd)?;
-            Ok(ctx.waits(|| d.unlink_file_at(&path))?)
-        })
-        .await
+        on_fd(store, &fd, |d| d.unlink_file_at(&path)).await
     }
 
     async fn is_same_object(
