@@ -240,6 +240,12 @@ fuzz-9p secs="60":
     cd crates/larder-9p/fuzz && mkdir -p corpus/decode && cp -n regressions/decode/* corpus/decode/ && \
       RUSTC_BOOTSTRAP=1 cargo fuzz run -O decode corpus/decode -- -max_total_time={{secs}}
 
+# Fuzz the sync engine's index decoder for SECS seconds; needs cargo-fuzz.
+fuzz-index secs="60":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cd crates/larder-sync/fuzz && mkdir -p corpus/index && \
+      RUSTC_BOOTSTRAP=1 cargo fuzz run -O index corpus/index -- -max_total_time={{secs}}
+
 # Fuzz one target (image | ops) for SECS seconds; needs cargo-fuzz.
 fuzz target="ops" secs="60":
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

@@ -13,6 +13,7 @@ mod edge;
 mod p3;
 mod persist;
 mod remote;
+mod scale;
 mod serve_http;
 mod sync;
 
@@ -380,6 +381,12 @@ fn main() -> Result<()> {
         print!("{}", serve_http_section(&root, repeats)?);
         return Ok(());
     }
+    // `BENCH_ONLY=scale just bench`: only the start-up-at-scale rows
+    // (`BENCH_SCALE=1000,10000` for fewer sizes).
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("scale") {
+        print!("{}", scale::section(&root)?);
+        return Ok(());
+    }
     // `BENCH_ONLY=sync just bench`: only the sync engine's rows.
     if std::env::var("BENCH_ONLY").as_deref() == Ok("sync") {
         print!("{}", sync_section(&root, repeats)?);
@@ -607,6 +614,8 @@ fn main() -> Result<()> {
     md.push_str(&serve_http_section(&root, repeats)?);
     eprintln!("sync engine...");
     md.push_str(&sync_section(&root, repeats)?);
+    eprintln!("start-up at scale (S3)...");
+    md.push_str(&scale::section(&root)?);
     eprintln!("persistence of composed apps...");
     md.push_str(&persist::section(&bench, &fsbench, repeats)?);
     eprintln!("persistence of composed apps in S3, through the CLIs...");

@@ -2,8 +2,8 @@
 //! local-directory and S3 stores through the same outages.
 
 use crate::store::{
-    Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Piece, Progress, Result, Source,
-    StoreError,
+    Cond, ErrorKind, Listed, Metadata, ObjectInfo, ObjectStore, Part, Piece, Progress, Result,
+    Source, StoreError,
 };
 use std::ops::{Deref, Range};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -100,6 +100,17 @@ impl<S: ObjectStore> ObjectStore for Faulty<S> {
     fn list_reporting(&self, prefix: &str, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
         self.gate()?;
         self.inner.list_reporting(prefix, progress)
+    }
+    fn lists_metadata(&self) -> bool {
+        self.inner.lists_metadata()
+    }
+    fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.gate()?;
+        self.inner.list_keys(prefix)
+    }
+    fn head_many(&self, keys: Vec<String>, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        self.gate()?;
+        self.inner.head_many(keys, progress)
     }
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         self.gate()?;

@@ -11,6 +11,7 @@
 //!   close or every change, go through it.
 
 mod faulty;
+pub mod index;
 mod lazy;
 // A host directory, with Unix modes and owners.
 #[cfg(unix)]
@@ -32,4 +33,4 @@ pub use local::LocalDir;
 pub use mem::MemStore;
 pub use mirror::{Mirror, MirrorHook, Pulled, Report, Status, SyncError, SyncMode};
 pub use retry::{Retry, Retrying};
-pub use store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Progress, StoreError};
+pub use store::{Cond, ErrorKind, Listed, Metadata, ObjectInfo, ObjectStore, Progress, StoreError};

@@ -1,7 +1,9 @@
 //! An object store in memory: what the mirror's tests run against beside
 //! the real stores (faults come from wrapping it in [`crate::Faulty`]).
 
-use crate::store::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Result, StoreError};
+use crate::store::{
+    Cond, ErrorKind, Listed, Metadata, ObjectInfo, ObjectStore, Part, Progress, Result, StoreError,
+};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,6 +14,8 @@ struct Object {
     body: Arc<Vec<u8>>,
     meta: Metadata,
     etag: String,
+    /// The write that made it, in order: its listed modification time.
+    seq: u64,
 }
 
 /// Counters of what the store was asked to do.
@@ -23,6 +27,9 @@ pub struct Traffic {
     pub deletes: u64,
     pub gets: u64,
     pub get_bytes: u64,
+    pub heads: u64,
+    /// Listings (each counted as one request, whatever its length).
+    pub lists: u64,
 }
 
 #[derive(Default)]
@@ -32,6 +39,8 @@ pub struct MemStore {
     traffic: Mutex<Traffic>,
     /// Behave like a store without conditional writes.
     no_conditions: AtomicBool,
+    /// Behave like S3: listings without metadata (a HEAD each for it).
+    bare_listings: AtomicBool,
 }
 
 impl MemStore {
@@ -41,6 +50,13 @@ impl MemStore {
 
     pub fn set_conditions(&self, enforced: bool) {
         self.no_conditions.store(!enforced, Ordering::SeqCst);
+    }
+
+    /// Listings without metadata, as S3's are, so the mirror keeps an
+    /// index. Listed times come from a clock that moves 10 s per write,
+    /// so they order writes without a test waiting.
+    pub fn set_bare_listings(&self, on: bool) {
+        self.bare_listings.store(on, Ordering::SeqCst);
     }
 
     pub fn traffic(&self) -> Traffic {
@@ -68,8 +84,10 @@ impl MemStore {
         }
     }
 
-    fn etag(&self) -> String {
-        format!("\"m{}\"", self.next_etag.fetch_add(1, Ordering::SeqCst))
+    /// A new object's ETag and write sequence.
+    fn etag(&self) -> (String, u64) {
+        let n = self.next_etag.fetch_add(1, Ordering::SeqCst);
+        (format!("\"m{n}\""), n)
     }
 
     fn info(key: &str, o: &Object) -> ObjectInfo {
@@ -84,6 +102,7 @@ impl MemStore {
 
 impl ObjectStore for MemStore {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.traffic.lock().unwrap().lists += 1;
         let objects = self.objects.lock().unwrap();
         Ok(objects
             .range(prefix.to_string()..)
@@ -92,7 +111,39 @@ impl ObjectStore for MemStore {
             .collect())
     }
 
+    fn list_reporting(&self, prefix: &str, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        if !self.lists_metadata() {
+            let keys = self.list_keys(prefix)?.into_iter().map(|l| l.key);
+            return self.head_many(keys.collect(), progress);
+        }
+        let all = self.list(prefix)?;
+        progress(all.len() as u64, all.len() as u64);
+        Ok(all)
+    }
+
+    fn lists_metadata(&self) -> bool {
+        !self.bare_listings.load(Ordering::SeqCst)
+    }
+
+    fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.traffic.lock().unwrap().lists += 1;
+        let objects = self.objects.lock().unwrap();
+        Ok(objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, o)| Listed {
+                key: k.clone(),
+                size: o.body.len() as u64,
+                etag: o.etag.clone(),
+                modified: Some(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(10 * o.seq + 1_000),
+                ),
+            })
+            .collect())
+    }
+
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        self.traffic.lock().unwrap().heads += 1;
         Ok(self
             .objects
             .lock()
@@ -123,13 +174,14 @@ impl ObjectStore for MemStore {
     fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String> {
         let mut objects = self.objects.lock().unwrap();
         self.check(objects.get(key), cond)?;
-        let etag = self.etag();
+        let (etag, seq) = self.etag();
         objects.insert(
             key.to_string(),
             Object {
                 body: Arc::new(body.to_vec()),
                 meta: meta.clone(),
                 etag: etag.clone(),
+                seq,
             },
         );
         let mut t = self.traffic.lock().unwrap();
@@ -158,13 +210,14 @@ impl ObjectStore for MemStore {
                 }
             }
         }
-        let etag = self.etag();
+        let (etag, seq) = self.etag();
         objects.insert(
             key.to_string(),
             Object {
                 body: Arc::new(body),
                 meta: meta.clone(),
                 etag: etag.clone(),
+                seq,
             },
         );
         let mut t = self.traffic.lock().unwrap();
@@ -181,13 +234,14 @@ impl ObjectStore for MemStore {
             .body
             .clone();
         self.check(objects.get(to), cond)?;
-        let etag = self.etag();
+        let (etag, seq) = self.etag();
         objects.insert(
             to.to_string(),
             Object {
                 body,
                 meta: meta.clone(),
                 etag: etag.clone(),
+                seq,
             },
         );
         self.traffic.lock().unwrap().copies += 1;

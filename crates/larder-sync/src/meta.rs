@@ -27,6 +27,10 @@ pub fn encode(mode: u32, uid: u32, gid: u32, mtime_secs: u64, mtime_nanos: u32) 
     m
 }
 
+pub fn encode_attrs(a: &Attrs) -> Metadata {
+    encode(a.mode, a.uid, a.gid, a.mtime_secs, a.mtime_nanos)
+}
+
 /// What `meta` says, with defaults for what other tools leave out: a
 /// regular file 0644 (a `dir/` key is a directory whatever its mode says),
 /// owner 0, mtime 0.
@@ -72,11 +76,16 @@ pub fn object_key(prefix: &str, path: &str, kind: Kind) -> String {
 
 /// The path (relative, past `prefix`) and kind of object `o`, as every
 /// view of a store sees it (a restore, a poll, `larder ls`, `larder
-/// export`). A key that cannot be a path here (`a//b`, a `.` or `..`
+/// export`). `.larder` and what is under it are Larder's own (the index):
+/// `None`. A key that cannot be a path here (`a//b`, a `.` or `..`
 /// component, a name over 255 bytes) is `None`, with a warning naming it,
 /// so all of them skip the same objects alike.
 pub fn object_path<'a>(prefix: &str, o: &'a ObjectInfo) -> Option<(&'a str, Kind)> {
     let rel = o.key.strip_prefix(prefix)?;
+    // Larder's own index, not a file of the tree.
+    if crate::index::reserved(rel.trim_end_matches('/')) {
+        return None;
+    }
     let mode = decode(&o.meta).mode;
     let (path, kind) = match rel.strip_suffix('/') {
         Some(p) => (p, Kind::Dir),
@@ -99,7 +108,7 @@ pub fn object_path<'a>(prefix: &str, o: &'a ObjectInfo) -> Option<(&'a str, Kind
 
 /// A key (past the prefix) that names a path: components neither empty
 /// nor `.`/`..`, at most 255 bytes each, no NUL.
-fn valid_path(path: &str) -> bool {
+pub(crate) fn valid_path(path: &str) -> bool {
     !path.ends_with('/')
         && crate::store::is_relative_key(path)
         && path.split('/').all(|c| c.len() <= 255)

@@ -13,7 +13,15 @@
 //! A restore builds the tree from the listing and leaves file contents in
 //! the store, fetched as reads reach them (see `lazy`); `poll` (in `pull`)
 //! applies other writers' changes while the local copy is clean.
+//!
+//! Where listings lack metadata (S3), the mirror keeps an index of what it
+//! stored (see `crate::index`) beside the objects: a restore trusts it for
+//! every object the listing shows unchanged and asks the store only about
+//! the rest. It is rewritten after a sync once enough has changed, and at
+//! [`Mirror::settle`]; a stale or unusable one costs requests, never
+//! correctness.
 
+use crate::index;
 use crate::lazy::StoreSource;
 use crate::meta::{self, Kind, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::plan::{self, Op, Version};
@@ -25,11 +33,12 @@ use fs_core::{
     DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
     PathFlags as PF, Stat, SyncHook, Timestamp,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+mod indexed;
 mod pull;
 pub use pull::Pulled;
 
@@ -166,7 +175,26 @@ struct State {
     unsure: BTreeMap<String, Unsure>,
     /// When the last sync failed, if the last one did.
     failed_at: Option<Instant>,
+    index: IndexState,
 }
+
+/// The store's index as this mirror knows it (stores whose listings lack
+/// metadata only).
+#[derive(Default)]
+struct IndexState {
+    /// Its ETag when this mirror last read or wrote it.
+    etag: Option<String>,
+    /// Paths written or deleted since.
+    touched: BTreeSet<String>,
+    /// Missing, unusable or out of date at restore: rewritten at the next
+    /// sync.
+    stale: bool,
+}
+
+/// After a sync, the index is rewritten once this many paths changed
+/// since it was (or a hundredth of the tree, if more): a restore after a
+/// crash asks the store about at most that many objects.
+const INDEX_EVERY: usize = 64;
 
 thread_local! {
     /// The mirrors (by address) whose state this thread holds locked.
@@ -287,6 +315,7 @@ pub struct Mirror {
     /// Guest paths (relative) whose subtrees are not mirrored.
     exclude: Vec<String>,
     state: Mutex<State>,
+    warned_reserved: std::sync::atomic::AtomicBool,
 }
 
 fn kind_of(t: DescriptorType) -> Kind {
@@ -333,6 +362,7 @@ impl Mirror {
             prefix,
             exclude: Vec::new(),
             state: Mutex::new(State::default()),
+            warned_reserved: Default::default(),
         }
     }
 
@@ -354,10 +384,13 @@ impl Mirror {
         meta::object_key(&self.prefix, path, kind)
     }
 
+    /// Excluded subtrees, and `.larder` (the index's place in the store).
     fn excluded(&self, path: &str) -> bool {
-        self.exclude
-            .iter()
-            .any(|e| e.is_empty() || path == e || path.starts_with(&format!("{e}/")))
+        index::reserved(path)
+            || self
+                .exclude
+                .iter()
+                .any(|e| e.is_empty() || path == e || path.starts_with(&format!("{e}/")))
     }
 
     /// Every mirrored object of the tree, by path.
@@ -384,6 +417,9 @@ impl Mirror {
                     format!("{dir}/{}", entry.name)
                 };
                 if self.excluded(&path) {
+                    if path == index::RESERVED {
+                        self.warn_reserved();
+                    }
                     continue;
                 }
                 let stat = match root.stat_at(PF::empty(), &path) {
@@ -401,7 +437,22 @@ impl Mirror {
         Ok(out)
     }
 
-    fn metadata(kind: Kind, s: &Stat) -> Metadata {
+    /// A `.larder` at the root is the index's place in the store: said
+    /// once per mirror, since it is never stored.
+    fn warn_reserved(&self) {
+        if !self
+            .warned_reserved
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "/{} is not kept in the store: the name is Larder's own there",
+                index::RESERVED
+            );
+        }
+    }
+
+    /// What the object of a `kind` entry with stat `s` records.
+    fn attrs(kind: Kind, s: &Stat) -> meta::Attrs {
         let type_bits = match kind {
             Kind::File => S_IFREG,
             Kind::Dir => S_IFDIR,
@@ -412,13 +463,17 @@ impl Mirror {
         } else {
             s.mode & 0o7777
         };
-        meta::encode(
-            type_bits | mode,
-            s.uid,
-            s.gid,
-            s.mtime.seconds,
-            s.mtime.nanoseconds,
-        )
+        meta::Attrs {
+            mode: type_bits | mode,
+            uid: s.uid,
+            gid: s.gid,
+            mtime_secs: s.mtime.seconds,
+            mtime_nanos: s.mtime.nanoseconds,
+        }
+    }
+
+    fn metadata(kind: Kind, s: &Stat) -> Metadata {
+        meta::encode_attrs(&Mirror::attrs(kind, s))
     }
 
     /// The object's body: file contents, symlink target, nothing for a dir.
@@ -574,6 +629,10 @@ impl Mirror {
                 st.clean = true;
                 st.last_error = None;
                 st.failed_at = None;
+                let every = INDEX_EVERY.max(st.synced.len() / 100);
+                if st.index.stale || st.index.touched.len() >= every {
+                    self.write_index(fs, &mut st);
+                }
                 st.conflicts.extend(report.conflicts.iter().cloned());
                 if report.uploaded + report.copied + report.deleted > 0 {
                     tracing::info!(
@@ -686,6 +745,7 @@ impl Mirror {
                 if st.synced.get(path).is_some_and(|s| s.kind == kind) {
                     st.synced.remove(path);
                 }
+                st.index.touched.insert(path.to_string());
             }
         }
         st.unsure.remove(path);
@@ -800,6 +860,7 @@ impl Mirror {
             }
         };
         st.unsure.remove(path);
+        st.index.touched.insert(path.to_string());
         st.synced.insert(
             path.to_string(),
             Synced {
@@ -961,6 +1022,7 @@ impl Mirror {
         }
         st.synced.remove(path);
         st.unsure.remove(path);
+        st.index.touched.insert(path.to_string());
         Ok(())
     }
 
@@ -1010,7 +1072,7 @@ impl Mirror {
     /// subtrees this mirror [excludes](Mirror::exclude); this mirror then
     /// continues from it. [`Mirror::restore_reporting`] on a fresh mirror.
     pub fn restore_into(&self, fs: &Fs, progress: &Progress<'_>) -> Result<(), SyncError> {
-        let objects = { self.store.list_reporting(&self.prefix, progress) }?;
+        let (objects, targets, index) = self.list_indexed(progress)?;
         let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY)?;
         let mut etags: BTreeMap<String, (Kind, String)> = BTreeMap::new();
         let mut attrs: Vec<(String, meta::Attrs)> = Vec::new();
@@ -1023,7 +1085,8 @@ impl Mirror {
                 continue;
             }
             let a = meta::decode(&o.meta);
-            match self.restore_one(&root, o, path, kind) {
+            let target = targets.get(&o.key).map(String::as_str);
+            match self.restore_one(&root, o, path, kind, target) {
                 Ok(Some((ino, source))) => {
                     lazy.insert(ino, source);
                 }
@@ -1070,6 +1133,7 @@ impl Mirror {
             objects.len()
         );
         st.lazy = lazy;
+        st.index = index;
         // Directories only implied by keys get their markers at the first
         // sync, which is therefore not clean yet.
         st.seen_seq = fs.change_seq();
@@ -1127,12 +1191,15 @@ impl Mirror {
         }
     }
 
+    /// Makes `path` the object `o` (a symlink's `target`, if known, saves
+    /// fetching its body).
     fn restore_one(
         &self,
         root: &fs_core::Descriptor,
         o: &ObjectInfo,
         path: &str,
         kind: Kind,
+        target: Option<&str>,
     ) -> Result<Option<(u64, Arc<StoreSource>)>, SyncError> {
         // Parents first (other tools write keys without directory markers).
         if let Some((parent, _)) = path.rsplit_once('/') {
@@ -1144,9 +1211,11 @@ impl Mirror {
                 Err(e) => Err(e.into()),
             },
             Kind::Symlink => {
-                let target = self.store.get(&o.key, None, &Cond::None)?;
-                let target = String::from_utf8(target)
-                    .map_err(|_| SyncError::Fs(ErrorCode::IllegalByteSequence))?;
+                let target = match target {
+                    Some(t) => t.to_string(),
+                    None => String::from_utf8(self.store.get(&o.key, None, &Cond::None)?)
+                        .map_err(|_| SyncError::Fs(ErrorCode::IllegalByteSequence))?,
+                };
                 root.symlink_any_at(&target, path)?;
                 Ok(None)
             }

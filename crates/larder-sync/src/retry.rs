@@ -3,7 +3,8 @@
 //! mirror, lazily restored files) asks once and gets the final answer.
 
 use crate::store::{
-    Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Piece, Progress, Result, Source,
+    Cond, ErrorKind, Listed, Metadata, ObjectInfo, ObjectStore, Part, Piece, Progress, Result,
+    Source,
 };
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,6 +90,15 @@ impl ObjectStore for Retrying {
     }
     fn list_reporting(&self, prefix: &str, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
         self.run(prefix, || self.inner.list_reporting(prefix, progress))
+    }
+    fn lists_metadata(&self) -> bool {
+        self.inner.lists_metadata()
+    }
+    fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.run(prefix, || self.inner.list_keys(prefix))
+    }
+    fn head_many(&self, keys: Vec<String>, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        self.run("", || self.inner.head_many(keys.clone(), progress))
     }
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         self.run(key, || self.inner.head(key))

@@ -10,8 +10,8 @@
 //! its runtime beyond `wasi:http`.
 
 use crate::store::{
-    buffer, Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Part, Piece, Progress, Result,
-    Source, StoreError,
+    buffer, Cond, ErrorKind, Listed, Metadata, ObjectInfo, ObjectStore, Part, Piece, Progress,
+    Result, Source, StoreError,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -122,6 +122,28 @@ impl S3Config {
 pub struct S3Store {
     inner: Inner,
     rt: Runtime,
+    requests: Arc<AtomicU64>,
+}
+
+/// Counts the HTTP requests the SDK sends, retries included (for figures:
+/// the bench prints them).
+#[derive(Debug)]
+struct CountRequests(Arc<AtomicU64>);
+
+impl aws_sdk_s3::config::Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "larder-count-requests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// What requests need; cheap to clone into each request's task.
@@ -352,14 +374,21 @@ impl Runtime {
         })
     }
 
-    /// [`Runtime::run`] for a listing, calling `progress` with its HEAD
-    /// count every 100 ms meanwhile.
-    fn list(&self, i: Inner, prefix: String, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
-        let count = std::sync::Arc::new(Counter::default());
-        let c = count.clone();
+    /// [`Runtime::run`] for HEADs by the many, calling `progress` with
+    /// their count every 100 ms meanwhile.
+    fn counted<T: Send + 'static, F>(
+        &self,
+        f: impl FnOnce(Arc<Counter>) -> F,
+        progress: &Progress<'_>,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let count = Arc::new(Counter::default());
         let (tx, rx) = std::sync::mpsc::channel();
+        let task = f(count.clone());
         self.0.spawn(async move {
-            let _ = tx.send(i.list(&prefix, &c).await);
+            let _ = tx.send(task.await);
         });
         let report = || {
             progress(
@@ -379,7 +408,7 @@ impl Runtime {
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(StoreError::new(
                         ErrorKind::Transient,
-                        "S3 listing task ended without an answer",
+                        "S3 request task ended without an answer",
                     ))
                 }
             }
@@ -421,9 +450,11 @@ impl Runtime {
     }
 
     /// No thread to report from: progress is given once, at the end.
-    fn list(&self, i: Inner, prefix: String, _: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
-        let count = Counter::default();
-        wstd::runtime::block_on(async { i.list(&prefix, &count).await })
+    fn counted<T, F>(&self, f: impl FnOnce(Arc<Counter>) -> F, _: &Progress<'_>) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        wstd::runtime::block_on(f(Arc::new(Counter::default())))
     }
 
     /// The environment is the only source in a sandbox: `AWS_ACCESS_KEY_ID`,
@@ -511,6 +542,8 @@ impl S3Store {
         if let Some(ep) = &config.endpoint {
             b = b.endpoint_url(ep);
         }
+        let requests = Arc::new(AtomicU64::new(0));
+        b = b.interceptor(CountRequests(requests.clone()));
         Ok(S3Store {
             inner: Inner {
                 client: Client::from_conf(b.build()),
@@ -518,7 +551,13 @@ impl S3Store {
                 conds: Conditions::ALL,
             },
             rt,
+            requests,
         })
+    }
+
+    /// HTTP requests sent so far (each attempt counts).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Which conditional writes the server honours (see [`Conditions`]).
@@ -642,6 +681,13 @@ impl Inner {
 
     /// Listing, then a HEAD per object; `count` follows the HEADs.
     async fn list(&self, prefix: &str, count: &Counter) -> Result<Vec<ObjectInfo>> {
+        let keys = self.list_keys(prefix).await?;
+        self.head_many(keys.into_iter().map(|l| l.key).collect(), count)
+            .await
+    }
+
+    /// The listing alone: a request per 1,000 keys.
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
         let mut keys = Vec::new();
         let mut token = None;
         loop {
@@ -654,17 +700,28 @@ impl Inner {
                 .send()
                 .await
                 .map_err(|e| classify(&self.bucket, prefix, e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(String::from)),
-            );
+            keys.extend(page.contents().iter().filter_map(|o| {
+                Some(Listed {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    etag: o.e_tag().unwrap_or("").to_string(),
+                    modified: o
+                        .last_modified()
+                        .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+                })
+            }));
             token = page.next_continuation_token().map(String::from);
             if token.is_none() {
                 break;
             }
         }
-        // Listings carry no user metadata: one HEAD per object, many at once.
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(keys)
+    }
+
+    /// A HEAD per key, many at once (listings carry no user metadata);
+    /// `count` follows them. Keys gone meanwhile are left out.
+    async fn head_many(&self, keys: Vec<String>, count: &Counter) -> Result<Vec<ObjectInfo>> {
         count.total.store(keys.len() as u64, Ordering::Relaxed);
         let mut infos: Vec<ObjectInfo> = stream::iter(keys)
             .map(|k| async move {
@@ -923,10 +980,30 @@ impl ObjectStore for S3Store {
     }
 
     fn list_reporting(&self, prefix: &str, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        let (i, prefix) = (self.inner.clone(), prefix.to_string());
         let all = self
             .rt
-            .list(self.inner.clone(), prefix.to_string(), progress)?;
+            .counted(|c| async move { i.list(&prefix, &c).await }, progress)?;
         progress(all.len() as u64, all.len() as u64);
+        Ok(all)
+    }
+
+    fn lists_metadata(&self) -> bool {
+        false
+    }
+
+    fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let (i, prefix) = (self.inner.clone(), prefix.to_string());
+        self.run(async move { i.list_keys(&prefix).await })
+    }
+
+    fn head_many(&self, keys: Vec<String>, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        let i = self.inner.clone();
+        let total = keys.len() as u64;
+        let all = self
+            .rt
+            .counted(|c| async move { i.head_many(keys, &c).await }, progress)?;
+        progress(total, total);
         Ok(all)
     }
 

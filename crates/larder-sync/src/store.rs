@@ -17,6 +17,18 @@ pub struct ObjectInfo {
     pub meta: Metadata,
 }
 
+/// An object as a listing names it, before its user metadata is known
+/// (S3 listings leave that out).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    /// When it was last written, by the store's clock, if the listing
+    /// says (S3 gives whole seconds).
+    pub modified: Option<std::time::SystemTime>,
+}
+
 /// A precondition on a write or delete, so another writer's version is
 /// never replaced unseen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,6 +220,39 @@ pub trait ObjectStore: Send + Sync {
         let all = self.list(prefix)?;
         progress(all.len() as u64, all.len() as u64);
         Ok(all)
+    }
+    /// Whether [`ObjectStore::list`] has each object's metadata at no
+    /// extra cost (a local directory). If not (S3: a HEAD per object), the
+    /// mirror keeps an index and lists with [`ObjectStore::list_keys`].
+    fn lists_metadata(&self) -> bool {
+        true
+    }
+    /// Every object under `prefix`, in key order, without user metadata:
+    /// a request per 1,000 keys on S3.
+    fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
+        Ok(self
+            .list(prefix)?
+            .into_iter()
+            .map(|o| Listed {
+                key: o.key,
+                size: o.size,
+                etag: o.etag,
+                modified: None,
+            })
+            .collect())
+    }
+    /// The metadata of each of `keys` (those gone are left out), in key
+    /// order, calling `progress(done, total)`: many at once where the
+    /// store can.
+    fn head_many(&self, keys: Vec<String>, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        let total = keys.len() as u64;
+        let mut out = Vec::with_capacity(keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            out.extend(self.head(k)?);
+            progress(i as u64 + 1, total);
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
     /// The object's bytes, or those in `range` (clamped to its size), from

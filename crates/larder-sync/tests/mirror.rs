@@ -54,6 +54,198 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+    /// Where listings lack metadata (as S3's do), a restore after
+    /// `settle` takes every object's metadata from the index: the same
+    /// tree, and not one HEAD.
+    #[test]
+    fn an_index_restores_the_same_tree_with_no_heads(ops in prop::collection::vec(op(), 0..40)) {
+        let store = Arc::new(MemStore::new());
+        store.set_bare_listings(true);
+        let fs = Fs::in_memory();
+        let mirror = Mirror::new(store.clone(), "p/").with_retry(fast_retry());
+        for op in &ops {
+            apply(&fs, &mirror, op);
+        }
+        mirror.settle(&fs).unwrap();
+        let before = store.traffic();
+        let again = restored(store.clone(), "p/");
+        let t = store.traffic();
+        prop_assert_eq!(tree(&again), tree(&fs));
+        prop_assert_eq!(t.heads - before.heads, 0);
+        prop_assert_eq!(t.lists - before.lists, 1);
+    }
+
+    /// Polling with bare listings: the last sync vouches for what did not
+    /// change, and the second host still ends up with the first's tree.
+    #[test]
+    fn polling_follows_another_host_with_bare_listings(ops in prop::collection::vec(op(), 0..30)) {
+        let store = Arc::new(MemStore::new());
+        store.set_bare_listings(true);
+        let a = Fs::in_memory();
+        let ma = Mirror::new(store.clone(), "p/").with_retry(fast_retry());
+        let b = Fs::in_memory();
+        let mb = Mirror::restore(store.clone(), "p/", &b).unwrap();
+        for op in &ops {
+            apply(&a, &ma, op);
+            if matches!(op, Op::Sync) {
+                mb.sync(&b).unwrap();
+                let p = mb.poll(&b).unwrap();
+                prop_assert!(p.skipped.is_empty() && !p.local_changes_pending, "{:?}", p);
+                prop_assert_eq!(tree(&b), tree(&a));
+            }
+        }
+    }
+}
+
+/// A tree with a file, a directory, a symlink and a mode, synced and
+/// settled into a store with bare listings (an index written).
+fn indexed_tree(store: &Arc<MemStore>) {
+    let fs = Fs::in_memory();
+    let m = Mirror::new(store.clone(), "p/");
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    root.create_directory_at("etc").unwrap();
+    put_file(&fs, "etc/conf", b"v1");
+    root.set_mode_at(PF::empty(), "etc/conf", 0o600, 0, 0)
+        .unwrap();
+    put_file(&fs, "a", b"aaa");
+    put_file(&fs, "b", b"bbb");
+    root.symlink_at("etc/conf", "link").unwrap();
+    m.settle(&fs).unwrap();
+}
+
+/// What a restore makes of the store, and the HEADs it took.
+fn restore_counting(store: &Arc<MemStore>) -> (Fs, u64) {
+    let before = store.traffic().heads;
+    let fs = Fs::in_memory();
+    let m = Mirror::restore(store.clone(), "p/", &fs).unwrap();
+    let heads = store.traffic().heads - before;
+    // And what that mirror's first sync leaves: the index repaired.
+    m.settle(&fs).unwrap();
+    (fs, heads)
+}
+
+/// The tree a restore that trusts no index makes (every object's
+/// metadata from the store itself).
+fn reference(store: &Arc<MemStore>) -> std::collections::BTreeMap<String, Entry> {
+    store.set_bare_listings(false);
+    let t = tree(&restored(store.clone(), "p/"));
+    store.set_bare_listings(true);
+    t
+}
+
+/// A truncated, hand-edited, or older index, or objects changed, added
+/// and removed by other tools since it was written: each is noticed (the
+/// objects it no longer describes are asked about), the restored tree is
+/// the store's, and the next sync rewrites the index so the restore after
+/// needs no HEAD at all.
+#[test]
+fn a_corrupt_or_stale_index_is_detected_and_repaired() {
+    let index = |store: &MemStore| store.contents()["p/.larder/index"].0.clone();
+    let put_index = |store: &MemStore, bytes: &[u8]| {
+        store
+            .put(
+                "p/.larder/index",
+                bytes,
+                &Default::default(),
+                &larder_sync::Cond::None,
+            )
+            .unwrap();
+    };
+    type Spoil = dyn Fn(&Arc<MemStore>);
+    let cases: Vec<(&str, Box<Spoil>)> = vec![
+        (
+            "truncated",
+            Box::new(move |s: &Arc<MemStore>| {
+                let i = index(s);
+                put_index(s, &i[..i.len() / 2]);
+            }),
+        ),
+        (
+            "a byte edited",
+            Box::new(move |s: &Arc<MemStore>| {
+                let mut i = index(s);
+                let mid = i.len() / 2;
+                i[mid] ^= 1;
+                put_index(s, &i);
+            }),
+        ),
+        (
+            "other tools' changes",
+            Box::new(|s: &Arc<MemStore>| {
+                let none = &larder_sync::Cond::None;
+                s.put(
+                    "p/a",
+                    b"rewritten by another tool",
+                    &Default::default(),
+                    none,
+                )
+                .unwrap();
+                s.put("p/new", b"added by another tool", &Default::default(), none)
+                    .unwrap();
+                s.delete("p/b").unwrap();
+            }),
+        ),
+        (
+            "older than the objects",
+            Box::new(move |s: &Arc<MemStore>| {
+                let old = index(s);
+                // A later writer's changes and index, then the old one back.
+                let fs = Fs::in_memory();
+                let later = Mirror::restore(s.clone(), "p/", &fs).unwrap();
+                put_file(&fs, "etc/conf", b"version two, after the index");
+                let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+                root.set_mode_at(PF::empty(), "a", 0o700, 0, 0).unwrap();
+                later.settle(&fs).unwrap();
+                put_index(s, &old);
+            }),
+        ),
+    ];
+    for (what, spoil) in cases {
+        let store = Arc::new(MemStore::new());
+        store.set_bare_listings(true);
+        indexed_tree(&store);
+        assert_eq!(restore_counting(&store).1, 0, "{what}: the good index");
+        spoil(&store);
+        let want = reference(&store);
+        let (got, heads) = restore_counting(&store);
+        assert_eq!(tree(&got), want, "{what}: restored from a spoiled index");
+        assert!(heads > 0, "{what}: the spoiled index was trusted");
+        let (again, heads) = restore_counting(&store);
+        assert_eq!(tree(&again), want, "{what}: after the repair");
+        assert_eq!(heads, 0, "{what}: the index was not repaired");
+    }
+}
+
+/// `.larder` at the root is where the index lives: never stored from the
+/// tree, never restored into it, whatever a store holds there.
+#[test]
+fn the_index_s_place_is_not_part_of_the_tree() {
+    let store = Arc::new(MemStore::new());
+    store.set_bare_listings(true);
+    let fs = Fs::in_memory();
+    let m = Mirror::new(store.clone(), "p/");
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    root.create_directory_at(".larder").unwrap();
+    put_file(&fs, ".larder/mine", b"an app's own");
+    put_file(&fs, "kept", b"kept");
+    m.settle(&fs).unwrap();
+    let keys: Vec<String> = store.contents().into_keys().collect();
+    assert_eq!(keys, ["p/.larder/index", "p/kept"]);
+    // Another tool's object there is not restored either.
+    store
+        .put(
+            "p/.larder/theirs",
+            b"x",
+            &Default::default(),
+            &larder_sync::Cond::None,
+        )
+        .unwrap();
+    let back: Vec<String> = tree(&restored(store.clone(), "p/")).into_keys().collect();
+    assert_eq!(back, ["kept"]);
+}
+
 /// A synced directory with a file in it, replaced by a file of the same
 /// name: a directory store must drop the old children before the directory
 /// can become a file (found by the property test above on a CI run).

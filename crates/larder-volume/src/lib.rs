@@ -393,12 +393,14 @@ impl Volume {
             .collect()
     }
 
-    /// Sends every change to the store (if there is one); returns once it
-    /// is durable there. `larder run` and the adapter call this at exit.
+    /// Sends every change to the store (if there is one) and brings its
+    /// index up to date (see [`Mirror::settle`]); returns once it is
+    /// durable there. `larder run`, `larder serve` and the adapter call
+    /// this at exit.
     #[cfg(feature = "store")]
     pub fn sync(&self) -> Result<Report, SyncError> {
         match &self.mirror {
-            Some(m) => m.sync(&self.fs),
+            Some(m) => m.settle(&self.fs),
             None => Ok(Report::default()),
         }
     }

@@ -43,7 +43,7 @@ impl Mirror {
                 ..Pulled::default()
             });
         }
-        let objects = self.store.list(&self.prefix)?;
+        let (objects, vouched) = self.list_since_sync(&st)?;
         let mut remote: BTreeMap<String, (Kind, &ObjectInfo)> = BTreeMap::new();
         for o in &objects {
             if let Some((path, kind)) = self.object_path(o) {
@@ -122,7 +122,7 @@ impl Mirror {
                                 return Ok(None);
                             }
                         }
-                        let made = self.restore_one(&root, o, path, *kind)?;
+                        let made = self.restore_one(&root, o, path, *kind, None)?;
                         apply_attrs(&root, path, *kind, &a)?;
                         Ok(Some(made))
                     }
@@ -163,6 +163,18 @@ impl Mirror {
         // the store says, so the next sync has nothing to send for them.
         for dir in parents.iter().rev().filter(|d| !d.is_empty()) {
             if let Some((Kind::Dir, o)) = remote.get(dir) {
+                // Listed with only its kind: its metadata is asked for.
+                let headed;
+                let o = match vouched.contains(&o.key) {
+                    true => match self.store.head(&o.key)? {
+                        Some(info) => {
+                            headed = info;
+                            &headed
+                        }
+                        None => continue,
+                    },
+                    false => *o,
+                };
                 if root.stat_at(PF::empty(), dir).is_ok() {
                     apply_attrs(&root, dir, Kind::Dir, &meta::decode(&o.meta))?;
                     self.record(&mut st, &root, dir, Kind::Dir, &o.etag)?;
@@ -197,7 +209,7 @@ impl Mirror {
             st.synced.len()
         );
         let _ = root.unlink_file_at(&tmp);
-        let made = self.restore_one(root, o, &tmp, kind)?;
+        let made = self.restore_one(root, o, &tmp, kind, None)?;
         apply_attrs(root, &tmp, kind, a)?;
         if root.rename_at(&tmp, root, path).is_err() {
             let _ = root.unlink_file_at(&tmp);

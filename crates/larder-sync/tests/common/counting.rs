@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use larder_sync::store::{Part, Piece, Result, Source};
-use larder_sync::{Cond, Metadata, ObjectInfo, ObjectStore};
+use larder_sync::store::{Part, Piece, Progress, Result, Source};
+use larder_sync::{Cond, Listed, Metadata, ObjectInfo, ObjectStore};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +37,15 @@ impl Counting {
 impl ObjectStore for Counting {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.inner.list(prefix)
+    }
+    fn lists_metadata(&self) -> bool {
+        self.inner.lists_metadata()
+    }
+    fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.inner.list_keys(prefix)
+    }
+    fn head_many(&self, keys: Vec<String>, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        self.inner.head_many(keys, progress)
     }
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         self.inner.head(key)

@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
-use larder_sync::store::{Part, Piece, Result, Source};
-use larder_sync::{Cond, Metadata, ObjectInfo, ObjectStore};
+use larder_sync::store::{Part, Piece, Progress, Result, Source};
+use larder_sync::{Cond, Listed, Metadata, ObjectInfo, ObjectStore};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -14,6 +14,15 @@ pub struct Ignoring(pub Arc<dyn ObjectStore>);
 impl ObjectStore for Ignoring {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         self.0.list(prefix)
+    }
+    fn lists_metadata(&self) -> bool {
+        self.0.lists_metadata()
+    }
+    fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.0.list_keys(prefix)
+    }
+    fn head_many(&self, keys: Vec<String>, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+        self.0.head_many(keys, progress)
     }
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         self.0.head(key)

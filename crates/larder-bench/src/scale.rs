@@ -1,0 +1,148 @@
+//! Persistence at scale, on S3 (moto on loopback): start-up with N files
+//! in the store, restored as before the index (the listing, then a HEAD
+//! per object for its metadata) and with the index, requests counted by
+//! the store; then a sync of one changed 1 KiB file in that tree. Single
+//! runs (a 100,000-file restore without the index takes minutes).
+//! `BENCH_SCALE=1000,10000` picks the sizes (default 1,000, 10,000 and
+//! 100,000).
+
+use crate::sync::moto;
+use fs_core::{DescriptorFlags as DF, Fs, OpenFlags as OF, PathFlags as PF};
+use larder_sync::meta;
+use larder_sync::s3::{S3Config, S3Store};
+use larder_sync::{Cond, Mirror, ObjectStore};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::{format_err, Result};
+
+/// Files per directory of the tree.
+const PER_DIR: usize = 1000;
+
+fn open(endpoint: &str) -> Result<Arc<S3Store>> {
+    Ok(Arc::new(
+        S3Store::open(&S3Config {
+            bucket: "bench".into(),
+            endpoint: Some(endpoint.into()),
+            region: Some("us-east-1".into()),
+            path_style: true,
+            ..Default::default()
+        })
+        .map_err(|e| format_err!("{e}"))?,
+    ))
+}
+
+/// `n` files of 1 KiB in directories of PER_DIR under `prefix`, with
+/// s3fs metadata, put by 16 threads as another tool (`aws s3 sync`)
+/// would: fast, and with no index.
+fn populate(store: &Arc<S3Store>, prefix: &str, n: usize) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let file = meta::encode(meta::S_IFREG | 0o644, 0, 0, now, 0);
+    let dir = meta::encode(meta::S_IFDIR | 0o755, 0, 0, now, 0);
+    let next = AtomicUsize::new(0);
+    let dirs = n.div_ceil(PER_DIR);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let (key, body, m) = if i < dirs {
+                            (format!("{prefix}d{i}/"), Vec::new(), &dir)
+                        } else if i < dirs + n {
+                            let f = i - dirs;
+                            let key = format!("{prefix}d{}/f{f}", f / PER_DIR);
+                            (key, vec![(f % 251) as u8; 1024], &file)
+                        } else {
+                            return Ok(());
+                        };
+                        store
+                            .put(&key, &body, m, &Cond::None)
+                            .map_err(|e| format_err!("populate: {e}"))?;
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .map_err(|_| format_err!("a populating thread panicked"))?
+        })
+    })
+}
+
+/// Seconds and requests to restore `prefix` into a new filesystem.
+fn restore(endpoint: &str, prefix: &str) -> Result<(f64, u64, Fs, Mirror, Arc<S3Store>)> {
+    let store = open(endpoint)?;
+    let before = store.requests();
+    let t = Instant::now();
+    let fs = Fs::in_memory();
+    let mirror = Mirror::restore(store.clone(), prefix, &fs).map_err(|e| format_err!("{e}"))?;
+    Ok((
+        t.elapsed().as_secs_f64(),
+        store.requests() - before,
+        fs,
+        mirror,
+        store,
+    ))
+}
+
+fn files_in(fs: &Fs) -> Result<usize> {
+    let root = fs.root(DF::READ)?;
+    let mut n = 0;
+    for d in root.read_directory()? {
+        let d = d?;
+        let sub = root.open_at(PF::empty(), &d.name, OF::DIRECTORY, DF::READ)?;
+        n += sub.read_directory()?.count();
+    }
+    Ok(n)
+}
+
+pub fn section(root: &Path) -> Result<String> {
+    let Some(m) = moto(root) else {
+        return Ok("\n(Scale rows skipped: moto is not installed; run `just setup`)\n".into());
+    };
+    std::env::set_var("AWS_ACCESS_KEY_ID", "bench");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "bench");
+    let sizes: Vec<usize> = std::env::var("BENCH_SCALE")
+        .unwrap_or_else(|_| "1000,10000,100000".into())
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format_err!("BENCH_SCALE: {e}"))?;
+    let mut md = String::from(
+        "\nStart-up at scale, S3 (moto on loopback), same run, single runs: restoring N files of 1 KiB as before the index (a listing, then a HEAD per object) and with it (a listing and the index), requests counted by the store; then a sync of one changed 1 KiB file in the restored tree:\n\n| files | restore without the index | requests | with the index | requests | ratio | sync of one changed file | requests |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for n in sizes {
+        eprintln!("scale: {n} files...");
+        let prefix = format!("n{n}/");
+        populate(&open(&m.1)?, &prefix, n)?;
+        // Listed times are whole seconds: the index comes a second later.
+        std::thread::sleep(Duration::from_millis(1100));
+        let (without, asked, fs, mirror, _) = restore(&m.1, &prefix)?;
+        mirror.settle(&fs).map_err(|e| format_err!("{e}"))?;
+        let (with, listed, fs, mirror, store) = restore(&m.1, &prefix)?;
+        let got = files_in(&fs)?;
+        if got != n {
+            return Err(format_err!("restored {got} files of {n}"));
+        }
+        let f =
+            fs.root(DF::READ)?
+                .open_at(PF::empty(), "d0/f0", OF::empty(), DF::READ | DF::WRITE)?;
+        f.write(&[7; 1024], 0)?;
+        drop(f);
+        let before = store.requests();
+        let t = Instant::now();
+        mirror.sync(&fs).map_err(|e| format_err!("{e}"))?;
+        let sync = t.elapsed().as_secs_f64();
+        let sent = store.requests() - before;
+        md.push_str(&format!(
+            "| {n} | {without:.2} s | {asked} | {with:.3} s | {listed} | {:.1}× faster | {:.1} ms | {sent} |\n",
+            without / with,
+            sync * 1e3
+        ));
+    }
+    Ok(md)
+}

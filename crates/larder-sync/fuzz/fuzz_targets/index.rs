@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|body: &[u8]| larder_sync::index::fuzz(body));
