@@ -437,6 +437,18 @@ impl Mirror {
         Ok(out)
     }
 
+    /// Whether this mirror keeps an index: where listings lack metadata.
+    fn indexed(&self) -> bool {
+        !self.store.lists_metadata()
+    }
+
+    /// Notes that `path`'s object changed since the index was written.
+    fn touched(&self, st: &mut State, path: &str) {
+        if self.indexed() {
+            st.index.touched.insert(path.to_string());
+        }
+    }
+
     /// A `.larder` at the root is the index's place in the store: said
     /// once per mirror, since it is never stored.
     fn warn_reserved(&self) {
@@ -630,7 +642,7 @@ impl Mirror {
                 st.last_error = None;
                 st.failed_at = None;
                 let every = INDEX_EVERY.max(st.synced.len() / 100);
-                if st.index.stale || st.index.touched.len() >= every {
+                if self.indexed() && (st.index.stale || st.index.touched.len() >= every) {
                     self.write_index(fs, &mut st);
                 }
                 st.conflicts.extend(report.conflicts.iter().cloned());
@@ -745,7 +757,7 @@ impl Mirror {
                 if st.synced.get(path).is_some_and(|s| s.kind == kind) {
                     st.synced.remove(path);
                 }
-                st.index.touched.insert(path.to_string());
+                self.touched(st, path);
             }
         }
         st.unsure.remove(path);
@@ -860,7 +872,7 @@ impl Mirror {
             }
         };
         st.unsure.remove(path);
-        st.index.touched.insert(path.to_string());
+        self.touched(st, path);
         st.synced.insert(
             path.to_string(),
             Synced {
@@ -1022,7 +1034,7 @@ impl Mirror {
         }
         st.synced.remove(path);
         st.unsure.remove(path);
-        st.index.touched.insert(path.to_string());
+        self.touched(st, path);
         Ok(())
     }
 

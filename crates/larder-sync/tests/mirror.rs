@@ -246,6 +246,31 @@ fn the_index_s_place_is_not_part_of_the_tree() {
     assert_eq!(back, ["kept"]);
 }
 
+/// Stores that list metadata (a local directory, memory) get no index:
+/// a local store stays the app's tree and nothing else, however much
+/// changes.
+#[test]
+fn stores_that_list_metadata_get_no_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalDir::open(dir.path()).unwrap());
+    let mem = Arc::new(MemStore::new());
+    for store in [local as Arc<dyn ObjectStore>, mem.clone()] {
+        let fs = Fs::in_memory();
+        let m = Mirror::new(store.clone(), "");
+        for i in 0..200 {
+            put_file(&fs, &format!("f{i}"), b"x");
+            if i % 50 == 0 {
+                m.sync(&fs).unwrap();
+            }
+        }
+        m.settle(&fs).unwrap();
+        let keys: Vec<String> = store.list("").unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(keys.len(), 200, "{keys:?}");
+    }
+    assert!(!dir.path().join(".larder").exists());
+    assert!(mem.contents().keys().all(|k| !k.starts_with(".larder")));
+}
+
 /// A synced directory with a file in it, replaced by a file of the same
 /// name: a directory store must drop the old children before the directory
 /// can become a file (found by the property test above on a CI run).

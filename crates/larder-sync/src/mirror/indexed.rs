@@ -50,7 +50,7 @@ impl Mirror {
     /// ETag and size the index recorded and written before it, and by a
     /// HEAD for the rest (calling `progress` as those come in).
     pub(super) fn list_indexed(&self, progress: &Progress<'_>) -> Result<Listing, SyncError> {
-        if self.store.lists_metadata() {
+        if !self.indexed() {
             let all = self.store.list_reporting(&self.prefix, progress)?;
             return Ok((all, HashMap::new(), IndexState::default()));
         }
@@ -174,7 +174,7 @@ impl Mirror {
         &self,
         st: &State,
     ) -> Result<(Vec<ObjectInfo>, BTreeSet<String>), SyncError> {
-        if self.store.lists_metadata() {
+        if !self.indexed() {
             return Ok((self.store.list(&self.prefix)?, BTreeSet::new()));
         }
         let (mut objects, mut ask, mut vouched) = (Vec::new(), Vec::new(), BTreeSet::new());
@@ -315,10 +315,7 @@ impl Mirror {
     pub fn settle(&self, fs: &Fs) -> Result<crate::Report, SyncError> {
         let report = self.sync(fs)?;
         let mut st = self.lock();
-        if !self.store.lists_metadata()
-            && st.clean
-            && (st.index.stale || !st.index.touched.is_empty())
-        {
+        if self.indexed() && st.clean && (st.index.stale || !st.index.touched.is_empty()) {
             self.write_index(fs, &mut st);
         }
         Ok(report)
