@@ -457,6 +457,27 @@ fn an_index_restores_from_s3_in_a_few_requests() {
     assert!(used <= N.div_ceil(1000) as u64 + 2, "{used} requests");
     assert_eq!(tree(&back), want);
 
+    // The views of a store (`larder ls`, `export`) list through the same
+    // index: every object with the metadata a HEAD gives, targets known.
+    let before = fresh.requests();
+    let (viewed, targets) = Mirror::new(fresh.clone(), "ix/")
+        .objects(&|_, _| {})
+        .unwrap();
+    assert!(fresh.requests() - before <= N.div_ceil(1000) as u64 + 2);
+    let headed: Vec<_> = s
+        .list("ix/")
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.key != "ix/.larder/index")
+        .map(|o| (o.key, larder_sync::meta::decode(&o.meta)))
+        .collect();
+    let viewed: Vec<_> = viewed
+        .into_iter()
+        .map(|o| (o.key, larder_sync::meta::decode(&o.meta)))
+        .collect();
+    assert_eq!(viewed, headed);
+    assert_eq!(targets["ix/link"], "d/f7");
+
     // A chmod after the index: the object is rewritten with the same
     // bytes (the same ETag) and only its listed time tells.
     std::thread::sleep(Duration::from_millis(1100));

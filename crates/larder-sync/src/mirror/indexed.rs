@@ -130,6 +130,18 @@ impl Mirror {
         Ok((objects, targets, state))
     }
 
+    /// The store's objects under the prefix with their metadata, as a
+    /// restore sees them (the index's shortcut included, the index itself
+    /// and excluded subtrees left out), and the symlink targets the index
+    /// gave, by key: for views of a store (`larder ls`, `larder export`).
+    pub fn objects(
+        &self,
+        progress: &Progress<'_>,
+    ) -> Result<(Vec<ObjectInfo>, HashMap<String, String>), SyncError> {
+        let (objects, targets, _) = self.list_indexed(progress)?;
+        Ok((objects, targets))
+    }
+
     /// Whether `key` is under a subtree this mirror leaves out (so not
     /// worth a request).
     fn excluded_key(&self, key: &str) -> bool {
