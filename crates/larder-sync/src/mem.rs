@@ -90,6 +90,18 @@ impl MemStore {
         (format!("\"m{n}\""), n)
     }
 
+    /// One listing (counted) of the objects under `prefix`, each as `f`
+    /// makes it.
+    fn listing<T>(&self, prefix: &str, f: impl Fn(&str, &Object) -> T) -> Vec<T> {
+        self.traffic.lock().unwrap().lists += 1;
+        let objects = self.objects.lock().unwrap();
+        objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, o)| f(k, o))
+            .collect()
+    }
+
     fn info(key: &str, o: &Object) -> ObjectInfo {
         ObjectInfo {
             key: key.to_string(),
@@ -102,13 +114,7 @@ impl MemStore {
 
 impl ObjectStore for MemStore {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        self.traffic.lock().unwrap().lists += 1;
-        let objects = self.objects.lock().unwrap();
-        Ok(objects
-            .range(prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, o)| MemStore::info(k, o))
-            .collect())
+        Ok(self.listing(prefix, MemStore::info))
     }
 
     fn list_reporting(&self, prefix: &str, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
@@ -126,20 +132,14 @@ impl ObjectStore for MemStore {
     }
 
     fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
-        self.traffic.lock().unwrap().lists += 1;
-        let objects = self.objects.lock().unwrap();
-        Ok(objects
-            .range(prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, o)| Listed {
-                key: k.clone(),
-                size: o.body.len() as u64,
-                etag: o.etag.clone(),
-                modified: Some(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(10 * o.seq + 1_000),
-                ),
-            })
-            .collect())
+        Ok(self.listing(prefix, |k, o| Listed {
+            key: k.to_string(),
+            size: o.body.len() as u64,
+            etag: o.etag.clone(),
+            modified: Some(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(10 * o.seq + 1_000),
+            ),
+        }))
     }
 
     fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
