@@ -172,6 +172,7 @@ pub(crate) struct Shared {
     /// check and the move happen as one step (as Linux's s_vfs_rename_mutex).
     pub rename_lock: Mutex<()>,
     sync_hook: RwLock<Option<Arc<dyn SyncHook>>>,
+    logs: crate::changes::Logs,
     /// Whether the hook wants `changed` (checked without the lock).
     notify_changes: AtomicBool,
     /// The root, for handing the hook an [`Fs`] (weak: the root owns us).
@@ -204,7 +205,11 @@ impl Shared {
             .load(Ordering::Relaxed)
             .then(|| ChangeNotice(self.clone()))
     }
-    pub fn next_change(&self) -> u64 {
+    /// The change sequence's next value, for a change to inode `ino`,
+    /// noted first in the open change logs (see [`crate::changes`];
+    /// `noted` is the inode's [`crate::inode::Meta::noted`]).
+    pub fn change_of(&self, ino: u64, noted: &mut u64) -> u64 {
+        self.logs.note(ino, noted);
         self.change_seq.fetch_add(1, Ordering::AcqRel) + 1
     }
 
@@ -278,6 +283,7 @@ impl Fs {
             open_handles: AtomicU64::new(0),
             rename_lock: Mutex::new(()),
             sync_hook: RwLock::new(None),
+            logs: Default::default(),
             notify_changes: AtomicBool::new(false),
             root: Mutex::new(Weak::new()),
         });
@@ -305,6 +311,13 @@ impl Fs {
     /// [`crate::Stat::change`]), so an unchanged value means nothing changed.
     pub fn change_seq(&self) -> u64 {
         self.shared.change_seq.load(Ordering::Acquire)
+    }
+
+    /// A log of the inodes that change from now on, for syncing only
+    /// what changed (see [`crate::changes`]). Costs a little on every
+    /// change while it is open.
+    pub fn change_log(&self) -> crate::ChangeLog {
+        self.shared.logs.open()
     }
 
     pub fn config(&self) -> &FsConfig {

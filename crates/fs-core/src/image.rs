@@ -614,6 +614,8 @@ fn parse_node<'a>(
     };
     let (atime, mtime, ctime) = (time()?, time()?, time()?);
     let meta = Meta {
+        // The inode's own, when it is made.
+        ino: 0,
         mode,
         uid,
         gid,
@@ -623,6 +625,7 @@ fn parse_node<'a>(
         ctime,
         change: 0,
         data_change: 0,
+        noted: 0,
     };
     let body = match kind {
         KIND_FILE => {
@@ -855,6 +858,8 @@ fn build(
         let keep = if n == 0 { state.meta.nlink } else { 0 };
         state.meta = Meta {
             nlink: keep + nlink[n],
+            ino: state.meta.ino,
+            noted: state.meta.noted,
             change: state.meta.change,
             data_change: state.meta.data_change,
             ..node.meta

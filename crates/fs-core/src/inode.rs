@@ -37,6 +37,8 @@ pub(crate) struct State {
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Meta {
+    /// The inode's number (kept here so a change can be logged by it).
+    pub ino: u64,
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
@@ -49,6 +51,9 @@ pub(crate) struct Meta {
     pub change: u64,
     /// The change sequence at the last change to the data (or entries).
     pub data_change: u64,
+    /// The change logs' epoch when a change to this inode was last noted
+    /// in them (see [`crate::changes`]).
+    pub noted: u64,
 }
 
 pub(crate) enum Body {
@@ -63,8 +68,9 @@ pub(crate) struct Dir {
 }
 
 impl Meta {
-    pub fn new(mode: u32, now: Timestamp) -> Meta {
+    pub fn new(ino: u64, mode: u32, now: Timestamp) -> Meta {
         Meta {
+            ino,
             mode,
             uid: 0,
             gid: 0,
@@ -74,6 +80,7 @@ impl Meta {
             ctime: now,
             change: 0,
             data_change: 0,
+            noted: 0,
         }
     }
     /// Data changed: mtime and ctime move.
@@ -85,7 +92,7 @@ impl Meta {
     /// Status changed: ctime moves, and the change sequence.
     pub fn changed(&mut self, now: Timestamp, shared: &Shared) {
         self.ctime = now;
-        self.change = shared.next_change();
+        self.change = shared.change_of(self.ino, &mut self.noted);
     }
 }
 
@@ -99,14 +106,15 @@ impl Inode {
             Body::Dir(_) => DescriptorType::Directory,
             Body::Symlink(_) => DescriptorType::SymbolicLink,
         };
-        let mut meta = Meta::new(mode, now);
-        meta.change = shared.next_change();
+        let ino = shared.next_ino();
+        let mut meta = Meta::new(ino, mode, now);
+        meta.change = shared.change_of(ino, &mut meta.noted);
         meta.data_change = meta.change;
         if kind == DescriptorType::Directory {
             meta.nlink = 2;
         }
         Ok(Arc::new(Inode {
-            ino: shared.next_ino(),
+            ino,
             kind,
             readonly: AtomicBool::new(false),
             writers: AtomicU32::new(0),

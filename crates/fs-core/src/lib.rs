@@ -36,6 +36,7 @@
 
 extern crate alloc;
 
+mod changes;
 mod data;
 mod descriptor;
 mod error;
@@ -55,6 +56,7 @@ mod sync;
 mod time;
 mod types;
 
+pub use changes::{ChangeLog, Changed};
 pub use descriptor::{check_read, check_stream, require_file, Descriptor, DirStream};
 pub use error::{ErrorCode, Result};
 pub use fs::{AtimePolicy, Fs, FsConfig, SyncHook, Usage, DEFAULT_MAX_OPEN_HANDLES};
