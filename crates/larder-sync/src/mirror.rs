@@ -30,7 +30,7 @@ use crate::store::{
     Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, Piece, Progress, Source, StoreError,
 };
 use fs_core::{
-    DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
+    Changed, DescriptorFlags as DF, DescriptorType, ErrorCode, Fs, NewTimestamp, OpenFlags as OF,
     PathFlags as PF, Stat, SyncHook, Timestamp,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,7 +39,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 mod indexed;
+mod ledger;
 mod pull;
+mod scan;
 pub use pull::Pulled;
 
 #[derive(Clone, Debug)]
@@ -160,7 +162,7 @@ struct Node {
 #[derive(Default)]
 struct State {
     /// What the store holds, as of the last successful operation on each.
-    synced: BTreeMap<String, Synced>,
+    synced: ledger::Ledger,
     /// The filesystem's change sequence when the last full sync began.
     seen_seq: u64,
     /// Whether the last sync finished; if not, there is work left.
@@ -176,6 +178,13 @@ struct State {
     /// When the last sync failed, if the last one did.
     failed_at: Option<Instant>,
     index: IndexState,
+    /// The filesystem's log of changed inodes (with its device number),
+    /// so a sync looks only at what changed (see `scan`); none before the
+    /// first sync, which looks at everything.
+    log: Option<(u64, fs_core::ChangeLog)>,
+    /// Paths the next sync looks at whatever the log says (directories a
+    /// restore made only because keys imply them).
+    pending: BTreeSet<String>,
 }
 
 /// The store's index as this mirror knows it (stores whose listings lack
@@ -393,50 +402,6 @@ impl Mirror {
                 .any(|e| e.is_empty() || path == e || path.starts_with(&format!("{e}/")))
     }
 
-    /// Every mirrored object of the tree, by path.
-    fn scan(&self, fs: &Fs) -> Result<BTreeMap<String, Node>, ErrorCode> {
-        let root = fs.root(DF::READ)?;
-        let mut out = BTreeMap::new();
-        let mut dirs = vec![String::new()];
-        while let Some(dir) = dirs.pop() {
-            let d = if dir.is_empty() {
-                root.try_clone()?
-            } else {
-                match root.open_at(PF::empty(), &dir, OF::DIRECTORY, DF::READ) {
-                    Ok(d) => d,
-                    // Changed under us: the next sync sees what it became.
-                    Err(ErrorCode::NoEntry | ErrorCode::NotDirectory) => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            for entry in d.read_directory()? {
-                let entry = entry?;
-                let path = if dir.is_empty() {
-                    entry.name.clone()
-                } else {
-                    format!("{dir}/{}", entry.name)
-                };
-                if self.excluded(&path) {
-                    if path == index::RESERVED {
-                        self.warn_reserved();
-                    }
-                    continue;
-                }
-                let stat = match root.stat_at(PF::empty(), &path) {
-                    Ok(s) => s,
-                    Err(ErrorCode::NoEntry) => continue,
-                    Err(e) => return Err(e),
-                };
-                let kind = kind_of(stat.kind);
-                if kind == Kind::Dir {
-                    dirs.push(path.clone());
-                }
-                out.insert(path, Node { kind, stat });
-            }
-        }
-        Ok(out)
-    }
-
     /// Whether this mirror keeps an index: where listings lack metadata.
     fn indexed(&self) -> bool {
         !self.store.lists_metadata()
@@ -628,15 +593,25 @@ impl Mirror {
             return Ok(Report::default());
         }
         st.clean = false;
+        let changed = match &st.log {
+            Some((dev, log)) if *dev == fs.dev() => log.take(),
+            _ => {
+                // Opened before the walk of the whole tree, so nothing
+                // that changes during it is missed by the next sync.
+                st.log = Some((fs.dev(), fs.change_log()));
+                Changed::Everything
+            }
+        };
         let hurried = background
             && st
                 .failed_at
                 .is_some_and(|t| t.elapsed() < QUIET_AFTER_FAILURE);
         self.store.set_hurried(hurried);
-        let result = self.sync_locked(&mut st, fs);
+        let result = self.sync_locked(&mut st, fs, &changed);
         self.store.set_hurried(false);
         match &result {
             Ok(report) => {
+                st.pending.clear();
                 st.seen_seq = seq;
                 st.clean = true;
                 st.last_error = None;
@@ -659,6 +634,9 @@ impl Mirror {
                 }
             }
             Err(e) => {
+                if let Some((_, log)) = &st.log {
+                    log.put_back(changed);
+                }
                 tracing::error!(error = %e, "sync failed; changes stay queued");
                 st.last_error = Some(e.to_string());
                 st.failed_at = Some(Instant::now());
@@ -695,25 +673,22 @@ impl Mirror {
     }
 
     /// Plans the sync (see [`crate::plan`]) and carries the plan out.
-    fn sync_locked(&self, st: &mut State, fs: &Fs) -> Result<Report, SyncError> {
-        let current = self.scan(fs)?;
-        let mut report = Report::default();
-        let version = |kind, s: &Stat| Version {
-            kind,
-            ino: s.ino,
-            change: s.change,
-            data_change: s.data_change,
+    fn sync_locked(&self, st: &mut State, fs: &Fs, changed: &Changed) -> Result<Report, SyncError> {
+        let seen = match changed {
+            Changed::Inodes(inos) => self.scan_changed(st, fs, inos)?,
+            Changed::Everything => scan::Seen {
+                now: self.scan(fs)?,
+                looked: None,
+            },
         };
+        let current = seen.now;
+        let mut report = Report::default();
         let now: BTreeMap<String, Version> = current
             .iter()
-            .map(|(p, n)| (p.clone(), version(n.kind, &n.stat)))
-            .collect();
-        let held: BTreeMap<String, Version> = st
-            .synced
-            .iter()
-            .map(|(p, s)| {
+            .map(|(p, n)| {
+                let s = &n.stat;
                 let v = Version {
-                    kind: s.kind,
+                    kind: n.kind,
                     ino: s.ino,
                     change: s.change,
                     data_change: s.data_change,
@@ -721,6 +696,23 @@ impl Mirror {
                 (p.clone(), v)
             })
             .collect();
+        let version = |s: &Synced| Version {
+            kind: s.kind,
+            ino: s.ino,
+            change: s.change,
+            data_change: s.data_change,
+        };
+        let held: BTreeMap<String, Version> = match &seen.looked {
+            Some(looked) => looked
+                .iter()
+                .filter_map(|p| Some((p.clone(), version(st.synced.get(p)?))))
+                .collect(),
+            None => st
+                .synced
+                .iter()
+                .map(|(p, s)| (p.clone(), version(s)))
+                .collect(),
+        };
         let unsure: BTreeMap<String, Kind> =
             st.unsure.iter().map(|(p, u)| (p.clone(), u.kind)).collect();
         for op in plan::plan(&held, &unsure, &now, |p| self.excluded(p)) {
@@ -1119,23 +1111,28 @@ impl Mirror {
         for (path, a) in attrs.iter().rev() {
             apply_attrs(&root, path, etags[path].0, a)?;
         }
-        let current = self.scan(fs)?;
         let mut st = self.lock();
+        // From before the walk below, so what changes after it is logged.
+        st.log = Some((fs.dev(), fs.change_log()));
+        let current = self.scan(fs)?;
         for (path, node) in current {
-            if let Some((kind, etag)) = etags.get(&path) {
-                if *kind == node.kind {
-                    st.synced.insert(
-                        path,
-                        Synced {
-                            ino: node.stat.ino,
-                            change: node.stat.change,
-                            data_change: node.stat.data_change,
-                            kind: node.kind,
-                            etag: etag.clone(),
-                            // Unknown until the file is next uploaded whole.
-                            parts: Vec::new(),
-                        },
-                    );
+            match etags.get(&path) {
+                Some((kind, etag)) if *kind == node.kind => st.synced.insert(
+                    path,
+                    Synced {
+                        ino: node.stat.ino,
+                        change: node.stat.change,
+                        data_change: node.stat.data_change,
+                        kind: node.kind,
+                        etag: etag.clone(),
+                        // Unknown until the file is next uploaded whole.
+                        parts: Vec::new(),
+                    },
+                ),
+                // Not stored as it is here (a directory only implied by
+                // keys): the first sync's to store.
+                _ => {
+                    st.pending.insert(path);
                 }
             }
         }

@@ -291,7 +291,7 @@ impl Mirror {
     fn index_entries(&self, fs: &Fs, st: &State) -> Result<Vec<Entry>, ErrorCode> {
         let root = fs.root(DF::READ)?;
         let mut out = Vec::with_capacity(st.synced.len());
-        for (path, s) in &st.synced {
+        for (path, s) in st.synced.iter() {
             let Ok(stat) = root.stat_at(PF::empty(), path) else {
                 continue;
             };

@@ -264,10 +264,9 @@ fn unchanged_here(root: &fs_core::Descriptor, path: &str, s: &Synced) -> Result<
 /// The directory `dir` changed by this poll, not by anyone here: still
 /// what the store holds as far as the next sync is concerned.
 fn refresh(st: &mut State, root: &fs_core::Descriptor, dir: &str) -> Result<(), SyncError> {
-    if let Some(s) = st.synced.get_mut(dir) {
+    if st.synced.contains_key(dir) {
         let stat = root.stat_at(PF::empty(), dir)?;
-        s.change = stat.change;
-        s.data_change = stat.data_change;
+        st.synced.set_versions(dir, stat.change, stat.data_change);
     }
     Ok(())
 }

@@ -84,6 +84,7 @@ pub enum Op {
     Symlink(u8, u8),
     Link(u8, u8),
     Touch(u8, u64),
+    Chmod(u8, u32),
     Sync,
 }
 
@@ -110,6 +111,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Symlink(a, b)),
         1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Link(a, b)),
         1 => (any::<u8>(), 0u64..2_000_000_000).prop_map(|(n, t)| Op::Touch(n, t)),
+        1 => (any::<u8>(), 0o400u32..0o777).prop_map(|(n, m)| Op::Chmod(n, m)),
         2 => Just(Op::Sync),
     ]
 }
@@ -137,6 +139,7 @@ pub fn apply(fs: &Fs, mirror: &Mirror, op: &Op) {
             NewTimestamp::NoChange,
             NewTimestamp::Timestamp(Timestamp::new(*t, (*t % 1_000_000_000) as u32).unwrap()),
         ),
+        Op::Chmod(n, m) => root.set_mode_at(PF::empty(), &name(*n), *m, 0, 0),
         Op::Sync => mirror.sync(fs).map(|_| ()).map_err(|e| panic!("sync: {e}")),
     };
 }
