@@ -20,6 +20,7 @@
 use crate::error::{ErrorCode, Result};
 use crate::fs::Shared;
 use crate::image::ImageSource;
+use crate::written::{Marks, Written};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -112,6 +113,9 @@ pub(crate) struct FileData {
     /// source's bytes (fetched or not), i.e. that no write or truncate has
     /// touched since. What a mirror can keep without reading.
     clean: Vec<(u64, u64, u64)>,
+    /// The ranges changed since a mirror last took them (see `written`);
+    /// none until the first take.
+    marks: Option<Box<Marks>>,
 }
 
 impl FileData {
@@ -145,6 +149,21 @@ impl FileData {
             .iter()
             .map(|&(off, _, len)| (off, off + len))
             .collect()
+    }
+
+    /// The ranges changed since the last take, stamping the file afresh
+    /// (see `written`).
+    pub fn take_written(&mut self) -> Written {
+        crate::written::take(&mut self.marks)
+    }
+
+    /// Notes `start..end` as changed for the next take.
+    fn mark(&mut self, start: u64, end: u64) {
+        if let Some(m) = &mut self.marks {
+            if !m.add(start, end) {
+                self.marks = None;
+            }
+        }
     }
 
     /// Gives an empty file `size` bytes that live in a ranged source.
@@ -227,8 +246,10 @@ impl FileData {
             .div_ceil(FETCH_CHUNK)
             .saturating_mul(FETCH_CHUNK);
         let mut p = self.pending.take().expect("checked above");
-        // Fetched bytes are the source's: writing them keeps them clean.
+        // Fetched bytes are the source's: writing them keeps them clean,
+        // and they are no change to send.
         let clean = core::mem::take(&mut self.clean);
+        let marks = self.marks.take();
         let wanted: Vec<(u64, u64, u64)> = p
             .extents
             .iter()
@@ -264,6 +285,7 @@ impl FileData {
             }
         }
         self.clean = clean;
+        self.marks = marks;
         if !p.extents.is_empty() {
             self.pending = Some(p);
         }
@@ -281,6 +303,8 @@ impl FileData {
             return Ok(());
         };
         let size = self.size;
+        // Fetched bytes are no change to send.
+        let marks = self.marks.take();
         let fetched = (|| {
             let mut crc = crc32fast::Hasher::new();
             p.read_chunks(&mut Vec::new(), |at, bytes| {
@@ -299,9 +323,11 @@ impl FileData {
             self.release(shared);
             self.pending = Some(p);
             self.size = size;
+            self.marks = marks;
             return Err(e);
         }
         self.size = size;
+        self.marks = marks;
         Ok(())
     }
 
@@ -394,6 +420,8 @@ impl FileData {
                 Err(_) => break,
             }
         }
+        // A write past the end also makes the gap before it (zeros).
+        self.mark(offset.min(self.size), offset + done as u64);
         self.size = self.size.max(offset + done as u64);
         cut(&mut self.clean, offset, offset + done as u64);
         if let Some(p) = &mut self.pending {
@@ -521,6 +549,9 @@ impl FileData {
             self.allocated -= freed;
             shared.release_bytes(freed);
         }
+        // Bytes cut off read as zeros if the file grows again; bytes added
+        // are zeros: either way they changed.
+        self.mark(self.size.min(new), self.size.max(new));
         self.size = new;
         Ok(())
     }
@@ -532,6 +563,7 @@ impl FileData {
         self.blocks.clear();
         self.pending = None;
         self.clean.clear();
+        self.marks = None;
         self.size = 0;
     }
 

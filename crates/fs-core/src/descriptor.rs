@@ -295,6 +295,16 @@ impl Descriptor {
         self.inode.writers.load(Ordering::Relaxed)
     }
 
+    /// The byte ranges of this file changed since the last call, and the
+    /// stamp this call gave it, for a mirror that sends only what changed
+    /// (see [`Written`](crate::Written) for when the ranges apply).
+    pub fn take_written(&self) -> Result<crate::Written> {
+        self.require_file()?;
+        let mut state = self.inode.state.write();
+        let file = state.file_mut().ok_or(ErrorCode::BadDescriptor)?;
+        Ok(file.take_written())
+    }
+
     /// Byte ranges `(start, end)` of this file that still hold the bytes
     /// of the source [`set_source`](Self::set_source) gave it, fetched or
     /// not: nothing has written or truncated them since.

@@ -55,6 +55,7 @@ pub mod stream;
 mod sync;
 mod time;
 mod types;
+mod written;
 
 pub use changes::{ChangeLog, Changed};
 pub use descriptor::{check_read, check_stream, require_file, Descriptor, DirStream};
@@ -68,3 +69,4 @@ pub use types::{
     mode, Advice, DescriptorFlags, DescriptorType, DirEntry, MetadataHash, OpenFlags, PathFlags,
     Stat,
 };
+pub use written::Written;
