@@ -23,6 +23,8 @@ pub struct Faulty<S> {
     lose_replies: AtomicU64,
     /// Requests refused so far.
     refused: AtomicU64,
+    /// Each request takes at least this many microseconds (a far server).
+    latency_us: AtomicU64,
 }
 
 impl<S: ObjectStore> Faulty<S> {
@@ -33,7 +35,14 @@ impl<S: ObjectStore> Faulty<S> {
             down: AtomicBool::new(false),
             lose_replies: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            latency_us: AtomicU64::new(0),
         }
+    }
+
+    /// Every request takes `latency` longer, as to a distant server.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.latency_us
+            .store(latency.as_micros() as u64, Ordering::SeqCst);
     }
 
     /// The next `n` requests fail with a transient error.
@@ -58,6 +67,10 @@ impl<S: ObjectStore> Faulty<S> {
     }
 
     fn gate(&self) -> Result<()> {
+        let us = self.latency_us.load(Ordering::SeqCst);
+        if us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
         let failed = self.down.load(Ordering::SeqCst)
             || self
                 .fail_next
@@ -103,6 +116,9 @@ impl<S: ObjectStore> ObjectStore for Faulty<S> {
     }
     fn lists_metadata(&self) -> bool {
         self.inner.lists_metadata()
+    }
+    fn writes_ranges(&self) -> bool {
+        self.inner.writes_ranges()
     }
     fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
         self.gate()?;

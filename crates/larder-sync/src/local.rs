@@ -12,6 +12,12 @@
 //! at a time with `O_NOFOLLOW`, so a symlink object (which an app or
 //! another store user can plant, pointing anywhere) is never traversed:
 //! a key below it is simply not there, and a write below it is refused.
+//!
+//! A large file with a few changed ranges is rewritten in place instead,
+//! journaled so that a crash still leaves it all old or all new (see
+//! `patch`).
+
+mod patch;
 
 use crate::meta::{self, S_IFLNK, S_IFMT, S_IFREG};
 use crate::store::{
@@ -20,6 +26,7 @@ use crate::store::{
 };
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::Write;
@@ -27,7 +34,7 @@ use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -42,7 +49,28 @@ pub struct LocalDir {
     /// writers in this process (other processes: see the README).
     lock: Mutex<()>,
     seq: AtomicU64,
+    /// Bytes written to files in the store, journals included.
+    written: AtomicU64,
+    /// Versions rewritten in place, by inode, so reads pinned to one are
+    /// still served where its bytes survive (see `LocalDir::patched`).
+    patched: Mutex<HashMap<u64, Vec<Patched>>>,
+    /// For crash tests: the patch step after which the process aborts.
+    crash_after: AtomicU8,
 }
+
+/// A version of a file that was patched in place into a later one.
+struct Patched {
+    old_etag: String,
+    /// The version it became (`None` while the patch runs).
+    now: Option<String>,
+    /// Byte ranges of the old version replaced since, and how much of it
+    /// is still there: everything else reads the same in both.
+    replaced: Vec<Range<u64>>,
+    len: u64,
+}
+
+/// Older versions of a file than this many patches back are not served.
+const PATCHED_KEPT: usize = 4;
 
 fn kind_of(e: std::io::ErrorKind) -> ErrorKind {
     match e {
@@ -98,12 +126,18 @@ fn stat_at(dir: &File, name: &str) -> rustix::io::Result<rfs::Stat> {
 }
 
 /// A version tag that changes whenever the file is replaced (new inode) or
-/// rewritten in place by another tool (size, mtime).
+/// rewritten in place (size, mtime; for a regular file also its ctime,
+/// which every write moves and no one can set back).
 fn etag(st: &rfs::Stat, size: u64) -> String {
-    format!(
-        "\"{:x}-{:x}-{:x}.{}\"",
+    let tag = format!(
+        "{:x}-{:x}-{:x}.{}",
         st.st_ino, size, st.st_mtime, st.st_mtime_nsec
-    )
+    );
+    if FileType::from_raw_mode(st.st_mode).is_file() {
+        format!("\"{tag}-{:x}.{}\"", st.st_ctime, st.st_ctime_nsec)
+    } else {
+        format!("\"{tag}\"")
+    }
 }
 
 fn read_link_at(dir: &File, name: &str) -> rustix::io::Result<Vec<u8>> {
@@ -158,12 +192,104 @@ impl LocalDir {
                 let e: std::io::Error = e.into();
                 StoreError::new(kind_of(e.kind()), format!("{}: {e}", root.display()))
             })?;
-        remove_stale_temps(&root_fd);
-        Ok(LocalDir {
+        let store = LocalDir {
             root,
             root_fd,
             lock: Mutex::new(()),
             seq: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            patched: Mutex::new(HashMap::new()),
+            crash_after: AtomicU8::new(0),
+        };
+        store.remove_stale_temps(&store.root_fd);
+        Ok(store)
+    }
+
+    /// Bytes this store has written to files (objects, temporary files and
+    /// journals), for measuring what a workload costs it.
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, n: usize) {
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// For crash tests only: abort the process after step `n` (1 to 4) of
+    /// the next in-place patch.
+    #[doc(hidden)]
+    pub fn crash_after_step(&self, n: u8) {
+        self.crash_after.store(n, Ordering::Relaxed);
+    }
+}
+
+/// What a store wrote in its life, for anyone measuring it
+/// (`RUST_LOG=larder_sync=info`).
+impl Drop for LocalDir {
+    fn drop(&mut self) {
+        tracing::info!(
+            store = %self.root.display(),
+            bytes_written = self.bytes_written(),
+            "local store closed"
+        );
+    }
+}
+
+impl LocalDir {
+    /// A patch of inode `ino` from `old_etag` is under way: it replaces
+    /// `replaced` and leaves `len` bytes.
+    fn note_patch(&self, ino: u64, old_etag: String, replaced: Vec<Range<u64>>, len: u64) {
+        let mut all = self.patched.lock().unwrap_or_else(|e| e.into_inner());
+        let list = all.entry(ino).or_default();
+        // Older versions that became this one are now that much further off.
+        list.retain(|p| p.now.as_deref() == Some(old_etag.as_str()));
+        for p in list.iter_mut() {
+            p.now = None;
+            p.replaced.extend(replaced.iter().cloned());
+            p.len = p.len.min(len);
+        }
+        list.push(Patched {
+            old_etag,
+            now: None,
+            replaced,
+            len,
+        });
+        if list.len() > PATCHED_KEPT {
+            list.remove(0);
+        }
+    }
+
+    /// The patch of `ino` under way finished as version `now`.
+    fn finish_patch(&self, ino: u64, now: &str) {
+        let mut all = self.patched.lock().unwrap_or_else(|e| e.into_inner());
+        for p in all.entry(ino).or_default() {
+            p.now = Some(now.to_string());
+        }
+    }
+
+    fn forget_patches(&self, ino: u64) {
+        let mut all = self.patched.lock().unwrap_or_else(|e| e.into_inner());
+        all.remove(&ino);
+    }
+
+    /// Whether `range` of version `pinned` of the file that is now `st`
+    /// (its ETag `current`) reads the same from the file as it is: the
+    /// file was patched in place from that version, and neither replaced
+    /// those bytes nor cut them off. A lazily restored file's unfetched
+    /// bytes are read this way while, and just after, the mirror patches
+    /// its object.
+    fn patched(&self, st: &rfs::Stat, pinned: &str, current: &str, range: &Range<u64>) -> bool {
+        let all = self.patched.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(&st.st_ino).is_some_and(|list| {
+            list.iter().any(|p| {
+                p.old_etag == pinned
+                    && p.now.as_deref().is_none_or(|now| now == current)
+                    && range.end <= p.len
+                    && !p
+                        .replaced
+                        .iter()
+                        .any(|r| r.start < range.end && range.start < r.end)
+            })
         })
     }
 
@@ -304,9 +430,12 @@ impl LocalDir {
                     .and_then(|fd| {
                         let mut f = File::from(fd);
                         match content {
-                            Content::Bytes(body) => f.write_all(body).map_err(io(key))?,
+                            Content::Bytes(body) => {
+                                f.write_all(body).map_err(io(key))?;
+                                self.count(body.len());
+                            }
                             Content::Pieces(pieces, source, old) => {
-                                write_pieces(key, &f, pieces, source, old.as_ref())?
+                                write_pieces(self, key, &f, pieces, source, old.as_ref())?
                             }
                         }
                         LocalDir::apply(key, &f, meta)?;
@@ -355,28 +484,33 @@ impl LocalDir {
     }
 }
 
-/// Deletes temporary files whose writer is gone (killed mid-put); those
-/// of live processes (named by PID) are left to finish.
-fn remove_stale_temps(dir: &File) {
-    let Ok(mut entries) = rfs::Dir::read_from(dir) else {
-        return;
-    };
-    while let Some(Ok(e)) = entries.read() {
-        let Ok(name) = e.file_name().to_str() else {
-            continue;
+impl LocalDir {
+    /// Deletes temporary files whose writer is gone (killed mid-put), and
+    /// finishes or undoes the in-place patches such a writer left journals
+    /// of; those of live processes (named by PID) are left to finish.
+    fn remove_stale_temps(&self, dir: &File) {
+        let Ok(mut entries) = rfs::Dir::read_from(dir) else {
+            return;
         };
-        if name == "." || name == ".." {
-            continue;
-        }
-        if let Some(rest) = name.strip_prefix(TMP_PREFIX) {
-            let pid = rest.split('-').next().unwrap_or("");
-            let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
-            if !alive {
-                tracing::debug!(name, "removing a torn write's temporary file");
-                let _ = rfs::unlinkat(dir, name, AtFlags::empty());
+        while let Some(Ok(e)) = entries.read() {
+            let Ok(name) = e.file_name().to_str() else {
+                continue;
+            };
+            if name == "." || name == ".." {
+                continue;
             }
-        } else if let Ok(sub) = enter(dir, name) {
-            remove_stale_temps(&sub);
+            if let Some(rest) = name.strip_prefix(TMP_PREFIX) {
+                let pid = rest.split('-').next().unwrap_or("");
+                let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+                if !alive && name.ends_with(".journal") {
+                    patch::recover(self, dir, name);
+                } else if !alive {
+                    tracing::debug!(name, "removing a torn write's temporary file");
+                    let _ = rfs::unlinkat(dir, name, AtFlags::empty());
+                }
+            } else if let Ok(sub) = enter(dir, name) {
+                self.remove_stale_temps(&sub);
+            }
         }
     }
 }
@@ -402,24 +536,28 @@ fn keeping_mtime<T>(
 
 /// Writes `chunk` at `at`, leaving out its 4 KiB pages of zeros (as
 /// `cp --sparse=always` does), in one write per run of the others.
-fn write_nonzero(f: &File, chunk: &[u8], at: u64) -> std::io::Result<()> {
+/// Returns the bytes written.
+fn write_nonzero(f: &File, chunk: &[u8], at: u64) -> std::io::Result<usize> {
     const PAGE: usize = 4096;
     let mut run: Option<usize> = None;
+    let mut written = 0;
     for (i, page) in chunk.chunks(PAGE).enumerate() {
         let zero = page.iter().all(|&b| b == 0);
         match (run, zero) {
             (None, false) => run = Some(i * PAGE),
             (Some(start), true) => {
                 f.write_all_at(&chunk[start..i * PAGE], at + start as u64)?;
+                written += i * PAGE - start;
                 run = None;
             }
             _ => {}
         }
     }
-    match run {
-        Some(start) => f.write_all_at(&chunk[start..], at + start as u64),
-        None => Ok(()),
+    if let Some(start) = run {
+        f.write_all_at(&chunk[start..], at + start as u64)?;
+        written += chunk.len() - start;
     }
+    Ok(written)
 }
 
 /// The ranges of `range` in `f` that may hold data (SEEK_DATA/SEEK_HOLE):
@@ -440,6 +578,30 @@ fn data_of(f: &File, range: Range<u64>) -> rustix::io::Result<Vec<Range<u64>>> {
     Ok(out)
 }
 
+/// The current version `old` open for writing, if rewriting `pieces` of
+/// it in place is worth it (see `patch::worth_it`) and touches no other
+/// name (a file another tool hard-linked is replaced instead).
+fn patchable(old: &File, pieces: &[Piece]) -> Option<File> {
+    let st = rfs::fstat(old).ok()?;
+    if st.st_nlink != 1 || !patch::worth_it(pieces, st.st_size as u64) {
+        return None;
+    }
+    // Through /proc: the same file, whatever has been renamed over its
+    // name since (no path is walked).
+    let fd = rustix::fd::AsRawFd::as_raw_fd(old);
+    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let rw = File::from(
+        rfs::open(
+            format!("/proc/self/fd/{fd}"),
+            flags.difference(OFlags::NOFOLLOW),
+            Mode::empty(),
+        )
+        .ok()?,
+    );
+    let again = rfs::fstat(&rw).ok()?;
+    (again.st_ino == st.st_ino && again.st_dev == st.st_dev).then_some(rw)
+}
+
 /// What a file object is written from.
 enum Content<'a> {
     Bytes(&'a [u8]),
@@ -451,6 +613,7 @@ enum Content<'a> {
 /// Writes `pieces` into the empty `f` a MiB at a time, skipping holes and
 /// chunks of zeros, so they stay holes; then sets its length.
 fn write_pieces(
+    store: &LocalDir,
     key: &str,
     f: &File,
     pieces: &[Piece],
@@ -494,7 +657,7 @@ fn write_pieces(
                     }
                     (Piece::New(_), _) => source.read_at(at, chunk)?,
                 }
-                write_nonzero(f, chunk, at).map_err(io(key))?;
+                store.count(write_nonzero(f, chunk, at).map_err(io(key))?);
                 at += n as u64;
             }
         }
@@ -540,12 +703,22 @@ impl ObjectStore for LocalDir {
                 let f: File = rfs::openat(&dir, p.name, flags, Mode::empty())
                     .map_err(errno(key))?
                     .into();
+                // Never in the middle of an in-place patch (see `patch`).
+                let _locked = patch::Flock::shared(key, &f)?;
                 let st = rfs::fstat(&f).map_err(errno(key))?;
                 if !FileType::from_raw_mode(st.st_mode).is_file() {
                     return Err(StoreError::at(ErrorKind::NotFound, key, "replaced"));
                 }
                 let len = st.st_size as u64;
-                cond.check(key, Some(&etag(&st, len)))?;
+                let current = etag(&st, len);
+                if let Err(e) = cond.check(key, Some(&current)) {
+                    // Bytes a patch of the pinned version left as they were.
+                    match (cond, &range) {
+                        (Cond::IfMatch(pinned), Some(r))
+                            if self.patched(&st, pinned, &current, r) => {}
+                        _ => return Err(e),
+                    }
+                }
                 let r = range.unwrap_or(0..len);
                 let (start, end) = (r.start.min(len), r.end.min(len));
                 let n = usize::try_from(end.saturating_sub(start))
@@ -618,6 +791,15 @@ impl ObjectStore for LocalDir {
         } else {
             None
         };
+        if let Some(target) = old.as_ref().and_then(|old| patchable(old, pieces)) {
+            keeping_mtime(key, &dir, p.parents.is_empty(), || {
+                self.patch(key, &dir, p.name, &target, pieces, source, meta)
+            })?;
+            let info = self.info(key.to_string(), &dir, p.name)?;
+            return info
+                .map(|i| i.etag)
+                .ok_or_else(|| StoreError::at(ErrorKind::Transient, key, "vanished"));
+        }
         if stat_at(&dir, p.name).is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_dir()) {
             rfs::unlinkat(&dir, p.name, AtFlags::REMOVEDIR).map_err(errno(key))?;
         }
@@ -665,6 +847,11 @@ impl ObjectStore for LocalDir {
                 Err(e) => Err(errno(key)(e)),
             }
         })
+    }
+
+    /// Large files with a few changed ranges are patched in place.
+    fn writes_ranges(&self) -> bool {
+        true
     }
 
     fn enforces_conditions(&self) -> bool {

@@ -41,6 +41,9 @@ pub struct MemStore {
     no_conditions: AtomicBool,
     /// Behave like S3: listings without metadata (a HEAD each for it).
     bare_listings: AtomicBool,
+    /// Behave like S3 in what the mirror sends: large files in whole
+    /// parts, small ones whole, rather than the ranges that changed.
+    whole_parts: AtomicBool,
 }
 
 impl MemStore {
@@ -57,6 +60,12 @@ impl MemStore {
     /// so they order writes without a test waiting.
     pub fn set_bare_listings(&self, on: bool) {
         self.bare_listings.store(on, Ordering::SeqCst);
+    }
+
+    /// Large files sent in `PART`-sized pieces and small ones whole, as
+    /// to S3, instead of the ranges that changed.
+    pub fn set_whole_parts(&self, on: bool) {
+        self.whole_parts.store(on, Ordering::SeqCst);
     }
 
     pub fn traffic(&self) -> Traffic {
@@ -129,6 +138,11 @@ impl ObjectStore for MemStore {
 
     fn lists_metadata(&self) -> bool {
         !self.bare_listings.load(Ordering::SeqCst)
+    }
+
+    /// Kept ranges are copied in memory: as cheap as the new ones.
+    fn writes_ranges(&self) -> bool {
+        !self.whole_parts.load(Ordering::SeqCst)
     }
 
     fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {

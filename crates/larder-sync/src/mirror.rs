@@ -54,6 +54,10 @@ struct Synced {
     /// Hashes of the stored object's PART-sized pieces (large files only):
     /// a later sync sends only the pieces that changed.
     parts: Vec<[u8; 32]>,
+    /// The take of the file's changed ranges that the object holds it as
+    /// of (stores that write ranges only; see [`fs_core::Written`]): the
+    /// next upload sends the ranges changed since that take alone.
+    stamp: Option<u64>,
 }
 
 /// Large files are compared and rewritten in pieces of this size (S3's
@@ -78,6 +82,48 @@ fn hole_hash(len: u64) -> [u8; 32] {
 /// Part hashes kept per file at most (80 GB of 8 MiB parts); a larger
 /// file is sent whole each time.
 const MAX_HASHED_PARTS: u64 = 10_000;
+
+/// Changed ranges are sent rounded out to this (a page): fewer, larger
+/// writes, and what databases write anyway.
+const RANGE_GRAIN: u64 = 4096;
+
+/// A file of `size` bytes as pieces of its stored object: the ranges
+/// written since the take the object holds it as of (rounded out to
+/// pages) new, the rest kept. All new when those ranges do not apply:
+/// nothing stored, or stored from another take (see [`fs_core::Written`]).
+fn ranged_pieces(prev: Option<&Synced>, written: &fs_core::Written, size: u64) -> Vec<Piece> {
+    let ranges = match (&written.since, prev) {
+        (Some((since, ranges)), Some(p)) if p.kind == Kind::File && p.stamp == Some(*since) => {
+            ranges
+        }
+        _ if size == 0 => return Vec::new(),
+        _ => return vec![Piece::New(0..size)],
+    };
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for &(a, b) in ranges {
+        let a = (a - a % RANGE_GRAIN).max(at);
+        let b = b
+            .div_ceil(RANGE_GRAIN)
+            .saturating_mul(RANGE_GRAIN)
+            .min(size);
+        if a >= b {
+            continue;
+        }
+        if at < a {
+            pieces.push(Piece::Keep(at..a));
+        }
+        match pieces.last_mut() {
+            Some(Piece::New(r)) if r.end == a => r.end = b,
+            _ => pieces.push(Piece::New(a..b)),
+        }
+        at = b;
+    }
+    if at < size {
+        pieces.push(Piece::Keep(at..size));
+    }
+    pieces
+}
 
 /// A file of the filesystem as an upload's source. Bytes past its end
 /// (truncated since the pieces were planned) read as zeros: the file's
@@ -559,6 +605,19 @@ impl Mirror {
         })
     }
 
+    /// A fresh take of the changed ranges of the file at `path`, just
+    /// restored from its object, for stores that write ranges: its first
+    /// change then sends only what changed.
+    fn stamp_restored(&self, root: &fs_core::Descriptor, path: &str, kind: Kind) -> Option<u64> {
+        if kind != Kind::File || !self.store.writes_ranges() {
+            return None;
+        }
+        let f = root
+            .open_at(PF::empty(), path, OF::empty(), DF::READ)
+            .ok()?;
+        f.take_written().ok().map(|w| w.stamp)
+    }
+
     fn open_file(fs: &Fs, path: &str) -> Result<FileSource, ErrorCode> {
         let root = fs.root(DF::READ)?;
         Ok(FileSource(root.open_at(
@@ -778,11 +837,34 @@ impl Mirror {
             .and_then(|p| st.synced.get(p))
             .map(|s| s.parts.clone())
             .unwrap_or_default();
+        let mut stamp = None;
         let result = match &source {
             Some(from) => {
                 let from_key = self.key(from, Kind::File);
                 self.check_cond(&key, &cond)
                     .and_then(|()| self.store.copy(&from_key, &key, &meta, &cond))
+            }
+            None if node.kind == Kind::File && self.store.writes_ranges() => {
+                let f = match Mirror::open_file(fs, path) {
+                    Ok(f) => f,
+                    // Gone since the scan: the next sync deletes it.
+                    Err(ErrorCode::NoEntry) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                let written = f.0.take_written()?;
+                stamp = Some(written.stamp);
+                let pieces = ranged_pieces(prev, &written, f.0.stat().size);
+                report.bytes_uploaded += pieces
+                    .iter()
+                    .map(|p| match p {
+                        Piece::New(r) => r.end - r.start,
+                        Piece::Keep(_) => 0,
+                    })
+                    .sum::<u64>();
+                parts = Vec::new();
+                let source: Arc<dyn Source> = Arc::new(f);
+                self.check_cond(&key, &cond)
+                    .and_then(|()| self.store.put_from(&key, &pieces, &source, &meta, &cond))
             }
             None if node.kind == Kind::File && node.stat.size >= PARTS_FROM as u64 => {
                 let unchanged = self.keeps_unchanged(st, path, node, &key);
@@ -831,6 +913,7 @@ impl Mirror {
                 etag
             }
             Err(e) if e.kind == ErrorKind::Conflict && node.kind == Kind::Dir => {
+                stamp = None;
                 // Directory markers carry only metadata: ours wins.
                 self.store.put(&key, &[], &meta, &Cond::None)?
             }
@@ -845,6 +928,7 @@ impl Mirror {
                     None => {
                         // The object at `path` is theirs now.
                         parts = Vec::new();
+                        stamp = None;
                         self.keep_conflict(fs, path, node, &meta, report)?
                     }
                 }
@@ -874,6 +958,7 @@ impl Mirror {
                 kind: node.kind,
                 etag,
                 parts,
+                stamp,
             },
         );
         Ok(())
@@ -1118,7 +1203,7 @@ impl Mirror {
         for (path, node) in current {
             match etags.get(&path) {
                 Some((kind, etag)) if *kind == node.kind => st.synced.insert(
-                    path,
+                    path.clone(),
                     Synced {
                         ino: node.stat.ino,
                         change: node.stat.change,
@@ -1127,6 +1212,8 @@ impl Mirror {
                         etag: etag.clone(),
                         // Unknown until the file is next uploaded whole.
                         parts: Vec::new(),
+                        // The app has not run yet: the file is the object.
+                        stamp: self.stamp_restored(&root, &path, node.kind),
                     },
                 ),
                 // Not stored as it is here (a directory only implied by

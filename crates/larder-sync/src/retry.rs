@@ -94,6 +94,9 @@ impl ObjectStore for Retrying {
     fn lists_metadata(&self) -> bool {
         self.inner.lists_metadata()
     }
+    fn writes_ranges(&self) -> bool {
+        self.inner.writes_ranges()
+    }
     fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
         self.run(prefix, || self.inner.list_keys(prefix))
     }

@@ -227,6 +227,13 @@ pub trait ObjectStore: Send + Sync {
     fn lists_metadata(&self) -> bool {
         true
     }
+    /// Whether rewriting a few ranges of an object costs about those
+    /// ranges (a local directory rewrites them in place). The mirror then
+    /// sends a changed file as the ranges written since its last upload,
+    /// whatever its size, instead of whole or in `PART`-sized pieces.
+    fn writes_ranges(&self) -> bool {
+        false
+    }
     /// Every object under `prefix`, in key order, without user metadata:
     /// a request per 1,000 keys on S3.
     fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {

@@ -695,12 +695,19 @@ fn read_at(f: &fs_core::Descriptor, at: u64, len: usize) -> Vec<u8> {
 
 /// A large file restored from the store costs nothing until read; reads
 /// fetch only the chunks they reach; a small overwrite syncs as one piece
-/// without fetching the rest; and after that sync, renames and restores
-/// every byte is still the right one.
+/// (one page to a store that writes ranges, one 8 MiB part to one that
+/// copies whole parts, as S3) without fetching the rest; and after that
+/// sync, renames and restores every byte is still the right one.
 #[test]
 fn restore_is_lazy_and_a_small_overwrite_fetches_and_sends_little() {
+    lazy_restore_and_small_overwrite(true);
+    lazy_restore_and_small_overwrite(false);
+}
+
+fn lazy_restore_and_small_overwrite(ranges: bool) {
     const MIB: u64 = 1 << 20;
     let store = Arc::new(MemStore::new());
+    store.set_whole_parts(!ranges);
     let mut model = pattern(40 * MIB + 77, 1);
     {
         let fs = Fs::in_memory();
@@ -730,10 +737,12 @@ fn restore_is_lazy_and_a_small_overwrite_fetches_and_sends_little() {
     model[20 << 20..][..7].copy_from_slice(b"changed");
     let before = store.traffic().put_bytes;
     let r = mirror.sync(&fs).unwrap();
-    assert_eq!(r.bytes_uploaded, 8 * MIB, "{r:?}");
-    assert_eq!(store.traffic().put_bytes - before, 8 * MIB);
-    // The piece around the write (16..24 MiB) was read to be sent.
-    assert!(gets() <= 9 * MIB, "fetched {} bytes", gets());
+    let piece = if ranges { 4096 } else { 8 * MIB };
+    assert_eq!(r.bytes_uploaded, piece, "{r:?}");
+    assert_eq!(store.traffic().put_bytes - before, piece);
+    // The piece around the write (the page, or 16..24 MiB) was read to be
+    // sent, a chunk at a time.
+    assert!(gets() <= MIB + piece.max(MIB), "fetched {} bytes", gets());
 
     // Unfetched bytes now come from the object the sync wrote.
     assert_eq!(read_at(&f, 5 * MIB, 100), &model[5 << 20..][..100]);
@@ -995,6 +1004,60 @@ fn a_file_too_large_to_hold_fails_the_sync_not_the_host() {
         store.get("small", None, &larder_sync::Cond::None).unwrap(),
         b"kept"
     );
+}
+
+/// A database-like file in a local store: after its first upload, each
+/// sync writes about what changed (a page, an append) to the store, patched
+/// in place (the same file on the host), also right after a restore; and
+/// the store always restores to the tree.
+#[test]
+fn a_local_store_writes_what_changed() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(LocalDir::open(dir.path().join("s")).unwrap());
+    let store: Arc<dyn ObjectStore> = local.clone();
+    let fs = Fs::in_memory();
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), "db", OF::CREATE, DF::READ | DF::WRITE)
+        .unwrap();
+    f.write(&pattern(4 << 20, 9), 0).unwrap();
+    let mirror = Mirror::new(store.clone(), "");
+    mirror.sync(&fs).unwrap();
+    let ino = || std::fs::metadata(dir.path().join("s/db")).unwrap().ino();
+    let first = ino();
+    let mut before = local.bytes_written();
+    for round in 0..3u64 {
+        f.write(b"a changed row", (1 << 20) + round * 10_000)
+            .unwrap();
+        f.append(&pattern(5000, round)).unwrap();
+        let r = mirror.sync(&fs).unwrap();
+        let written = local.bytes_written() - before;
+        before = local.bytes_written();
+        assert!(
+            written < 32 << 10,
+            "round {round}: {written} bytes written for a row and 5000 appended ({r:?})"
+        );
+        assert_eq!(ino(), first, "round {round}: replaced, not patched");
+        assert_eq!(tree(&restored(store.clone(), "")), tree(&fs));
+    }
+    // Restored afresh (lazily): its first change is a patch as well.
+    let fs = Fs::in_memory();
+    let mirror = Mirror::restore(store.clone(), "", &fs).unwrap();
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), "db", OF::empty(), DF::READ | DF::WRITE)
+        .unwrap();
+    f.write(b"after the restore", 3 << 20).unwrap();
+    let before = local.bytes_written();
+    mirror.sync(&fs).unwrap();
+    let written = local.bytes_written() - before;
+    assert!(
+        written < 16 << 10,
+        "{written} bytes written after a restore"
+    );
+    assert_eq!(ino(), first);
+    assert_eq!(tree(&restored(store.clone(), "")), tree(&fs));
 }
 
 /// A sparse file goes to a local store by its data: a terabyte holding

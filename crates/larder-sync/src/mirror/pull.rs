@@ -237,6 +237,8 @@ impl Mirror {
                 kind,
                 etag: etag.to_string(),
                 parts: Vec::new(),
+                // The app may be writing it already: sent whole next time.
+                stamp: None,
             },
         );
         Ok(())

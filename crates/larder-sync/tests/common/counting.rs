@@ -41,6 +41,9 @@ impl ObjectStore for Counting {
     fn lists_metadata(&self) -> bool {
         self.inner.lists_metadata()
     }
+    fn writes_ranges(&self) -> bool {
+        self.inner.writes_ranges()
+    }
     fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
         self.inner.list_keys(prefix)
     }

@@ -18,6 +18,9 @@ impl ObjectStore for Ignoring {
     fn lists_metadata(&self) -> bool {
         self.0.lists_metadata()
     }
+    fn writes_ranges(&self) -> bool {
+        self.0.writes_ranges()
+    }
     fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
         self.0.list_keys(prefix)
     }
