@@ -17,6 +17,8 @@
 //! It then offers named preopens. The bindings (vfs-host, the adapter, the
 //! 9P server) only translate calls to the [`Fs`] it holds.
 
+#[cfg(feature = "store")]
+mod group;
 mod memory;
 #[cfg(feature = "host")]
 mod mount;
@@ -311,8 +313,14 @@ impl VolumeBuilder {
                 .map_err(fs_err(&p.path))?;
         }
         #[cfg(feature = "store")]
+        let committer = Arc::new(group::Committer::default());
+        #[cfg(feature = "store")]
         if let (Some(m), Some(spec)) = (&mirror, &self.store) {
-            fs.set_sync_hook(Arc::new(MirrorHook::new(m.clone(), spec.mode)));
+            fs.set_sync_hook(Arc::new(group::GroupCommit {
+                inner: MirrorHook::new(m.clone(), spec.mode),
+                committer: committer.clone(),
+                grouped: spec.mode == SyncMode::OnClose,
+            }));
         }
         let volume = Arc::new(Volume {
             fs,
@@ -320,6 +328,8 @@ impl VolumeBuilder {
             lazy_image,
             #[cfg(feature = "store")]
             mirror,
+            #[cfg(feature = "store")]
+            committer,
         });
         #[cfg(feature = "store")]
         if let Some(spec) = self.store {
@@ -352,6 +362,9 @@ pub struct Volume {
     lazy_image: bool,
     #[cfg(feature = "store")]
     mirror: Option<Arc<Mirror>>,
+    /// The closes waiting for a sync (see `group`).
+    #[cfg(feature = "store")]
+    committer: Arc<group::Committer>,
 }
 
 impl Volume {
@@ -422,6 +435,9 @@ mod background {
     use std::time::Duration;
 
     pub(super) fn start(volume: &Arc<Volume>, spec: &StoreSpec) {
+        if spec.mode == SyncMode::OnClose {
+            super::group::start(volume, &volume.committer);
+        }
         if let SyncMode::Periodic(every) = spec.mode {
             every_while_alive(volume, every, "periodic sync", |v| {
                 let _ = v.sync();

@@ -163,6 +163,72 @@ fn the_sync_mode_decides_when_changes_leave() {
     }
 }
 
+/// Group commit: 40 files written and closed in a burst against a store
+/// 20 ms away return without waiting for it (one round trip each would
+/// take 0.8 s at least) and all reach the store soon after on their own;
+/// an fsync right after a burst still returns only once everything
+/// before it is stored. Write-through keeps closes
+/// synchronous.
+#[test]
+fn closes_in_a_burst_share_one_sync_and_fsync_still_waits() {
+    use larder_sync::Faulty;
+    use std::time::{Duration, Instant};
+    for mode in [SyncMode::OnClose, SyncMode::WriteThrough] {
+        let store = Arc::new(Faulty::new(MemStore::new()));
+        let volume = VolumeBuilder::new()
+            .store(store.clone(), "", mode)
+            .build()
+            .unwrap();
+        store.set_latency(Duration::from_millis(20));
+        let root = volume.fs().root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+        let t = Instant::now();
+        for i in 0..40 {
+            let f = root
+                .open_at(PF::empty(), &format!("f{i}"), OF::CREATE, DF::WRITE)
+                .unwrap();
+            f.write(format!("file {i}").as_bytes(), 0).unwrap();
+        }
+        let closing = t.elapsed();
+        let stored = |i: usize| store.head(&format!("f{i}")).unwrap().is_some();
+        if mode == SyncMode::WriteThrough {
+            assert!(
+                stored(39),
+                "write-through: the last close returned before its sync"
+            );
+            continue;
+        }
+        assert!(
+            closing < Duration::from_millis(400),
+            "40 closes took {closing:?}: they waited for the store"
+        );
+        // fsync of a file written after the burst: everything is stored
+        // when it returns.
+        let f = root
+            .open_at(PF::empty(), "last", OF::CREATE, DF::WRITE)
+            .unwrap();
+        f.write(b"last", 0).unwrap();
+        f.sync().unwrap();
+        store.set_latency(Duration::ZERO);
+        assert!(
+            (0..40).all(stored) && store.head("last").unwrap().is_some(),
+            "fsync returned before the closed files were stored"
+        );
+        drop(f);
+        // A burst with no fsync after it reaches the store on its own.
+        for i in 40..60 {
+            let f = root
+                .open_at(PF::empty(), &format!("f{i}"), OF::CREATE, DF::WRITE)
+                .unwrap();
+            f.write(b"x", 0).unwrap();
+        }
+        let t = Instant::now();
+        while !(40..60).all(stored) && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!((40..60).all(stored), "closed files never reached the store");
+    }
+}
+
 /// Preopens name directories that exist (checked at build, naming the
 /// path), and read-only ones cannot change the tree.
 #[test]
