@@ -129,6 +129,9 @@ guests: setup
           -o target/guests/sqlite3.o target/sqlite/sqlite3.c
     target/zig/bin/python -m ziglang cc -target wasm32-wasi -O2 -s -Wall -Werror -I target/sqlite \
       -o target/guests/ledger.wasm examples/c-sqlite/ledger.c target/guests/sqlite3.o
+    target/zig/bin/python -m ziglang cc -target wasm32-wasi -O2 -s -Wall -Werror -I target/sqlite \
+      -o target/guests/bulk.wasm examples/c-sqlite/bulk.c target/guests/sqlite3.o
+    target/zig/bin/python -m ziglang cc -target wasm32-wasi -O2 -s -Wall -Werror -o target/guests/copytree.wasm examples/c-files/copytree.c
     # The Python example, against the WASI 0.2 WIT this repository vendors
     # (about 20 s: only when it changed).
     test target/guests/python-app.wasm -nt examples/python/app.py || \

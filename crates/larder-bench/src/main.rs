@@ -9,6 +9,7 @@
 //! composed with the guest adapter (`larder compose`). Then start-up cost
 //! against bundle size. Writes target/bench/results.md and results.png.
 
+mod apps;
 mod edge;
 mod p3;
 mod persist;
@@ -387,6 +388,11 @@ fn main() -> Result<()> {
         print!("{}", scale::section(&root)?);
         return Ok(());
     }
+    // `BENCH_ONLY=apps just bench`: only the C apps in a local store.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("apps") {
+        print!("{}", apps::section(&root, repeats)?);
+        return Ok(());
+    }
     // `BENCH_ONLY=sync just bench`: only the sync engine's rows.
     if std::env::var("BENCH_ONLY").as_deref() == Ok("sync") {
         print!("{}", sync_section(&root, repeats)?);
@@ -616,6 +622,8 @@ fn main() -> Result<()> {
     md.push_str(&sync_section(&root, repeats)?);
     eprintln!("start-up at scale (S3)...");
     md.push_str(&scale::section(&root)?);
+    eprintln!("C apps in a local store...");
+    md.push_str(&apps::section(&root, repeats)?);
     eprintln!("persistence of composed apps...");
     md.push_str(&persist::section(&bench, &fsbench, repeats)?);
     eprintln!("persistence of composed apps in S3, through the CLIs...");
