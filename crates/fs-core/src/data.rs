@@ -154,7 +154,7 @@ impl FileData {
     /// The ranges changed since the last take, stamping the file afresh
     /// (see `written`).
     pub fn take_written(&mut self) -> Written {
-        crate::written::take(&mut self.marks)
+        crate::written::take(&mut self.marks, self.size)
     }
 
     /// Notes `start..end` as changed for the next take.

@@ -32,6 +32,10 @@ static STAMPS: AtomicU64 = AtomicU64::new(1);
 pub struct Written {
     /// The stamp this take gave the file.
     pub stamp: u64,
+    /// The file's size at the take: what the ranges describe. (Read apart,
+    /// a write landing between would be in neither this take's size nor
+    /// the next take's ranges.)
+    pub size: u64,
     /// The previous take's stamp and the byte ranges `(start, end)`
     /// written, truncated or extended since (sorted, disjoint, perhaps
     /// reaching past the end of the file); `None` when unknown (never taken
@@ -102,8 +106,9 @@ impl Marks {
     }
 }
 
-/// Stamps `marks` afresh and returns what it held.
-pub(crate) fn take(marks: &mut Option<alloc::boxed::Box<Marks>>) -> Written {
+/// Stamps `marks` afresh and returns what it held, for a file of `size`
+/// bytes.
+pub(crate) fn take(marks: &mut Option<alloc::boxed::Box<Marks>>, size: u64) -> Written {
     let stamp = STAMPS.fetch_add(1, Ordering::Relaxed);
     let fresh = Marks {
         stamp,
@@ -122,7 +127,7 @@ pub(crate) fn take(marks: &mut Option<alloc::boxed::Box<Marks>>) -> Written {
             None
         }
     };
-    Written { stamp, since }
+    Written { stamp, size, since }
 }
 
 #[cfg(test)]

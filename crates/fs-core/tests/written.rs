@@ -82,6 +82,7 @@ proptest! {
                 Op::Read(o) => { let _ = f.read(&mut [0; 100], o).unwrap(); }
                 Op::Take => {
                     let w = f.take_written().unwrap();
+                    prop_assert_eq!(w.size, f.stat().size);
                     let (since, ranges) = w.since.expect("taken before");
                     prop_assert_eq!(since, stamp);
                     prop_assert!(w.stamp != stamp);

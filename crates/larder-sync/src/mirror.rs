@@ -87,11 +87,13 @@ const MAX_HASHED_PARTS: u64 = 10_000;
 /// writes, and what databases write anyway.
 const RANGE_GRAIN: u64 = 4096;
 
-/// A file of `size` bytes as pieces of its stored object: the ranges
+/// A file as pieces of its stored object, at its size when the ranges
+/// were taken: the ranges
 /// written since the take the object holds it as of (rounded out to
 /// pages) new, the rest kept. All new when those ranges do not apply:
 /// nothing stored, or stored from another take (see [`fs_core::Written`]).
-fn ranged_pieces(prev: Option<&Synced>, written: &fs_core::Written, size: u64) -> Vec<Piece> {
+fn ranged_pieces(prev: Option<&Synced>, written: &fs_core::Written) -> Vec<Piece> {
+    let size = written.size;
     let ranges = match (&written.since, prev) {
         (Some((since, ranges)), Some(p)) if p.kind == Kind::File && p.stamp == Some(*since) => {
             ranges
@@ -853,7 +855,7 @@ impl Mirror {
                 };
                 let written = f.0.take_written()?;
                 stamp = Some(written.stamp);
-                let pieces = ranged_pieces(prev, &written, f.0.stat().size);
+                let pieces = ranged_pieces(prev, &written);
                 report.bytes_uploaded += pieces
                     .iter()
                     .map(|p| match p {

@@ -1006,6 +1006,53 @@ fn a_file_too_large_to_hold_fails_the_sync_not_the_host() {
     );
 }
 
+/// A file appended to and overwritten by another thread while syncs run
+/// into a local store: each sync's ranges and size are taken together, so
+/// no sync keeps bytes the stored copy lacks (which would be a conflict
+/// copy), and once the writer stops the store holds exactly the file.
+#[test]
+fn syncs_racing_writes_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalDir::open(dir.path().join("s")).unwrap());
+    let fs = Fs::in_memory();
+    let root = fs.root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    let f = root
+        .open_at(PF::empty(), "log", OF::CREATE, DF::READ | DF::WRITE)
+        .unwrap();
+    f.write(&pattern(200 << 10, 3), 0).unwrap();
+    let mirror = Mirror::new(store.clone(), "");
+    mirror.sync(&fs).unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (f, done) = (f.try_clone().unwrap(), done.clone());
+        std::thread::spawn(move || {
+            for i in 0..20_000u64 {
+                f.append(&pattern(100, i)).unwrap();
+                if i % 7 == 0 {
+                    f.write(b"overwritten", (i * 7919) % (200 << 10)).unwrap();
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let mut syncs = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let r = mirror.sync(&fs).unwrap();
+        assert!(r.conflicts.is_empty(), "sync {syncs}: {r:?}");
+        syncs += 1;
+    }
+    writer.join().unwrap();
+    let r = mirror.sync(&fs).unwrap();
+    assert!(r.conflicts.is_empty(), "{r:?}");
+    assert!(syncs > 10, "only {syncs} syncs raced the writer");
+    let size = f.stat().size as usize;
+    assert_eq!(
+        store.get("log", None, &larder_sync::Cond::None).unwrap(),
+        read_at(&f, 0, size)
+    );
+    assert_eq!(tree(&restored(store.clone(), "")), tree(&fs));
+}
+
 /// A database-like file in a local store: after its first upload, each
 /// sync writes about what changed (a page, an append) to the store, patched
 /// in place (the same file on the host), also right after a restore; and
