@@ -586,18 +586,12 @@ fn patchable(old: &File, pieces: &[Piece]) -> Option<File> {
     if st.st_nlink != 1 || !patch::worth_it(pieces, st.st_size as u64) {
         return None;
     }
-    // Through /proc: the same file, whatever has been renamed over its
-    // name since (no path is walked).
+    // Through /proc (a magic link, followed): the same file, whatever has
+    // been renamed over its name since. Without /proc, or without write
+    // permission on it, the file is replaced instead.
     let fd = rustix::fd::AsRawFd::as_raw_fd(old);
-    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let rw = File::from(
-        rfs::open(
-            format!("/proc/self/fd/{fd}"),
-            flags.difference(OFlags::NOFOLLOW),
-            Mode::empty(),
-        )
-        .ok()?,
-    );
+    let flags = OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let rw = File::from(rfs::open(format!("/proc/self/fd/{fd}"), flags, Mode::empty()).ok()?);
     let again = rfs::fstat(&rw).ok()?;
     (again.st_ino == st.st_ino && again.st_dev == st.st_dev).then_some(rw)
 }
