@@ -129,8 +129,8 @@ fn step(store: &LocalDir, n: u8) {
 }
 
 impl LocalDir {
-    /// Rewrites the regular file `name` in `dir` (open as `target`, of
-    /// `old_len` bytes) as `pieces` in place, journaled (see the module).
+    /// Rewrites the regular file `name` in `dir` (open for writing as
+    /// `target`) as `pieces` in place, journaled (see the module).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn patch(
         &self,
