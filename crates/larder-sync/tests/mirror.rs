@@ -1022,29 +1022,40 @@ fn syncs_racing_writes_stay_exact() {
     f.write(&pattern(200 << 10, 3), 0).unwrap();
     let mirror = Mirror::new(store.clone(), "");
     mirror.sync(&fs).unwrap();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let done = Arc::new(AtomicBool::new(false));
+    let syncs = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let (f, done) = (f.try_clone().unwrap(), done.clone());
+        let (f, done, syncs) = (f.try_clone().unwrap(), done.clone(), syncs.clone());
         std::thread::spawn(move || {
             for i in 0..20_000u64 {
                 f.append(&pattern(100, i)).unwrap();
                 if i % 7 == 0 {
                     f.write(b"overwritten", (i * 7919) % (200 << 10)).unwrap();
                 }
+                // Paced so that syncs run all along, however fast either is.
+                if i % 500 == 0 {
+                    let seen = syncs.load(SeqCst);
+                    while syncs.load(SeqCst) == seen {
+                        std::thread::yield_now();
+                    }
+                }
             }
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            done.store(true, SeqCst);
         })
     };
-    let mut syncs = 0;
-    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+    while !done.load(SeqCst) {
         let r = mirror.sync(&fs).unwrap();
-        assert!(r.conflicts.is_empty(), "sync {syncs}: {r:?}");
-        syncs += 1;
+        assert!(r.conflicts.is_empty(), "sync {}: {r:?}", syncs.load(SeqCst));
+        syncs.fetch_add(1, SeqCst);
     }
     writer.join().unwrap();
     let r = mirror.sync(&fs).unwrap();
     assert!(r.conflicts.is_empty(), "{r:?}");
-    assert!(syncs > 10, "only {syncs} syncs raced the writer");
+    assert!(
+        syncs.load(SeqCst) >= 40,
+        "only {syncs:?} syncs raced the writer"
+    );
     let size = f.stat().size as usize;
     assert_eq!(
         store.get("log", None, &larder_sync::Cond::None).unwrap(),
