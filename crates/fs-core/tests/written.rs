@@ -128,11 +128,15 @@ fn a_read_of_a_lazy_file_changes_nothing_and_other_takers_break_the_chain() {
         "not the stamp f's copy holds"
     );
 
-    // Contents replaced whole: unknown again.
-    root.open_at(PF::empty(), "h", OF::CREATE, DF::READ | DF::WRITE)
-        .unwrap()
-        .take_written()
+    // Contents replaced whole (given a source): unknown again.
+    let h = root
+        .open_at(PF::empty(), "h", OF::CREATE, DF::READ | DF::WRITE)
         .unwrap();
+    assert_eq!(h.take_written().unwrap().since, None, "never taken");
+    assert_eq!(h.take_written().unwrap().since.map(|s| s.1), Some(vec![]));
+    h.set_source(Arc::new(vec![1u8; 10]), 10).unwrap();
+    let after = h.take_written().unwrap();
+    assert_eq!((after.since, after.size), (None, 10));
     let dir = root
         .open_at(PF::empty(), ".", OF::DIRECTORY, DF::READ)
         .unwrap();
