@@ -223,16 +223,33 @@ impl LocalDir {
     }
 }
 
+/// The message a store logs when it closes (see [`written_in_log`]).
+const CLOSED: &str = "local store closed";
+
 /// What a store wrote in its life, for anyone measuring it
-/// (`RUST_LOG=larder_sync=info`).
+/// (`RUST_LOG=larder_sync::local=info`).
 impl Drop for LocalDir {
     fn drop(&mut self) {
         tracing::info!(
             store = %self.root.display(),
             bytes_written = self.bytes_written(),
-            "local store closed"
+            "{CLOSED}"
         );
     }
+}
+
+/// The bytes written that a closing store logged, found in `log` (a
+/// process's stderr with `RUST_LOG=larder_sync::local=info`): how a
+/// benchmark or test learns what a `larder run` cost its store.
+pub fn written_in_log(log: &str) -> Option<u64> {
+    log.lines().filter(|l| l.contains(CLOSED)).find_map(|l| {
+        let at = l.find("bytes_written=")? + "bytes_written=".len();
+        l[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 impl LocalDir {
@@ -534,28 +551,32 @@ fn keeping_mtime<T>(
     Ok(r)
 }
 
+/// `chunk` cut into runs of 4 KiB pages (the last one perhaps short) that
+/// are all zeros or not, in order: (range, zeros).
+fn page_runs(chunk: &[u8]) -> Vec<(Range<usize>, bool)> {
+    const PAGE: usize = 4096;
+    let mut runs: Vec<(Range<usize>, bool)> = Vec::new();
+    for (i, page) in chunk.chunks(PAGE).enumerate() {
+        let zeros = page.iter().all(|&b| b == 0);
+        let r = i * PAGE..i * PAGE + page.len();
+        match runs.last_mut() {
+            Some((last, z)) if *z == zeros => last.end = r.end,
+            _ => runs.push((r, zeros)),
+        }
+    }
+    runs
+}
+
 /// Writes `chunk` at `at`, leaving out its 4 KiB pages of zeros (as
 /// `cp --sparse=always` does), in one write per run of the others.
 /// Returns the bytes written.
 fn write_nonzero(f: &File, chunk: &[u8], at: u64) -> std::io::Result<usize> {
-    const PAGE: usize = 4096;
-    let mut run: Option<usize> = None;
     let mut written = 0;
-    for (i, page) in chunk.chunks(PAGE).enumerate() {
-        let zero = page.iter().all(|&b| b == 0);
-        match (run, zero) {
-            (None, false) => run = Some(i * PAGE),
-            (Some(start), true) => {
-                f.write_all_at(&chunk[start..i * PAGE], at + start as u64)?;
-                written += i * PAGE - start;
-                run = None;
-            }
-            _ => {}
+    for (run, zeros) in page_runs(chunk) {
+        if !zeros {
+            f.write_all_at(&chunk[run.clone()], at + run.start as u64)?;
+            written += run.len();
         }
-    }
-    if let Some(start) = run {
-        f.write_all_at(&chunk[start..], at + start as u64)?;
-        written += chunk.len() - start;
     }
     Ok(written)
 }

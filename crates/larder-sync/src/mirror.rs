@@ -182,13 +182,7 @@ impl Upload {
 
     /// Bytes the store is sent (kept pieces are copied there).
     fn new_bytes(&self) -> u64 {
-        self.pieces
-            .iter()
-            .map(|p| match p {
-                Piece::New(r) => r.end - r.start,
-                Piece::Keep(_) => 0,
-            })
-            .sum()
+        crate::store::new_bytes(&self.pieces)
     }
 
     /// The hashes to remember: unknown if the file changed while it was
@@ -856,13 +850,7 @@ impl Mirror {
                 let written = f.0.take_written()?;
                 stamp = Some(written.stamp);
                 let pieces = ranged_pieces(prev, &written);
-                report.bytes_uploaded += pieces
-                    .iter()
-                    .map(|p| match p {
-                        Piece::New(r) => r.end - r.start,
-                        Piece::Keep(_) => 0,
-                    })
-                    .sum::<u64>();
+                report.bytes_uploaded += crate::store::new_bytes(&pieces);
                 parts = Vec::new();
                 let source: Arc<dyn Source> = Arc::new(f);
                 self.check_cond(&key, &cond)

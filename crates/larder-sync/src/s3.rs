@@ -1046,9 +1046,7 @@ impl ObjectStore for S3Store {
         meta: &Metadata,
         cond: &Cond,
     ) -> Result<String> {
-        let total = pieces.last().map_or(0, |p| match p {
-            Piece::Keep(r) | Piece::New(r) => r.end,
-        });
+        let total = crate::store::pieces_len(pieces);
         if total > MAX_OBJECT {
             return Err(StoreError::at(
                 ErrorKind::Permanent,

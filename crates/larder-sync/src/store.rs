@@ -147,6 +147,30 @@ pub enum Piece {
     New(Range<u64>),
 }
 
+impl Piece {
+    /// The offsets it covers, kept or new.
+    pub fn range(&self) -> &Range<u64> {
+        let (Piece::Keep(r) | Piece::New(r)) = self;
+        r
+    }
+}
+
+/// The length of the object `pieces` (contiguous from 0) make.
+pub fn pieces_len(pieces: &[Piece]) -> u64 {
+    pieces.last().map_or(0, |p| p.range().end)
+}
+
+/// The bytes of `pieces` that are new (sent, not kept).
+pub fn new_bytes(pieces: &[Piece]) -> u64 {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::New(r) => r.end - r.start,
+            Piece::Keep(_) => 0,
+        })
+        .sum()
+}
+
 /// `bytes` as an in-memory buffer, or the error saying it cannot be.
 pub fn buffer(key: &str, bytes: u64) -> Result<Vec<u8>> {
     let mut buf = Vec::new();

@@ -24,12 +24,12 @@
 //! they read, the writer an exclusive one from step 2 to 3, so they never
 //! see a half-applied patch either.
 
-use super::{errno, io, write_nonzero, LocalDir};
+use super::{errno, io, page_runs, write_nonzero, LocalDir};
 use crate::meta;
-use crate::store::{ErrorKind, Metadata, Piece, Result, Source, StoreError};
+use crate::store::{pieces_len, ErrorKind, Metadata, Piece, Result, Source, StoreError};
 use rustix::fs::{self as rfs, AtFlags, FlockOperation, Mode, OFlags};
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -40,7 +40,6 @@ const COMMIT: u64 = u64::MAX;
 const CHUNK: u64 = 1 << 20;
 /// In a record's length: the range becomes a hole, no bytes follow.
 const ZEROS: u64 = 1 << 63;
-const PAGE: usize = 4096;
 
 /// What a journal says about the file it patches.
 #[derive(Debug, PartialEq)]
@@ -107,10 +106,7 @@ fn take<const N: usize>(r: &mut impl Read) -> Option<[u8; N]> {
 /// costs clearly less than writing the file anew (replaced bytes are
 /// written twice, to the journal and into place).
 pub(super) fn worth_it(pieces: &[Piece], old_len: u64) -> bool {
-    let new_len = pieces.last().map_or(0, |p| {
-        let (Piece::Keep(r) | Piece::New(r)) = p;
-        r.end
-    });
+    let new_len = pieces_len(pieces);
     let mut cost = 0;
     for p in pieces {
         if let Piece::New(r) = p {
@@ -149,10 +145,7 @@ impl LocalDir {
             ino: st.st_ino,
             old_len,
             old_mtime: (st.st_mtime, st.st_mtime_nsec as u32),
-            new_len: pieces.last().map_or(0, |p| {
-                let (Piece::Keep(r) | Piece::New(r)) = p;
-                r.end
-            }),
+            new_len: pieces_len(pieces),
             new_meta: meta::decode(meta),
         };
         let jname = format!("{}.journal", self.temp());
@@ -210,18 +203,8 @@ impl LocalDir {
         committed: &mut bool,
     ) -> Result<()> {
         // 1. The header, durable with its directory entry.
-        let head = header.encode();
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&head);
-        let mut out = std::io::BufWriter::new(journal);
-        let w = |out: &mut std::io::BufWriter<&File>, b: &[u8]| {
-            self.count(b.len());
-            out.write_all(b).map_err(io(key))
-        };
-        w(&mut out, MAGIC)?;
-        w(&mut out, &head)?;
-        w(&mut out, hasher.clone().finalize().as_bytes())?;
-        out.flush().map_err(io(key))?;
+        let mut j = JournalWriter::new(self, key, journal, header)?;
+        j.flush()?;
         journal.sync_all().map_err(io(key))?;
         dir.sync_all().map_err(io(key))?;
         step(self, 1);
@@ -252,26 +235,9 @@ impl LocalDir {
                 let chunk = &mut buf[..n as usize];
                 source.read_at(at, chunk)?;
                 // Runs of zero pages become holes, the rest is journaled.
-                let mut i = 0;
-                while i < chunk.len() {
-                    let zero = |p: &[u8]| p.iter().all(|&b| b == 0);
-                    let first = zero(&chunk[i..(i + PAGE).min(chunk.len())]);
-                    let mut j = i;
-                    while j < chunk.len() && zero(&chunk[j..(j + PAGE).min(chunk.len())]) == first {
-                        j = (j + PAGE).min(chunk.len());
-                    }
-                    let len = (j - i) as u64;
-                    let mut rec = [0u8; 16];
-                    rec[..8].copy_from_slice(&(at + i as u64).to_le_bytes());
-                    rec[8..]
-                        .copy_from_slice(&(if first { len | ZEROS } else { len }).to_le_bytes());
-                    hasher.update(&rec);
-                    w(&mut out, &rec)?;
-                    if !first {
-                        hasher.update(&chunk[i..j]);
-                        w(&mut out, &chunk[i..j])?;
-                    }
-                    i = j;
+                for (run, zeros) in page_runs(chunk) {
+                    let off = at + run.start as u64;
+                    j.record(off, (!zeros).then(|| &chunk[run.clone()]), run.len() as u64)?;
                 }
                 at += n;
             }
@@ -297,34 +263,97 @@ impl LocalDir {
         }
         step(self, 2);
         target.sync_data().map_err(io(key))?;
-        let mut rec = [0u8; 16];
-        rec[..8].copy_from_slice(&COMMIT.to_le_bytes());
-        hasher.update(&rec);
-        w(&mut out, &rec)?;
-        w(&mut out, hasher.finalize().as_bytes())?;
-        out.flush().map_err(io(key))?;
-        drop(out);
+        let records = j.commit()?;
         journal.sync_data().map_err(io(key))?;
         *committed = true;
         step(self, 3);
 
         // 3. Into place, as recovery would, with readers kept out.
         let _locked = Flock::exclusive(key, target)?;
-        match read_journal(journal) {
-            Some((_, Some(records))) => apply(key, target, header, &records, journal, self)?,
-            _ => {
-                return Err(StoreError::at(
-                    ErrorKind::Transient,
-                    key,
-                    "the journal did not read back as written",
-                ))
-            }
-        }
+        apply(key, target, header, &records, journal, self)?;
         target.sync_all().map_err(io(key))?;
         let now = rfs::fstat(target).map_err(errno(key))?;
         self.finish_patch(header.ino, &super::etag(&now, now.st_size as u64));
         step(self, 4);
         Ok(())
+    }
+}
+
+/// Writes a journal: the header and its hash, records, then the commit;
+/// remembers where each record's bytes went, for applying them.
+struct JournalWriter<'a> {
+    store: &'a LocalDir,
+    key: &'a str,
+    out: BufWriter<&'a File>,
+    hasher: blake3::Hasher,
+    /// Bytes written so far: where the next ones go.
+    pos: u64,
+    records: Records,
+}
+
+impl<'a> JournalWriter<'a> {
+    fn new(
+        store: &'a LocalDir,
+        key: &'a str,
+        journal: &'a File,
+        header: &Header,
+    ) -> Result<JournalWriter<'a>> {
+        let head = header.encode();
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&head);
+        let mut j = JournalWriter {
+            store,
+            key,
+            out: BufWriter::new(journal),
+            hasher: hasher.clone(),
+            pos: 0,
+            records: Vec::new(),
+        };
+        j.write(MAGIC)?;
+        j.write(&head)?;
+        j.write(hasher.finalize().as_bytes())?;
+        Ok(j)
+    }
+
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        self.out.write_all(b).map_err(io(self.key))?;
+        self.store.count(b.len());
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(io(self.key))
+    }
+
+    /// `len` bytes at file offset `at`: `data`, or a hole when `None`.
+    fn record(&mut self, at: u64, data: Option<&[u8]>, len: u64) -> Result<()> {
+        let mut rec = [0u8; 16];
+        rec[..8].copy_from_slice(&at.to_le_bytes());
+        let tagged = if data.is_some() { len } else { len | ZEROS };
+        rec[8..].copy_from_slice(&tagged.to_le_bytes());
+        self.hasher.update(&rec);
+        self.write(&rec)?;
+        let pos = data.map(|_| self.pos);
+        if let Some(d) = data {
+            self.hasher.update(d);
+            self.write(d)?;
+        }
+        self.records.push((at, pos, len));
+        Ok(())
+    }
+
+    /// Ends the journal with the commit record (its hash of all before
+    /// it), flushed but not yet synced; returns the records.
+    fn commit(mut self) -> Result<Records> {
+        let mut rec = [0u8; 16];
+        rec[..8].copy_from_slice(&COMMIT.to_le_bytes());
+        self.hasher.update(&rec);
+        self.write(&rec)?;
+        let hash = *self.hasher.finalize().as_bytes();
+        self.write(&hash)?;
+        self.flush()?;
+        Ok(self.records)
     }
 }
 
