@@ -43,17 +43,7 @@ fn run(mut cmd: Command, measured: Option<PathBuf>) -> Result<Run> {
         .find_map(|l| l.strip_prefix("elapsed: "))
         .and_then(|s| s.trim().parse().ok())
         .ok_or_else(|| format_err!("{cmd:?} printed no elapsed time: {stderr}"))?;
-    let written = stderr
-        .lines()
-        .filter(|l| l.contains("local store closed"))
-        .find_map(|l| {
-            let at = l.find("bytes_written=")? + "bytes_written=".len();
-            l[at..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        });
+    let written = larder_sync::local::written_in_log(&stderr);
     Ok(Run {
         stdout: String::from_utf8(out.stdout)?,
         inside,

@@ -177,17 +177,7 @@ fn sqlite_commits_cost_the_store_what_they_changed() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(text(&out.stdout), theirs);
     assert!(theirs.contains("integrity: ok"), "{theirs}");
-    let written: u64 = stderr
-        .lines()
-        .filter(|l| l.contains("local store closed"))
-        .find_map(|l| {
-            let at = l.find("bytes_written=")? + "bytes_written=".len();
-            l[at..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
+    let written = larder_sync::local::written_in_log(&stderr)
         .unwrap_or_else(|| panic!("no bytes_written in: {stderr}"));
     let db = store.join("db/bulk.db");
     let size = std::fs::metadata(&db).unwrap().len();
