@@ -1,7 +1,8 @@
 //! Persistence at scale, on S3 (moto on loopback): start-up with N files
 //! in the store, restored as before the index (the listing, then a HEAD
 //! per object for its metadata) and with the index, requests counted by
-//! the store; then a sync of one changed 1 KiB file in that tree. Single
+//! the store; then a sync of one changed 1 KiB file in that tree, and
+//! polls with nothing new, listing and checking the version. Single
 //! runs (a 100,000-file restore without the index takes minutes).
 //! `BENCH_SCALE=1000,10000` picks the sizes (default 1,000, 10,000 and
 //! 100,000).
@@ -118,6 +119,9 @@ pub fn section(root: &Path) -> Result<String> {
     let mut md = String::from(
         "\nStart-up at scale, S3 (moto on loopback), same run, single runs: restoring N files of 1 KiB as before the index (a listing, then a HEAD per object) and with it (a listing and the index), requests counted by the store (moto's time per request, shown beside the count, is what bounds the restore with the index: its listing pages take longer the more objects the bucket holds); then syncs of one changed 1 KiB file in the restored tree (median of 5, each after rewriting another file; the most requests one sent):\n\n| files | restore without the index | requests | with the index | requests | ratio | sync of one changed file | requests |\n|---|---|---|---|---|---|---|---|\n",
     );
+    let mut polls = String::from(
+        "\nPolls with nothing new in the same trees, same run: one that lists the prefix (as every poll did before the version object; the first poll after a restore still does, and one a minute for other tools' writes), against one that finds `.larder/version` unchanged (median of 5; requests counted by the store):\n\n| files | poll that lists | requests | poll that checks the version | requests | ratio |\n|---|---|---|---|---|---|\n",
+    );
     for n in sizes {
         eprintln!("scale: {n} files...");
         let prefix = format!("n{n}/");
@@ -131,6 +135,10 @@ pub fn section(root: &Path) -> Result<String> {
         if got != n {
             return Err(format_err!("restored {got} files of {n}"));
         }
+        // A poll that lists, as every poll did before the version object
+        // (the first after a restore still does).
+        mirror.sync(&fs).map_err(|e| format_err!("{e}"))?;
+        let (listing, listing_sent) = timed_poll(&mirror, &fs, &store)?;
         // Each sync after rewriting another file: the median of SYNCS,
         // and the most requests one of them sent.
         let (mut times, mut sent) = (Vec::new(), 0);
@@ -155,6 +163,33 @@ pub fn section(root: &Path) -> Result<String> {
             without / with,
             crate::median(times) * 1e3
         ));
+        // Then polls with nothing new: the version object alone.
+        let (mut quiet, mut quiet_sent) = (Vec::new(), 0);
+        for _ in 0..SYNCS {
+            let (t, sent) = timed_poll(&mirror, &fs, &store)?;
+            quiet.push(t);
+            quiet_sent = quiet_sent.max(sent);
+        }
+        let quiet = crate::median(quiet);
+        polls.push_str(&format!(
+            "| {n} | {:.1} ms | {listing_sent} | {:.2} ms | {quiet_sent} | {:.0}× faster |\n",
+            listing * 1e3,
+            quiet * 1e3,
+            listing / quiet
+        ));
     }
+    md.push_str(&polls);
     Ok(md)
+}
+
+/// One poll with nothing new to apply: its seconds and requests.
+fn timed_poll(mirror: &Mirror, fs: &Fs, store: &S3Store) -> Result<(f64, u64)> {
+    let before = store.requests();
+    let t = Instant::now();
+    let p = mirror.poll(fs).map_err(|e| format_err!("{e}"))?;
+    let took = t.elapsed().as_secs_f64();
+    if p != larder_sync::Pulled::default() {
+        return Err(format_err!("a poll with nothing new did {p:?}"));
+    }
+    Ok((took, store.requests() - before))
 }

@@ -25,6 +25,8 @@ pub struct Faulty<S> {
     refused: AtomicU64,
     /// Each request takes at least this many microseconds (a far server).
     latency_us: AtomicU64,
+    /// Writes to keys starting with this fail (transient) while set.
+    refuse_under: std::sync::Mutex<Option<String>>,
 }
 
 impl<S: ObjectStore> Faulty<S> {
@@ -36,7 +38,15 @@ impl<S: ObjectStore> Faulty<S> {
             lose_replies: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             latency_us: AtomicU64::new(0),
+            refuse_under: Default::default(),
         }
+    }
+
+    /// Writes (put, parts, copy, delete) to keys starting with `prefix`
+    /// fail with a transient error until called with `None`; the rest are
+    /// served.
+    pub fn refuse_writes_under(&self, prefix: Option<&str>) {
+        *self.refuse_under.lock().unwrap() = prefix.map(str::to_string);
     }
 
     /// Every request takes `latency` longer, as to a distant server.
@@ -77,6 +87,22 @@ impl<S: ObjectStore> Faulty<S> {
                 .try_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
         if failed {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::new(ErrorKind::Transient, "injected failure"));
+        }
+        Ok(())
+    }
+
+    /// [`Faulty::gate`], for a write to `key`.
+    fn write_gate(&self, key: &str) -> Result<()> {
+        self.gate()?;
+        let refused = self
+            .refuse_under
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|p| key.starts_with(p));
+        if refused {
             self.refused.fetch_add(1, Ordering::SeqCst);
             return Err(StoreError::new(ErrorKind::Transient, "injected failure"));
         }
@@ -137,11 +163,11 @@ impl<S: ObjectStore> ObjectStore for Faulty<S> {
         self.inner.get(key, range, cond)
     }
     fn put(&self, key: &str, body: &[u8], meta: &Metadata, cond: &Cond) -> Result<String> {
-        self.gate()?;
+        self.write_gate(key)?;
         self.written(self.inner.put(key, body, meta, cond))
     }
     fn put_parts(&self, key: &str, parts: &[Part], meta: &Metadata, cond: &Cond) -> Result<String> {
-        self.gate()?;
+        self.write_gate(key)?;
         self.written(self.inner.put_parts(key, parts, meta, cond))
     }
     fn put_from(
@@ -152,15 +178,15 @@ impl<S: ObjectStore> ObjectStore for Faulty<S> {
         meta: &Metadata,
         cond: &Cond,
     ) -> Result<String> {
-        self.gate()?;
+        self.write_gate(key)?;
         self.written(self.inner.put_from(key, pieces, source, meta, cond))
     }
     fn copy(&self, from: &str, to: &str, meta: &Metadata, cond: &Cond) -> Result<String> {
-        self.gate()?;
+        self.write_gate(to)?;
         self.written(self.inner.copy(from, to, meta, cond))
     }
     fn delete(&self, key: &str) -> Result<()> {
-        self.gate()?;
+        self.write_gate(key)?;
         self.written(self.inner.delete(key))
     }
     fn enforces_conditions(&self) -> bool {

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 /// Where the index lives, under the mirror's prefix.
 pub const KEY: &str = ".larder/index";
+/// A few bytes rewritten after every sync that changed the store, so polls
+/// can tell with one request whether to list (see `Mirror::poll`).
+pub const VERSION_KEY: &str = ".larder/version";
 /// The path the mirror keeps for itself: never mirrored, never restored.
 pub const RESERVED: &str = ".larder";
 

@@ -12,7 +12,9 @@
 //!
 //! A restore builds the tree from the listing and leaves file contents in
 //! the store, fetched as reads reach them (see `lazy`); `poll` (in `pull`)
-//! applies other writers' changes while the local copy is clean.
+//! applies other writers' changes while the local copy is clean, where
+//! listing is costly only once the store's version object says another
+//! writer synced (see `version`).
 //!
 //! Where listings lack metadata (S3), the mirror keeps an index of what it
 //! stored (see `crate::index`) beside the objects: a restore trusts it for
@@ -42,7 +44,9 @@ mod indexed;
 mod ledger;
 mod pull;
 mod scan;
+mod version;
 pub use pull::Pulled;
+pub use version::FULL_LISTING_EVERY;
 
 #[derive(Clone, Debug)]
 struct Synced {
@@ -220,6 +224,8 @@ struct State {
     /// When the last sync failed, if the last one did.
     failed_at: Option<Instant>,
     index: IndexState,
+    /// The store's version object as this mirror knows it (see `version`).
+    seen: version::Seen,
     /// The filesystem's log of changed inodes (with its device number),
     /// so a sync looks only at what changed (see `scan`); none before the
     /// first sync, which looks at everything.
@@ -367,6 +373,8 @@ pub struct Mirror {
     exclude: Vec<String>,
     state: Mutex<State>,
     warned_reserved: std::sync::atomic::AtomicBool,
+    /// See [`Mirror::with_full_listing_every`].
+    full_listing_every: Duration,
 }
 
 fn kind_of(t: DescriptorType) -> Kind {
@@ -414,6 +422,7 @@ impl Mirror {
             exclude: Vec::new(),
             state: Mutex::new(State::default()),
             warned_reserved: Default::default(),
+            full_listing_every: FULL_LISTING_EVERY,
         }
     }
 
@@ -644,7 +653,7 @@ impl Mirror {
     fn sync_with(&self, fs: &Fs, background: bool) -> Result<Report, SyncError> {
         let mut st = self.lock();
         let seq = fs.change_seq();
-        if st.clean && seq == st.seen_seq {
+        if st.clean && seq == st.seen_seq && !Mirror::version_owed(&st) {
             return Ok(Report::default());
         }
         st.clean = false;
@@ -675,6 +684,11 @@ impl Mirror {
                 if self.indexed() && (st.index.stale || st.index.touched.len() >= every) {
                     self.write_index(fs, &mut st);
                 }
+                let sent = report.uploaded + report.copied + report.deleted > 0
+                    || !report.conflicts.is_empty();
+                if sent || Mirror::version_owed(&st) {
+                    self.store_changed(&mut st, true);
+                }
                 st.conflicts.extend(report.conflicts.iter().cloned());
                 if report.uploaded + report.copied + report.deleted > 0 {
                     tracing::info!(
@@ -692,6 +706,9 @@ impl Mirror {
                 if let Some((_, log)) = &st.log {
                     log.put_back(changed);
                 }
+                // Some of it may be in the store: the version is rewritten
+                // once a sync finishes.
+                self.store_changed(&mut st, false);
                 tracing::error!(error = %e, "sync failed; changes stay queued");
                 st.last_error = Some(e.to_string());
                 st.failed_at = Some(Instant::now());

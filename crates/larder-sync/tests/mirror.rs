@@ -234,7 +234,7 @@ fn the_index_s_place_is_not_part_of_the_tree() {
     put_file(&fs, "kept", b"kept");
     m.settle(&fs).unwrap();
     let keys: Vec<String> = store.contents().into_keys().collect();
-    assert_eq!(keys, ["p/.larder/index", "p/kept"]);
+    assert_eq!(keys, ["p/.larder/index", "p/.larder/version", "p/kept"]);
     // Another tool's object there is not restored either.
     store
         .put(
@@ -868,6 +868,122 @@ fn polling_applies_another_hosts_changes_when_clean() {
     mb.sync(&b).unwrap();
     assert_eq!(mb.poll(&b).unwrap().updated, 1);
     assert_eq!(tree(&b), tree(&restored(store, "p/")));
+}
+
+/// As the periodic loop does, a sync, then a poll: what the poll did and
+/// the requests it sent (listings, HEADs).
+fn poll_cost(store: &MemStore, m: &Mirror, fs: &Fs) -> (larder_sync::Pulled, u64, u64) {
+    m.sync(fs).unwrap();
+    let before = store.traffic();
+    let p = m.poll(fs).unwrap();
+    let t = store.traffic();
+    assert!(!p.local_changes_pending);
+    (p, t.lists - before.lists, t.heads - before.heads)
+}
+
+/// Where listing costs requests (S3), a poll first HEADs the version
+/// object every Larder sync that changed the store rewrites, and lists
+/// only when it moved: a quiet store costs one request per poll, and no
+/// change is missed, whoever's sync came first.
+#[test]
+fn polls_list_only_when_another_writer_synced() {
+    let store = Arc::new(Faulty::new(MemStore::new()));
+    store.set_bare_listings(true);
+    let a = Fs::in_memory();
+    let ma = Mirror::new(store.clone(), "p/").with_retry(fast_retry());
+    put_file(&a, "one", b"1");
+    ma.sync(&a).unwrap();
+    let b = Fs::in_memory();
+    let mb = Mirror::restore(store.clone(), "p/", &b).unwrap();
+    // The first poll lists; then nothing changed: one HEAD, no listing.
+    assert_eq!(poll_cost(&store, &mb, &b).1, 1);
+    for _ in 0..3 {
+        let (p, lists, heads) = poll_cost(&store, &mb, &b);
+        assert_eq!((p, lists, heads), (Default::default(), 0, 1));
+    }
+
+    // Another writer's sync moves the version: the next poll lists.
+    put_file(&a, "one", b"2");
+    ma.sync(&a).unwrap();
+    let (p, lists, _) = poll_cost(&store, &mb, &b);
+    assert_eq!((p.updated, lists), (1, 1), "{p:?}");
+    assert_eq!(poll_cost(&store, &mb, &b).1, 0);
+
+    // Its own sync, with nobody else's in between, leaves it quiet.
+    put_file(&b, "mine", b"b");
+    let before = store.traffic().puts;
+    assert_eq!(poll_cost(&store, &mb, &b).1, 0, "its own sync");
+    assert_eq!(store.traffic().puts - before, 2, "the file and the version");
+
+    // Another writer's sync lands before its own: the rewrite it makes
+    // after is not taken as all seen, and the next poll lists.
+    put_file(&a, "two", b"from a");
+    ma.sync(&a).unwrap();
+    put_file(&b, "mine", b"b again");
+    let (p, lists, _) = poll_cost(&store, &mb, &b);
+    assert_eq!((p.created, lists), (1, 1), "{p:?}");
+
+    // A sync whose rewrite of the version failed: its objects are stored
+    // but nobody is told until its next sync, which rewrites it even with
+    // nothing else to send.
+    store.refuse_writes_under(Some("p/.larder/"));
+    put_file(&a, "three", b"from a");
+    ma.sync(&a).unwrap();
+    store.refuse_writes_under(None);
+    assert!(store.head("p/three").unwrap().is_some());
+    assert_eq!(poll_cost(&store, &mb, &b).1, 0, "not told yet");
+    let r = ma.sync(&a).unwrap();
+    assert_eq!(r.uploaded, 0);
+    let (p, lists, _) = poll_cost(&store, &mb, &b);
+    assert_eq!((p.created, lists), (1, 1), "{p:?}");
+    assert_eq!(tree(&b), tree(&restored(store.clone(), "p/")));
+
+    // A change the poll had to leave (a file open for writing here) is
+    // listed for again at the next poll, though the version is the same.
+    let held = b
+        .root(DF::READ | DF::MUTATE_DIRECTORY)
+        .unwrap()
+        .open_at(PF::empty(), "one", OF::empty(), DF::WRITE)
+        .unwrap();
+    put_file(&a, "one", b"3");
+    ma.sync(&a).unwrap();
+    assert_eq!(poll_cost(&store, &mb, &b).0.skipped, ["one"]);
+    drop(held);
+    let (p, lists, _) = poll_cost(&store, &mb, &b);
+    assert_eq!((p.updated, lists), (1, 1), "{p:?}");
+    assert_eq!(tree(&b), tree(&restored(store.clone(), "p/")));
+}
+
+/// Other tools do not rewrite the version object: what they write is seen
+/// at the next full listing, one every `with_full_listing_every`.
+#[test]
+fn polls_still_list_now_and_then_for_other_tools() {
+    let store = Arc::new(MemStore::new());
+    store.set_bare_listings(true);
+    let fs = Fs::in_memory();
+    let every = std::time::Duration::from_millis(300);
+    let m = Mirror::restore(store.clone(), "p/", &fs)
+        .unwrap()
+        .with_full_listing_every(every);
+    assert_eq!(poll_cost(&store, &m, &fs).1, 1, "the first poll");
+    let started = std::time::Instant::now();
+    let meta = larder_sync::meta::encode(0o100644, 0, 0, 1_700_000_000, 0);
+    store
+        .put(
+            "p/theirs",
+            b"by another tool",
+            &meta,
+            &larder_sync::Cond::None,
+        )
+        .unwrap();
+    let (p, lists, _) = poll_cost(&store, &m, &fs);
+    if started.elapsed() < every {
+        assert_eq!((p.created, lists), (0, 0), "listed before it was due");
+    }
+    std::thread::sleep(every);
+    let (p, lists, _) = poll_cost(&store, &m, &fs);
+    assert_eq!((p.created, lists), (1, 1), "{p:?}");
+    assert_eq!(tree(&fs)["theirs"], tree(&restored(store, "p/"))["theirs"]);
 }
 
 /// Runs `f` on a thread of its own; fails the test if it has not returned

@@ -6,6 +6,7 @@
 //! here since the last sync, and files open for writing, are left alone
 //! (the next sync settles them, as a conflict if both sides changed).
 
+use super::version::Gate;
 use super::{apply_attrs, Kind, Mirror, State, SyncError, Synced};
 use crate::meta;
 use crate::store::{ObjectInfo, ObjectStore};
@@ -43,6 +44,12 @@ impl Mirror {
                 ..Pulled::default()
             });
         }
+        // Where listing costs a request per 1,000 keys, only when another
+        // writer's sync (or a full listing) is due.
+        let version = match self.gate(&st)? {
+            Gate::Quiet => return Ok(Pulled::default()),
+            Gate::List { version } => version,
+        };
         let (objects, vouched) = self.list_since_sync(&st)?;
         let mut remote: BTreeMap<String, (Kind, &ObjectInfo)> = BTreeMap::new();
         for o in &objects {
@@ -183,6 +190,10 @@ impl Mirror {
         }
         if pulled.created + pulled.updated + pulled.deleted > 0 {
             tracing::info!(?pulled, "applied changes from the store");
+        }
+        // What was skipped is listed again at the next poll.
+        if pulled.skipped.is_empty() {
+            Mirror::listed_at(&mut st, version);
         }
         Ok(pulled)
     }

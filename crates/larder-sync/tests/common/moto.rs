@@ -1,6 +1,7 @@
 //! A real S3-compatible server on loopback for tests: moto's server, from
 //! the virtualenv `just setup` makes in target/s3server. One per test, on
-//! a free port, with a bucket; killed on drop.
+//! a free port, with a bucket; killed on drop. Its access log is kept, so
+//! tests can count the requests a run sent.
 
 #![allow(dead_code)]
 
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 
 pub struct Moto {
     child: Child,
+    /// Holds the server's access log (its stderr).
+    log: tempfile::NamedTempFile,
     pub endpoint: String,
     pub bucket: String,
 }
@@ -32,10 +35,11 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
+        let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().unwrap())
             .spawn()
             .expect("start moto_server");
         let endpoint = format!("http://127.0.0.1:{port}");
@@ -46,6 +50,7 @@ impl Moto {
         }
         let m = Moto {
             child,
+            log,
             endpoint,
             bucket: "larder-test".into(),
         };
@@ -66,6 +71,33 @@ impl Moto {
 
     pub fn url(&self, prefix: &str) -> String {
         format!("s3://{}/{prefix}?endpoint={}", self.bucket, self.endpoint)
+    }
+
+    /// Every request the server has answered so far, as (method, path
+    /// with query), in order, from its access log.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        let log = std::fs::read_to_string(self.log.path()).unwrap();
+        log.lines()
+            .filter_map(|l| {
+                // `... "METHOD /path HTTP/1.1" 200 -`, colour codes aside.
+                let quoted = l.split('"').nth(1)?;
+                let mut in_code = false;
+                let plain: String = quoted
+                    .chars()
+                    .filter(|&c| {
+                        let keep = !in_code && c != '\x1b';
+                        in_code = (in_code || c == '\x1b') && c != 'm';
+                        keep
+                    })
+                    .collect();
+                let mut words = plain.split(' ');
+                let (method, path) = (words.next()?, words.next()?);
+                words
+                    .next()?
+                    .starts_with("HTTP/")
+                    .then(|| (method.to_string(), path.to_string()))
+            })
+            .collect()
     }
 
     pub fn pid(&self) -> u32 {
