@@ -230,6 +230,50 @@ fn the_last_changes_reach_the_store_at_exit() {
     );
 }
 
+/// A store lent by `larder run --store s3://` to a composed app
+/// (`--persist host`) costs what the host's own engine costs: the app's
+/// restore is the listing and the index (the host answers `list-keys` for
+/// it), not a HEAD per object.
+#[test]
+fn a_lent_s3_store_restores_through_its_index() {
+    let m = moto::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = m.url("lent-index");
+    let app = compose_into("fsshell", "host", dir.path());
+    let files = 150;
+    let mut script = String::from("mkdir /d\n");
+    for i in 0..files {
+        script.push_str(&format!("write /d/f{i} v{i}\n"));
+    }
+    let out = larder_run_with_input(&app, &url, &script);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let index =
+        m.boto3("print(S3.head_object(Bucket=B, Key='lent-index/.larder/index')['ContentLength'])");
+    assert!(index.trim().parse::<u64>().unwrap() > 0, "{index}");
+
+    // The index vouches only for objects written in an earlier second
+    // than itself: the next run finds the last second's files unvouched
+    // and, a second later, rewrites the index at its exit.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = larder_run_with_input(&app, &url, "cat /d/f1\n");
+    assert_eq!(text(&out.stdout), "v1\n", "{}", text(&out.stderr));
+
+    let before = m.requests().len();
+    let out = larder_run_with_input(&app, &url, "cat /d/f7\nls /d\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("v7\n"), "{stdout}");
+    assert_eq!(stdout.lines().nth(1).unwrap().split(' ').count(), files);
+    let sent = &m.requests()[before..];
+    let heads = sent.iter().filter(|(method, _)| method == "HEAD").count();
+    assert_eq!(heads, 0, "for a restore of {files} files: {sent:?}");
+    let lists = sent
+        .iter()
+        .filter(|(_, path)| path.contains("list-type=2"))
+        .count();
+    assert_eq!(lists, 1, "{sent:?}");
+}
+
 /// A live composed app, driven line by line.
 /// The S3 server stops answering mid-run: the app's fsync fails (EIO)
 /// within the attempt timeout and retries, closes meanwhile cost one

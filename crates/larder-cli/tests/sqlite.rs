@@ -37,6 +37,22 @@ fn reference(app: &Path, runs: &[&[&str]]) -> Vec<String> {
 
 /// The host's own SQLite on the database file a store holds: its integrity
 /// check and its entry count.
+/// `app` composed with `--persist host` (the store lent by `larder run
+/// --store`), beside it.
+fn persist_host(app: &Path) -> PathBuf {
+    let out = app.with_extension("persist-host.wasm");
+    let r = larder(&[
+        "compose",
+        app.to_str().unwrap(),
+        "--persist",
+        "host",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    out
+}
+
 fn host_sqlite(db: &Path) -> String {
     ok(Command::new("python3").arg("-c").arg(format!(
         "import sqlite3\n\
@@ -90,16 +106,7 @@ fn sqlite_database_persists_in_a_store() {
     let dir = tempfile::tempdir().unwrap();
     let app = ledger(dir.path());
     let theirs = reference(&app, RUNS);
-    let persistent = dir.path().join("persistent.wasm");
-    let r = larder(&[
-        "compose",
-        app.to_str().unwrap(),
-        "--persist",
-        "host",
-        "-o",
-        persistent.to_str().unwrap(),
-    ]);
-    assert!(r.status.success(), "{}", text(&r.stderr));
+    let persistent = persist_host(&app);
     for (route, component) in [
         ("larder run", &app),
         ("composed --persist host", &persistent),
@@ -143,16 +150,19 @@ fn sqlite_database_persists_in_a_store() {
 }
 
 /// A database filled in 100 small transactions under `larder run
-/// --store`: the same answers as on the host's filesystem, a database the
-/// host's SQLite finds intact, and the store wrote about what changed
-/// (each commit's pages, twice where they replace old ones, and SQLite's
-/// own journal: about 3.4 times the database here), not the whole file
-/// at every commit (the sum of its sizes over 100 commits).
+/// --store`, by the host's engine and by the app composed with `--persist
+/// host` (the store lent to it): the same answers as on the host's
+/// filesystem, a database the host's SQLite finds intact, and the store
+/// wrote about what changed (each commit's pages, twice where they replace
+/// old ones, and SQLite's own journal: about 3.4 times the database here),
+/// not the whole file at every commit (the sum of its sizes over 100
+/// commits).
 #[test]
 fn sqlite_commits_cost_the_store_what_they_changed() {
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("bulk.wasm");
     componentize_p1(&prebuilt_guest("bulk"), &app);
+    let lent = persist_host(&app);
     let args = ["/db/bulk.db", "20000", "200"];
     let base = tmpfs_dir();
     let theirs = ok(Command::new("wasmtime")
@@ -161,36 +171,38 @@ fn sqlite_commits_cost_the_store_what_they_changed() {
         .arg(format!("{}::/db", base.path().display()))
         .arg(&app)
         .args(args));
-    let store = dir.path().join("store");
-    std::fs::create_dir_all(store.join("db")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
-        .env("RUST_LOG", "larder_sync::local=info")
-        .arg("run")
-        .arg(&app)
-        .arg("--store")
-        .arg(&store)
-        .arg("--")
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(text(&out.stdout), theirs);
     assert!(theirs.contains("integrity: ok"), "{theirs}");
-    let written = larder_sync::local::written_in_log(&stderr)
-        .unwrap_or_else(|| panic!("no bytes_written in: {stderr}"));
-    let db = store.join("db/bulk.db");
-    let size = std::fs::metadata(&db).unwrap().len();
-    assert!(
-        written < 5 * size,
-        "{written} bytes written to the store for a database of {size}"
-    );
-    let check = ok(Command::new("python3").arg("-c").arg(format!(
-        "import sqlite3\n\
-         c = sqlite3.connect('file:{}?mode=ro', uri=True)\n\
-         print(c.execute('pragma integrity_check').fetchone()[0], \
-               c.execute('select count(*) from item').fetchone()[0])",
-        db.display()
-    )));
-    assert_eq!(check, "ok 20000\n");
+    for (route, component) in [("larder run", &app), ("composed --persist host", &lent)] {
+        let store = dir.path().join(format!("store-{}", route.len()));
+        std::fs::create_dir_all(store.join("db")).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+            .env("RUST_LOG", "larder_sync::local=info")
+            .arg("run")
+            .arg(component)
+            .arg("--store")
+            .arg(&store)
+            .arg("--")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{route}: {stderr}");
+        assert_eq!(text(&out.stdout), theirs, "{route}");
+        let written = larder_sync::local::written_in_log(&stderr)
+            .unwrap_or_else(|| panic!("{route}: no bytes_written in: {stderr}"));
+        let db = store.join("db/bulk.db");
+        let size = std::fs::metadata(&db).unwrap().len();
+        assert!(
+            written < 5 * size,
+            "{route}: {written} bytes written to the store for a database of {size}"
+        );
+        let check = ok(Command::new("python3").arg("-c").arg(format!(
+            "import sqlite3\n\
+             c = sqlite3.connect('file:{}?mode=ro', uri=True)\n\
+             print(c.execute('pragma integrity_check').fetchone()[0], \
+                   c.execute('select count(*) from item').fetchone()[0])",
+            db.display()
+        )));
+        assert_eq!(check, "ok 20000\n", "{route}");
+    }
 }

@@ -4,7 +4,7 @@
 // caller.
 
 import { blockingPoll } from './blocking.js';
-import { STORE_OPERATIONS, uploadClass } from './store-rules.js';
+import { STORE_OPERATIONS, derivedFunctions, uploadClass } from './store-rules.js';
 
 const STORE_FUNCTIONS = [...STORE_OPERATIONS, 'enforcesConditions'];
 const blocking = new WeakMap();
@@ -36,6 +36,7 @@ function imports(shim, cli, store) {
     // jco calls these unbound; a class instance's methods need their `this`.
     'larder:vfs/store': {
       ...Object.fromEntries(STORE_FUNCTIONS.map((f) => [f, store[f].bind(store)])),
+      ...derivedFunctions(store),
       Upload: uploadClass(store),
     },
   };

@@ -6,6 +6,20 @@
  * `enforcesConditions`, which every store here answers `true`). */
 export const STORE_OPERATIONS = ['list', 'head', 'get', 'put', 'putParts', 'copy', 'delete'];
 
+/** The functions of `larder:vfs/store` answered from the others, alike
+ * for every store here: listings carry metadata (so the mirror keeps no
+ * index and never lists keys alone), and an upload rewrites the whole
+ * object (so changed files are sent whole or in parts, not as ranges). */
+export function derivedFunctions(store) {
+  return {
+    listsMetadata: () => true,
+    writesRanges: () => false,
+    listKeys: (prefix) =>
+      store.list(prefix).map(({ key, size, etag }) => ({ key, size, etag, modified: undefined })),
+    headMany: (keys) => keys.map((k) => store.head(k)).filter((o) => o != null),
+  };
+}
+
 /** What a store implements for the `upload` resource (see `uploadClass`):
  * an upload is a number from `uploadBegin`, which checks the key only. */
 export const UPLOAD_OPERATIONS = ['uploadBegin', 'uploadKeep', 'uploadWrite', 'uploadFinish', 'uploadDrop'];

@@ -15,7 +15,10 @@ export interface ObjectInfo {
 /** A piece of a rewritten object: a range kept from its current version, or new bytes. */
 export type Part = { tag: 'keep'; val: [bigint, bigint] } | { tag: 'data'; val: Uint8Array };
 
-/** Failures are thrown as `{ tag: 'not-found' | 'conflict' | 'transient' | 'permanent', val: string }`. */
+/** Failures are thrown as `{ tag: 'not-found' | 'conflict' | 'transient' | 'permanent', val: string }`.
+ * The rest of `larder:vfs/store` (`listsMetadata`, `listKeys`, `headMany`,
+ * `writesRanges`) the runner answers from these: a store's listing carries
+ * metadata, and an upload rewrites the whole object. */
 export interface Store {
   list(prefix: string): ObjectInfo[];
   head(key: string): ObjectInfo | undefined;

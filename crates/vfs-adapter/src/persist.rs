@@ -19,9 +19,12 @@ use lent::Lent;
 mod lent {
     use crate::larder::vfs::store as host;
     use larder_sync::store::{buffer, put_from_memory, Part, Piece, Result, Source};
-    use larder_sync::{Cond, ErrorKind, Metadata, ObjectInfo, ObjectStore, StoreError};
+    use larder_sync::{
+        Cond, ErrorKind, Listed, Metadata, ObjectInfo, ObjectStore, Progress, StoreError,
+    };
     use std::ops::Range;
     use std::sync::Arc;
+    use std::time::{Duration, UNIX_EPOCH};
 
     /// New bytes up to this cross in one `put`; more, or a rewrite that
     /// keeps pieces of the stored version, go through an `upload` this much
@@ -63,6 +66,15 @@ mod lent {
         StoreError::new(kind, message)
     }
 
+    fn listed(l: host::Listed) -> Listed {
+        Listed {
+            key: l.key,
+            size: l.size,
+            etag: l.etag,
+            modified: l.modified.map(|(s, n)| UNIX_EPOCH + Duration::new(s, n)),
+        }
+    }
+
     impl ObjectStore for Lent {
         fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
             Ok(host::list(prefix)
@@ -71,8 +83,32 @@ mod lent {
                 .map(info)
                 .collect())
         }
+        fn lists_metadata(&self) -> bool {
+            host::lists_metadata()
+        }
+        fn list_keys(&self, prefix: &str) -> Result<Vec<Listed>> {
+            Ok(host::list_keys(prefix)
+                .map_err(error)?
+                .into_iter()
+                .map(listed)
+                .collect())
+        }
         fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
             Ok(host::head(key).map_err(error)?.map(info))
+        }
+        fn head_many(&self, keys: Vec<String>, progress: &Progress<'_>) -> Result<Vec<ObjectInfo>> {
+            let total = keys.len() as u64;
+            let mut all: Vec<ObjectInfo> = host::head_many(&keys)
+                .map_err(error)?
+                .into_iter()
+                .map(info)
+                .collect();
+            all.sort_by(|a, b| a.key.cmp(&b.key));
+            progress(total, total);
+            Ok(all)
+        }
+        fn writes_ranges(&self) -> bool {
+            host::writes_ranges()
         }
         fn get(&self, key: &str, range: Option<Range<u64>>, c: &Cond) -> Result<Vec<u8>> {
             host::get(key, range.map(|r| (r.start, r.end)), &cond(c)).map_err(error)

@@ -14,7 +14,7 @@ mod bindings {
 }
 
 pub(crate) use bindings::larder::vfs::store::add_to_linker;
-use bindings::larder::vfs::store::{Condition, Error, Host, HostUpload, ObjectInfo, Part};
+use bindings::larder::vfs::store::{Condition, Error, Host, HostUpload, Listed, ObjectInfo, Part};
 use larder_sync::spool::Spool;
 use larder_sync::store::{is_relative_key, Part as SyncPart};
 use larder_sync::{Cond, ErrorKind, Metadata, ObjectStore, StoreError};
@@ -48,6 +48,16 @@ impl LentStore {
             )));
         }
         Ok(format!("{}{key}", self.prefix))
+    }
+
+    /// `o` as the app sees it: its key relative to the prefix.
+    fn info(&self, o: larder_sync::ObjectInfo) -> ObjectInfo {
+        ObjectInfo {
+            key: o.key[self.prefix.len()..].to_string(),
+            size: o.size,
+            etag: o.etag,
+            meta: o.meta.into_iter().collect(),
+        }
     }
 }
 
@@ -110,16 +120,47 @@ impl Host for crate::Ctx<'_> {
         Ok(self.calls.long(|| {
             let l = self.lent()?;
             let all = l.store.list(&l.key(&prefix)?).map_err(error)?;
+            Ok(all.into_iter().map(|o| l.info(o)).collect())
+        }))
+    }
+
+    fn lists_metadata(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.vfs.lent().is_none_or(|l| l.store.lists_metadata()))
+    }
+
+    fn list_keys(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<Listed>, Error>> {
+        Ok(self.calls.long(|| {
+            let l = self.lent()?;
+            let all = l.store.list_keys(&l.key(&prefix)?).map_err(error)?;
             Ok(all
                 .into_iter()
-                .map(|o| ObjectInfo {
+                .map(|o| Listed {
                     key: o.key[l.prefix.len()..].to_string(),
                     size: o.size,
                     etag: o.etag,
-                    meta: o.meta.into_iter().collect(),
+                    modified: o
+                        .modified
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| (d.as_secs(), d.subsec_nanos())),
                 })
                 .collect())
         }))
+    }
+
+    fn head_many(&mut self, keys: Vec<String>) -> wasmtime::Result<Result<Vec<ObjectInfo>, Error>> {
+        Ok(self.calls.long(|| {
+            let l = self.lent()?;
+            let keys = keys
+                .iter()
+                .map(|k| l.key(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let all = l.store.head_many(keys, &|_, _| {}).map_err(error)?;
+            Ok(all.into_iter().map(|o| l.info(o)).collect())
+        }))
+    }
+
+    fn writes_ranges(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.vfs.lent().is_some_and(|l| l.store.writes_ranges()))
     }
 
     fn head(&mut self, key: String) -> wasmtime::Result<Result<Option<ObjectInfo>, Error>> {
