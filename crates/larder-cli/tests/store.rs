@@ -225,6 +225,47 @@ fn sigkill_a_composed_app_loses_nothing_fsynced() {
     crash_rounds(&composed, store.to_str().unwrap(), 15, dir.path());
 }
 
+/// A composed app's closes are grouped without a thread: none waits for
+/// the store, but before the app waits for input, what it closed is
+/// stored, so an app idle after closing a file never leaves it out (the
+/// process still running, with nothing more to say).
+#[test]
+fn a_composed_app_stores_what_it_closed_before_it_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let composed = dir.path().join("fsshell-persist.wasm");
+    let out = compose_persist("fsshell", "host", &composed);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let store = dir.path().join("store");
+    let mut sh = Shell::start(Command::new(env!("CARGO_BIN_EXE_larder")).args([
+        "run",
+        composed.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]));
+    for i in 0..20 {
+        assert_eq!(sh.ask(&format!("write /f{i} closed {i}")).0, "ok");
+    }
+    // The shell now waits on stdin; the last file reaches the store.
+    let t = std::time::Instant::now();
+    let last = store.join("f19");
+    while std::fs::read(&last).ok().as_deref() != Some(&b"closed 19"[..]) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "a closed file stayed out of the store while the app waited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(sh.child.try_wait().unwrap().is_none(), "the app is running");
+    for i in 0..20 {
+        assert_eq!(
+            std::fs::read_to_string(store.join(format!("f{i}"))).unwrap(),
+            format!("closed {i}")
+        );
+    }
+    drop(sh.stdin);
+    assert!(sh.child.wait().unwrap().success());
+}
+
 /// A composed `--persist host` app's large files reach the store its host
 /// lends a MiB at a time (the store's `upload`), never whole: an 8 GiB
 /// sparse file (set-size, then 4 bytes past it) is stored sparse, a

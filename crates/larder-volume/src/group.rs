@@ -9,7 +9,10 @@
 //! without anyone asking: once no file has been closed for [`QUIET`], or
 //! [`LINGER`] after the first close of a burst, whichever is first; and at
 //! the end of the run, with everything else. Where no thread can be made
-//! (a component), each close syncs before it returns, as before.
+//! (a component), closes are grouped only if the host syncs what waits
+//! before it blocks (`Committer::defer`): the burst's sync then comes at
+//! the first close [`LINGER`] after its start, before the app waits on
+//! anything, or at the end; otherwise each close syncs before it returns.
 
 use fs_core::{Fs, SyncHook};
 use larder_sync::MirrorHook;
@@ -36,9 +39,33 @@ pub(crate) struct Committer {
     wake: Condvar,
     /// A worker is running: closes may be left to it.
     active: AtomicBool,
+    /// No worker, but the host syncs waiting closes before it blocks.
+    deferred: AtomicBool,
 }
 
 impl Committer {
+    /// Closes wait for the host (see `VolumeBuilder::defer_closes`) where
+    /// no worker runs.
+    pub(crate) fn defer(&self) {
+        self.deferred.store(true, Ordering::Release);
+    }
+
+    /// Forgets the burst; whether there was one.
+    pub(crate) fn take(&self) -> bool {
+        let mut b = self.burst.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *b).first.is_some()
+    }
+
+    /// Whether the burst began LINGER ago or more (then taken).
+    fn take_if_lingered(&self) -> bool {
+        let mut b = self.burst.lock().unwrap_or_else(|e| e.into_inner());
+        let lingered = b.first.is_some_and(|f| f.elapsed() >= LINGER);
+        if lingered {
+            *b = Burst::default();
+        }
+        lingered
+    }
+
     fn note(&self) {
         let now = Instant::now();
         let mut b = self.burst.lock().unwrap_or_else(|e| e.into_inner());
@@ -93,8 +120,14 @@ impl SyncHook for GroupCommit {
     }
 
     fn closed(&self, fs: &Fs, ino: u64) {
-        if self.grouped && self.committer.active.load(Ordering::Acquire) {
-            self.committer.note();
+        let c = &self.committer;
+        if self.grouped && c.active.load(Ordering::Acquire) {
+            c.note();
+        } else if self.grouped && c.deferred.load(Ordering::Acquire) {
+            c.note();
+            if c.take_if_lingered() {
+                self.inner.closed(fs, ino);
+            }
         } else {
             self.inner.closed(fs, ino);
         }

@@ -93,6 +93,7 @@ struct StoreSpec {
     prefetch: bool,
     poll: Option<std::time::Duration>,
     progress: Option<Box<larder_sync::Progress<'static>>>,
+    defer_closes: bool,
 }
 
 /// The bundled image and its read-only subtrees.
@@ -219,7 +220,23 @@ impl VolumeBuilder {
             prefetch: false,
             poll: None,
             progress: None,
+            defer_closes: false,
         });
+        self
+    }
+
+    /// With a store under `SyncMode::OnClose`, for hosts that cannot run
+    /// the group commit's thread (a component): closes are grouped all the
+    /// same, with no thread. A burst's sync comes at the first close
+    /// 50 ms after its start, at an fsync, at the end of the
+    /// run, or at [`Volume::commit_pending`], which the host must call
+    /// before it waits (on input, a timer, a poll), so a closed file never
+    /// waits on an idle app.
+    #[cfg(feature = "store")]
+    pub fn defer_closes(mut self, on: bool) -> Self {
+        if let Some(s) = &mut self.store {
+            s.defer_closes = on;
+        }
         self
     }
 
@@ -314,6 +331,10 @@ impl VolumeBuilder {
         }
         #[cfg(feature = "store")]
         let committer = Arc::new(group::Committer::default());
+        #[cfg(feature = "store")]
+        if self.store.as_ref().is_some_and(|s| s.defer_closes) {
+            committer.defer();
+        }
         #[cfg(feature = "store")]
         if let (Some(m), Some(spec)) = (&mirror, &self.store) {
             fs.set_sync_hook(Arc::new(group::GroupCommit {
@@ -418,6 +439,16 @@ impl Volume {
         }
     }
 
+    /// Syncs the closes grouped and waiting (see
+    /// [`VolumeBuilder::defer_closes`]); errors are logged and the changes
+    /// stay queued, as at a close.
+    #[cfg(feature = "store")]
+    pub fn commit_pending(&self) {
+        if let (true, Some(m)) = (self.committer.take(), &self.mirror) {
+            m.sync_in_background(&self.fs);
+        }
+    }
+
     /// The mirror, for its status (conflicts, the last error).
     #[cfg(feature = "store")]
     pub fn mirror(&self) -> Option<&Arc<Mirror>> {
@@ -435,7 +466,7 @@ mod background {
     use std::time::Duration;
 
     pub(super) fn start(volume: &Arc<Volume>, spec: &StoreSpec) {
-        if spec.mode == SyncMode::OnClose {
+        if spec.mode == SyncMode::OnClose && !spec.defer_closes {
             super::group::start(volume, &volume.committer);
         }
         if let SyncMode::Periodic(every) = spec.mode {

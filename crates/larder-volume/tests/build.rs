@@ -229,6 +229,63 @@ fn closes_in_a_burst_share_one_sync_and_fsync_still_waits() {
     }
 }
 
+/// With no thread to group closes (a component), the host defers them:
+/// closes in a burst share a sync per 50 ms of closing (their directory
+/// is sent once per sync, not once per file), what waits is stored when
+/// the host is about to block (`commit_pending`), and fsync still stores
+/// everything first.
+#[test]
+fn deferred_closes_wait_for_the_host_or_the_linger_not_each_close() {
+    use larder_sync::{Faulty, ObjectStore};
+    use std::time::Duration;
+    let store = Arc::new(Faulty::new(MemStore::new()));
+    let volume = VolumeBuilder::new()
+        .store(store.clone(), "", SyncMode::OnClose)
+        .defer_closes(true)
+        .build()
+        .unwrap();
+    let root = volume.fs().root(DF::READ | DF::MUTATE_DIRECTORY).unwrap();
+    root.create_directory_at("d").unwrap();
+    volume.sync().unwrap();
+    let stored = |i: usize| store.head(&format!("d/f{i}")).unwrap().is_some();
+    let close = |i: usize| {
+        let f = root
+            .open_at(PF::empty(), &format!("d/f{i}"), OF::CREATE, DF::WRITE)
+            .unwrap();
+        f.write(format!("file {i}").as_bytes(), 0).unwrap();
+    };
+    // A quick burst: nothing stored until the host says it will wait.
+    for i in 0..20 {
+        close(i);
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    assert!(!(0..20).any(stored), "a close synced on its own");
+    volume.commit_pending();
+    assert!((0..20).all(stored), "commit_pending left closes waiting");
+    let puts = store.traffic().puts;
+    volume.commit_pending();
+    assert_eq!(store.traffic().puts, puts, "nothing waited: nothing sent");
+
+    // A long burst against a store 1 ms away: a sync per 50 ms of it.
+    store.set_latency(Duration::from_millis(1));
+    let before = store.traffic().puts;
+    for i in 20..120 {
+        close(i);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!((20..30).all(stored), "a long burst never synced");
+    let sent = store.traffic().puts - before;
+    // Each close on its own would send its file and the directory: 200.
+    assert!(sent < 150, "{sent} objects sent for 100 closes");
+    // fsync stores everything before it returns.
+    let f = root
+        .open_at(PF::empty(), "last", OF::CREATE, DF::WRITE)
+        .unwrap();
+    f.write(b"last", 0).unwrap();
+    f.sync().unwrap();
+    assert!((20..120).all(stored) && store.head("last").unwrap().is_some());
+}
+
 /// Preopens name directories that exist (checked at build, naming the
 /// path), and read-only ones cannot change the tree.
 #[test]

@@ -74,6 +74,16 @@ impl GuestError for IoError {
     }
 }
 
+/// Called before the app waits on the host (input, a timer, a poll): in
+/// the persistent builds, closes grouped and waiting are synced first, so
+/// an idle app never leaves a closed file out of the store.
+fn before_blocking() {
+    #[cfg(any(feature = "persist", feature = "persist-s3"))]
+    if let Some(v) = crate::state::built() {
+        v.commit_pending();
+    }
+}
+
 impl poll_exp::Guest for Adapter {
     type Pollable = Pollable;
 
@@ -91,6 +101,7 @@ impl poll_exp::Guest for Adapter {
         }
         // Only host pollables are left: the host blocks until one is ready,
         // and its indices are ours.
+        before_blocking();
         let host: Vec<&host_poll::Pollable> = list
             .iter()
             .filter_map(|p| match p {
@@ -112,6 +123,7 @@ impl GuestPollable for Pollable {
 
     fn block(&self) {
         if let Pollable::Host(p) = self {
+            before_blocking();
             p.block()
         }
     }
@@ -143,7 +155,10 @@ impl GuestInputStream for Input {
     fn blocking_read(&self, len: u64) -> Result<Vec<u8>, StreamError> {
         match self {
             Input::File(r) => Input::read_file(r, len),
-            Input::Host(s) => s.blocking_read(len).map_err(host_err),
+            Input::Host(s) => {
+                before_blocking();
+                s.blocking_read(len).map_err(host_err)
+            }
         }
     }
 
@@ -161,7 +176,10 @@ impl GuestInputStream for Input {
     fn blocking_skip(&self, len: u64) -> Result<u64, StreamError> {
         match self {
             Input::File(_) => self.skip(len),
-            Input::Host(s) => s.blocking_skip(len).map_err(host_err),
+            Input::Host(s) => {
+                before_blocking();
+                s.blocking_skip(len).map_err(host_err)
+            }
         }
     }
 

@@ -96,7 +96,11 @@ fn build() -> Result<State, String> {
     {
         let (store, prefix) = crate::persist::store()
             .map_err(|e| format!("cannot restore the app's files from the store: {e}"))?;
-        builder = builder.store(store, &prefix, larder_volume::SyncMode::OnClose);
+        // No thread here for the group commit: closes wait for a burst's
+        // end, an fsync, or the app about to wait (io::before_blocking).
+        builder = builder
+            .store(store, &prefix, larder_volume::SyncMode::OnClose)
+            .defer_closes(true);
     }
     for p in bundle::preopens() {
         builder = builder.preopen(p.name, p.path, p.read_only);
