@@ -3,8 +3,9 @@
 //! 1,000 (each commit syncing its journal and the database), then building
 //! an index, querying and checking the file; and a burst of small files
 //! written, copied and closed (`examples/c-files/copytree.c`). Under
-//! `larder run --store DIR` and, as the baseline, `wasmtime run --dir` on
-//! tmpfs, interleaved in one run. Reported: the time inside the app (its
+//! `larder run --store DIR` (the host's engine), composed with `--persist
+//! host` under the same (the app's own engine, the store lent to it), and,
+//! as the baseline, `wasmtime run --dir` on tmpfs, interleaved in one run. Reported: the time inside the app (its
 //! own clock, start-up left out), the process's wall time, and the bytes
 //! the store wrote (its own count, journals included), for the database
 //! against its final size.
@@ -119,8 +120,24 @@ fn workload(root: &Path, w: &Workload, repeats: usize) -> Result<String> {
     let apps = scratch()?;
     let app = apps.path().join(format!("{}.wasm", w.module));
     componentize(&root.join(format!("target/guests/{}.wasm", w.module)), &app)?;
+    // The same app composed with `--persist host`: its own sync engine,
+    // the store lent to it by `larder run`.
+    let lent_app = apps.path().join(format!("{}-persist-host.wasm", w.module));
+    let out = Command::new(&larder)
+        .arg("compose")
+        .arg(&app)
+        .args(["--persist", "host", "-o"])
+        .arg(&lent_app)
+        .output()?;
+    if !out.status.success() {
+        return Err(format_err!(
+            "larder compose --persist host: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
     let mut base: Vec<Run> = Vec::new();
     let mut ours: Vec<Run> = Vec::new();
+    let mut lent: Vec<Run> = Vec::new();
     for r in 0..repeats {
         let tmp = scratch()?;
         let dir = tmp.path().join("base");
@@ -133,38 +150,41 @@ fn workload(root: &Path, w: &Workload, repeats: usize) -> Result<String> {
             .args(&w.args);
         base.push(run(c, w.measured.map(|m| dir.join(m)))?);
 
-        let store = tmp.path().join("store");
-        // The directory the app works in, as --dir gives the baseline.
-        std::fs::create_dir_all(store.join("w"))?;
-        let mut c = Command::new(&larder);
-        c.env("RUST_LOG", "larder_sync::local=info")
-            .arg("run")
-            .arg(&app)
-            .arg("--store")
-            .arg(&store)
-            .arg("--")
-            .args(&w.args);
-        ours.push(run(c, w.measured.map(|m| store.join("w").join(m)))?);
-        let (b, o) = (base.last().unwrap(), ours.last().unwrap());
-        if b.stdout != o.stdout {
-            return Err(format_err!(
-                "{}: the answers differ:\n{}\n---\n{}",
-                w.module,
-                b.stdout,
-                o.stdout
-            ));
+        for (component, runs, name) in [(&app, &mut ours, "store"), (&lent_app, &mut lent, "lent")]
+        {
+            let store = tmp.path().join(name);
+            // The directory the app works in, as --dir gives the baseline.
+            std::fs::create_dir_all(store.join("w"))?;
+            let mut c = Command::new(&larder);
+            c.env("RUST_LOG", "larder_sync::local=info")
+                .arg("run")
+                .arg(component)
+                .arg("--store")
+                .arg(&store)
+                .arg("--")
+                .args(&w.args);
+            runs.push(run(c, w.measured.map(|m| store.join("w").join(m)))?);
+            let (b, o) = (base.last().unwrap(), runs.last().unwrap());
+            if b.stdout != o.stdout {
+                return Err(format_err!(
+                    "{} ({name}): the answers differ:\n{}\n---\n{}",
+                    w.module,
+                    b.stdout,
+                    o.stdout
+                ));
+            }
         }
         eprintln!("{} round {}/{repeats} done", w.module, r + 1);
     }
-    if ours.iter().any(|r| r.written.is_none()) {
+    if ours.iter().chain(&lent).any(|r| r.written.is_none()) {
         return Err(format_err!(
             "larder run did not report the store's bytes written"
         ));
     }
     let m = |runs: &[Run], f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
-    let (bi, oi) = (m(&base, |r| r.inside), m(&ours, |r| r.inside));
-    let (bw, ow) = (m(&base, |r| r.wall), m(&ours, |r| r.wall));
-    let written = m(&ours, |r| r.written.unwrap_or(0) as f64);
+    let inside = |runs: &[Run]| m(runs, |r| r.inside);
+    let wall = |runs: &[Run]| m(runs, |r| r.wall);
+    let written = |runs: &[Run]| m(runs, |r| r.written.unwrap_or(0) as f64);
     let mib = |b: f64| b / (1 << 20) as f64;
     let secs = |s: f64| {
         if s < 1.0 {
@@ -173,33 +193,42 @@ fn workload(root: &Path, w: &Workload, repeats: usize) -> Result<String> {
             format!("{s:.2} s")
         }
     };
+    // A row: the baseline's figure, then each route's with its ratio.
+    let row = |what: &str, f: &dyn Fn(&[Run]) -> f64| {
+        let b = f(&base);
+        format!(
+            "| {what} | {} | {} | {:.2}× | {} | {:.2}× |\n",
+            secs(b),
+            secs(f(&ours)),
+            b / f(&ours),
+            secs(f(&lent)),
+            b / f(&lent)
+        )
+    };
     let mut md = format!(
         "\n{} (medians of {repeats}):\n\n\
-         | | `wasmtime run --dir` | `larder run --store DIR` | ratio |\n|---|---|---|---|\n\
-         | time inside the app | {} | {} | {:.2}× |\n\
-         | process wall time | {} | {} | {:.2}× |\n",
+         | | `wasmtime run --dir` | `larder run --store DIR` | ratio | composed `--persist host` under `larder run --store DIR` | ratio |\n\
+         |---|---|---|---|---|---|\n{}{}",
         w.title,
-        secs(bi),
-        secs(oi),
-        bi / oi,
-        secs(bw),
-        secs(ow),
-        bw / ow,
+        row("time inside the app", &inside),
+        row("process wall time", &wall),
     );
-    match w.measured {
+    let cell = |runs: &[Run]| match w.measured {
         Some(file) => {
-            let size = m(&ours, |r| r.size as f64);
-            md.push_str(&format!(
-                "| bytes written to the store | | {:.1} MiB for a {:.1} MiB `{file}` | {:.2}× its size |\n",
-                mib(written),
+            let size = m(runs, |r| r.size as f64);
+            format!(
+                "{:.1} MiB for a {:.1} MiB `{file}` | {:.2}× its size",
+                mib(written(runs)),
                 mib(size),
-                written / size
-            ));
+                written(runs) / size
+            )
         }
-        None => md.push_str(&format!(
-            "| bytes written to the store | | {:.1} KiB | |\n",
-            written / 1024.0
-        )),
-    }
+        None => format!("{:.1} KiB |", written(runs) / 1024.0),
+    };
+    md.push_str(&format!(
+        "| bytes written to the store | | {} | {} |\n",
+        cell(&ours),
+        cell(&lent)
+    ));
     Ok(md)
 }
