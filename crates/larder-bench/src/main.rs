@@ -687,6 +687,9 @@ fn serve_http_section(root: &Path, repeats: usize) -> Result<String> {
             "\n(larder serve-http rows skipped: no wasmtime CLI or release larder; `just bench` builds both.)\n",
         ),
     }
+    if let Some(rows) = serve_http::persistence(root, repeats)? {
+        md.push_str(&rows);
+    }
     Ok(md)
 }
 

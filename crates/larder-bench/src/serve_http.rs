@@ -129,3 +129,73 @@ pub fn run(root: &Path, repeats: usize) -> Result<Option<Vec<Row>>> {
             .collect(),
     ))
 }
+
+/// What a store costs each request on the host route: `larder serve-http`
+/// without a store against the same with `--store DIR` (tmpfs), where
+/// each answer waits until the request's changes are stored. One client,
+/// small requests, configurations interleaved; markdown, `None` when the
+/// release `larder` is missing.
+pub fn persistence(root: &Path, repeats: usize) -> Result<Option<String>> {
+    let larder = root.join("target/release/larder");
+    if !larder.exists() {
+        return Ok(None);
+    }
+    let app = root.join("examples/guests/target/wasm32-wasip2/release/edge_http.wasm");
+    let app = app.to_str().ok_or(format_err!("non-UTF-8 path"))?;
+    let small = vec![b'x'; 1024];
+    let tmp = scratch()?;
+    let files = tmp.path().join("files");
+    std::fs::create_dir(&files)?;
+    std::fs::write(files.join("small.txt"), &small)?;
+    let mount = format!(
+        "/srv/files={}",
+        files.to_str().ok_or(format_err!("non-UTF-8 path"))?
+    );
+    let store = tmp.path().join("store");
+    let store = store.to_str().ok_or(format_err!("non-UTF-8 path"))?;
+    let (_plain, plain_url) = spawn(&larder, "serve-http", &["--mount", &mount, app])?;
+    let (_stored, stored_url) = spawn(
+        &larder,
+        "serve-http",
+        &["--mount", &mount, "--store", store, app],
+    )?;
+    // Per configuration: GET, PUT.
+    let mut t: [[Vec<f64>; 2]; 2] = Default::default();
+    for round in 0..=repeats {
+        for (c, url) in [&plain_url, &stored_url].into_iter().enumerate() {
+            let get = |a: &ureq::Agent, _: usize, _: usize| {
+                let n = request(a, "GET", &format!("{url}/files/small.txt"), None)?;
+                check(n == small.len(), "small file length")
+            };
+            let put = |a: &ureq::Agent, _: usize, k: usize| {
+                let u = format!("{url}/files/put-{k}");
+                request(a, "PUT", &u, Some(&small)).map(|_| ())
+            };
+            let times = [throughput(1, &get)?, throughput(1, &put)?];
+            if round > 0 {
+                for (w, time) in times.into_iter().enumerate() {
+                    t[c][w].push(time);
+                }
+            }
+        }
+    }
+    let mut md = format!(
+        "\nWhat a store costs a request on the host route: `larder serve-http --mount` without a store against the same with `--store DIR` (tmpfs), where each answer waits until what its request changed is in the store; one client, medians of {repeats} rounds of {PER_CLIENT} requests:\n\n| request | without a store | with `--store DIR` | added per request |\n|---|---|---|---|\n"
+    );
+    for (w, name) in [
+        "small GET (changes nothing)",
+        "small PUT (1 KiB, a new file)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (plain, stored) = (median(t[0][w].clone()), median(t[1][w].clone()));
+        md.push_str(&format!(
+            "| {name} | {:.2} ms | {:.2} ms | {:.2} ms |\n",
+            plain * 1e3,
+            stored * 1e3,
+            (stored - plain) * 1e3
+        ));
+    }
+    Ok(Some(md))
+}

@@ -102,10 +102,12 @@ pub fn main(args: ServeHttpArgs) -> ExitCode {
             args.app.display()
         ));
     }
+    let per_request = args.volume.stores_each_request();
     let vfs = match args.volume.open(&args.app, &component) {
         Ok(vfs) => vfs,
         Err(e) => return usage(e),
     };
+    let stored = (per_request && vfs.volume().mirror().is_some()).then(|| vfs.clone());
     let cannot = |e: wasmtime::Error| {
         usage(format_args!(
             "{} cannot be served: {e:#}",
@@ -136,7 +138,7 @@ pub fn main(args: ServeHttpArgs) -> ExitCode {
             Err(e) => return cannot(e),
         }
     };
-    let service = Arc::new(service);
+    let service = Arc::new(Server { service, stored });
     let runtime = match crate::host::runtime(1) {
         Ok(r) => r,
         Err(e) => return usage(format_args!("cannot start: {e}")),
@@ -173,7 +175,7 @@ const GRACE: Duration = Duration::from_secs(30);
 /// close at once), for up to [`GRACE`].
 async fn accept(
     listener: tokio::net::TcpListener,
-    service: Arc<Service>,
+    service: Arc<Server>,
     stop: impl std::future::Future,
 ) {
     let graceful = GracefulShutdown::new();
@@ -219,6 +221,122 @@ async fn accept(
     }
 }
 
+/// The handler, and the filesystem whose store each response waits for
+/// (none: responses do not wait).
+struct Server {
+    service: Service,
+    stored: Option<Arc<Vfs>>,
+}
+
+/// Makes every change so far durable in the store, off the async threads.
+async fn store_changes(vfs: Arc<Vfs>) -> Result<(), String> {
+    let synced = tokio::task::spawn_blocking(move || {
+        let volume = vfs.volume();
+        match volume.mirror() {
+            Some(m) => m.sync(volume.fs()).map(|_| ()).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    });
+    synced.await.map_err(|e| e.to_string())?
+}
+
+/// Answers with `status` and `text`.
+fn plain(status: hyper::StatusCode, text: &'static str) -> hyper::Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from_static(text.as_bytes()))
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync();
+    let mut resp = hyper::Response::new(body);
+    *resp.status_mut() = status;
+    resp
+}
+
+impl Server {
+    /// One request: the handler's answer, sent once what the request
+    /// changed is in the store (if responses wait for it): the head
+    /// after a sync, and the body's end after another, so a client that
+    /// has the whole response knows the request's changes are durable.
+    /// One that cannot be stored is a 503, or a body cut short.
+    async fn handle(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        let resp = self.service.handle(req).await;
+        let Some(vfs) = &self.stored else {
+            return resp;
+        };
+        if let Err(e) = store_changes(vfs.clone()).await {
+            eprintln!("larder serve-http: the request's changes are not in the store: {e}");
+            return plain(
+                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable: the request's changes could not be stored\n",
+            );
+        }
+        let vfs = vfs.clone();
+        resp.map(|body| {
+            StoredAtEnd {
+                body,
+                vfs: Some(vfs),
+                syncing: None,
+            }
+            .boxed_unsync()
+        })
+    }
+}
+
+/// A response body whose end waits for the store to hold what the
+/// request changed while the body streamed.
+struct StoredAtEnd {
+    body: HyperOutgoingBody,
+    /// `None` once the end is stored.
+    vfs: Option<Arc<Vfs>>,
+    syncing: Option<Syncing>,
+}
+
+/// A sync under way, for [`StoredAtEnd`].
+type Syncing = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+impl hyper::body::Body for StoredAtEnd {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        if self.syncing.is_none() {
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(None) => match self.vfs.take() {
+                    Some(vfs) => self.syncing = Some(Box::pin(store_changes(vfs))),
+                    None => return Poll::Ready(None),
+                },
+                other => return other,
+            }
+        }
+        let syncing = self.syncing.as_mut().expect("set above");
+        match syncing.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                self.syncing = None;
+                Poll::Ready(result.err().map(|e| {
+                    eprintln!("larder serve-http: the request's changes are not in the store: {e}");
+                    Err(wasmtime_wasi_http::Error::InternalError(Some(format!(
+                        "the request's changes could not be stored: {e}"
+                    ))))
+                }))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // The end is reported only once the store has the changes.
+        self.vfs.is_none() && self.syncing.is_none() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 impl Service {
     /// One request, on a fresh instance; a handler that traps or answers
     /// nothing gets the client a 500 (as under `wasmtime serve`).
@@ -244,12 +362,10 @@ impl Service {
             Ok(resp) => resp,
             Err(e) => {
                 eprintln!("larder serve-http: {e:?}");
-                let body = Full::new(Bytes::from_static(b"500 Internal Server Error\n"))
-                    .map_err(|never: Infallible| match never {})
-                    .boxed_unsync();
-                let mut resp = hyper::Response::new(body);
-                *resp.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-                resp
+                plain(
+                    hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error\n",
+                )
             }
         }
     }

@@ -52,6 +52,17 @@ pub struct VolumeArgs {
 const LENT_STORE: &str = "larder:vfs/store@0.1";
 
 impl VolumeArgs {
+    /// Whether a served request's changes reach the store before its
+    /// response does: with a store, unless `--sync-mode fsync` or
+    /// `periodic` asked for fewer syncs.
+    pub fn stores_each_request(&self) -> bool {
+        self.store.is_some()
+            && matches!(
+                self.sync_mode.unwrap_or(SyncMode::OnClose),
+                SyncMode::OnClose | SyncMode::WriteThrough
+            )
+    }
+
     /// The filesystem `app` (compiled as `component`) runs on; the error is
     /// a usage message.
     pub fn open(self, app: &Path, component: &Component) -> Result<Arc<Vfs>, String> {

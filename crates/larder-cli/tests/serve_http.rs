@@ -3,6 +3,8 @@
 //! binary: an instance per request, every one on the same files.
 
 mod common;
+#[path = "../../larder-sync/tests/common/moto.rs"]
+mod moto;
 
 use common::http::*;
 use common::*;
@@ -306,6 +308,45 @@ fn with_a_store_the_files_outlive_the_server() {
             2 << 20
         )
     );
+}
+
+/// With a store, a response comes only once what its request changed is
+/// stored: killed (SIGKILL) the moment the last answer arrives, the
+/// server has lost none of the uploads it answered. The store is S3
+/// (moto), where a sync takes a round trip or two, so a sync started
+/// after the answer would still be under way.
+#[test]
+fn an_answered_request_s_changes_are_in_the_store() {
+    let _shared = beside_others();
+    let m = moto::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let files = files_dir(dir.path(), 64 << 10);
+    let store = m.url("answered");
+    let log = dir.path().join("serve.log");
+    let mut s = larder_serve_http(
+        &guest("edge_http"),
+        &log,
+        &["--mount", &mount(&files), "--store", &store],
+    );
+    let a = agent();
+    let uploads: Vec<Vec<u8>> = (0..5).map(|i| pattern(10_000 + i, i as u32)).collect();
+    for (i, body) in uploads.iter().enumerate() {
+        let url = format!("{}/files/up{i}.bin", s.base);
+        assert_eq!(
+            call(&a, "PUT", &url, Some(body)).0,
+            201,
+            "{}",
+            log_of(dir.path())
+        );
+    }
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let sizes = m.boto3(
+        "for i in range(5):\n    \
+         print(S3.head_object(Bucket=B, Key=f'answered/srv/files/up{i}.bin')['ContentLength'])\n",
+    );
+    let want: String = uploads.iter().map(|u| format!("{}\n", u.len())).collect();
+    assert_eq!(sizes, want, "{}", log_of(dir.path()));
 }
 
 /// A component that is not an HTTP handler is refused before listening,
