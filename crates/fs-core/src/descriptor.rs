@@ -334,6 +334,14 @@ impl Descriptor {
         Ok(state.file().map(|f| f.unfetched()).unwrap_or_default())
     }
 
+    /// Whether a read or write of this descriptor may fetch bytes from a
+    /// source (a store, a lazily read image), so a host may run it off
+    /// its async threads; cheap: no list of ranges is made.
+    pub fn may_fetch(&self) -> bool {
+        let state = self.inode.state.read();
+        state.file().is_some_and(|f| f.is_pending())
+    }
+
     /// Fetches everything of this file still in its source (a prefetch:
     /// no access time moves).
     pub fn fetch(&self) -> Result<()> {

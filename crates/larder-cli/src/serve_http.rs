@@ -194,6 +194,12 @@ async fn accept(
             },
             _ = &mut stop => break,
         };
+        // A response's head and body may be written apart (the body
+        // streams from the instance): without this, Nagle's algorithm
+        // holds the second write for the client's delayed ACK (40 ms).
+        if let Err(e) = client.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
         let service = service.clone();
         let served = http1::Builder::new().keep_alive(true).serve_connection(
             TokioIo::new(client),

@@ -50,6 +50,11 @@ impl Committer {
         self.deferred.store(true, Ordering::Release);
     }
 
+    /// Whether a worker groups the closes (they return at once).
+    pub(crate) fn working(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
     /// Forgets the burst; whether there was one.
     pub(crate) fn take(&self) -> bool {
         let mut b = self.burst.lock().unwrap_or_else(|e| e.into_inner());

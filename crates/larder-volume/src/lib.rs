@@ -351,6 +351,8 @@ impl VolumeBuilder {
             mirror,
             #[cfg(feature = "store")]
             committer,
+            #[cfg(feature = "store")]
+            mode: self.store.as_ref().map(|s| s.mode),
         });
         #[cfg(feature = "store")]
         if let Some(spec) = self.store {
@@ -386,6 +388,9 @@ pub struct Volume {
     /// The closes waiting for a sync (see `group`).
     #[cfg(feature = "store")]
     committer: Arc<group::Committer>,
+    /// When changes go to the store, with one.
+    #[cfg(feature = "store")]
+    mode: Option<SyncMode>,
 }
 
 impl Volume {
@@ -406,6 +411,23 @@ impl Volume {
             return true;
         }
         self.lazy_image
+    }
+
+    /// Whether a call that changes the tree (a write, a create, the last
+    /// close of a written file) may wait on the store before it returns:
+    /// under write-through each change is a sync, and a close syncs in
+    /// its call where no group commit runs. Reads that may fetch are the
+    /// descriptor's to say (`Descriptor::may_fetch`); fsync always may.
+    pub fn changes_may_wait(&self) -> bool {
+        #[cfg(feature = "store")]
+        if self.mirror.is_some() {
+            return match self.mode {
+                Some(SyncMode::WriteThrough) => true,
+                Some(SyncMode::OnClose) => !self.committer.working(),
+                _ => false,
+            };
+        }
+        false
     }
 
     /// Fresh descriptors for the preopens, named (read-only ones without

@@ -111,3 +111,40 @@ fn polling_shares_changes_between_two_filesystems() {
     a.sync().unwrap();
     wait_for("b sees the deletion", &|| read_b().is_none());
 }
+
+/// What a host may run on its async threads: a lazily restored file may
+/// fetch until every byte is in (then it never waits); changes wait on the
+/// store only under write-through, or for a close with no group commit.
+#[test]
+fn only_calls_that_can_wait_on_the_store_say_so() {
+    for (mode, changes_wait) in [
+        (SyncMode::OnClose, false),
+        (SyncMode::OnFsync, false),
+        (SyncMode::Periodic(Duration::from_secs(60)), false),
+        (SyncMode::WriteThrough, true),
+    ] {
+        let store = store_with_files();
+        let vfs = VolumeBuilder::new()
+            .store(store.clone(), "app/", mode)
+            .build()
+            .unwrap();
+        assert_eq!(vfs.changes_may_wait(), changes_wait, "{mode:?}");
+        assert!(vfs.may_wait(), "{mode:?}: fsync waits on the store");
+        let root = vfs.fs().root(DF::READ).unwrap();
+        let f = root
+            .open_at(PF::empty(), "d/b.txt", OF::empty(), DF::READ)
+            .unwrap();
+        assert!(f.may_fetch(), "{mode:?}: restored lazily");
+        f.read(&mut [0u8; 16], 0).unwrap();
+        assert!(!f.may_fetch(), "{mode:?}: every byte fetched");
+        assert!(!root.may_fetch(), "directories hold no bytes");
+    }
+    // With no worker to group them, a close may sync in its own call.
+    let store = store_with_files();
+    let vfs = VolumeBuilder::new()
+        .store(store, "app/", SyncMode::OnClose)
+        .defer_closes(true)
+        .build()
+        .unwrap();
+    assert!(vfs.changes_may_wait());
+}

@@ -20,10 +20,12 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    pub(crate) fn of(ctx: &Ctx<'_>) -> Policy {
+    /// For a stream of `d` (`write`: into it): its chunks may wait if the
+    /// file has bytes to fetch, or if writes wait on the store.
+    pub(crate) fn of(ctx: &Ctx<'_>, d: &fs_core::Descriptor, write: bool) -> Policy {
         Policy {
             calls: ctx.calls,
-            may_wait: ctx.may_wait(),
+            may_wait: d.may_fetch() || (write && ctx.changes_wait()),
         }
     }
 
@@ -35,8 +37,8 @@ impl Policy {
 pub struct Reader(FileReader, Policy);
 
 impl Reader {
-    pub(crate) fn new(r: FileReader, ctx: &Ctx<'_>) -> Reader {
-        Reader(r, Policy::of(ctx))
+    pub(crate) fn new(r: FileReader, ctx: &Ctx<'_>, d: &fs_core::Descriptor) -> Reader {
+        Reader(r, Policy::of(ctx, d, false))
     }
 }
 
@@ -45,8 +47,8 @@ impl Reader {
 pub struct Writer(Option<FileWriter>, Policy);
 
 impl Writer {
-    pub(crate) fn new(w: FileWriter, ctx: &Ctx<'_>) -> Writer {
-        Writer(Some(w), Policy::of(ctx))
+    pub(crate) fn new(w: FileWriter, ctx: &Ctx<'_>, d: &fs_core::Descriptor) -> Writer {
+        Writer(Some(w), Policy::of(ctx, d, true))
     }
 }
 

@@ -50,14 +50,29 @@ impl Ctx<'_> {
         Ok(self.table.get(fd)?)
     }
 
-    /// Whether any call that reads or changes files may wait on a store.
-    pub(crate) fn may_wait(&self) -> bool {
-        self.vfs.volume().may_wait()
+    /// Whether a call that changes the tree may wait on a store (see
+    /// `Volume::changes_may_wait`).
+    pub(crate) fn changes_wait(&self) -> bool {
+        self.vfs.volume().changes_may_wait()
     }
 
-    /// Runs `f`, a call that may wait on the store (see [`crate::calls`]).
+    /// Runs `f`, a change, where [`crate::calls`] says when it may wait on
+    /// the store. Only such calls leave the async thread: each move costs
+    /// a thread hand-off, which would otherwise be most of a small call.
     pub(crate) fn waits<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.calls.maybe_long(self.may_wait(), f)
+        self.calls.maybe_long(self.changes_wait(), f)
+    }
+
+    /// [`Ctx::waits`] for a call on `d`'s data, which may also fetch its
+    /// unfetched bytes.
+    pub(crate) fn waits_on<R>(&self, d: &Descriptor, f: impl FnOnce() -> R) -> R {
+        self.calls
+            .maybe_long(self.changes_wait() || d.may_fetch(), f)
+    }
+
+    /// Runs `f`, an fsync: with a store it waits for it.
+    pub(crate) fn syncs<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.calls.maybe_long(self.vfs.volume().may_wait(), f)
     }
 
     /// Drops the guest's descriptor `fd` (0.2's or 0.3's).
@@ -68,10 +83,11 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Runs `f`, which copies `bytes` or may wait on the store.
-    fn copies<R>(&self, bytes: u64, f: impl FnOnce() -> R) -> R {
-        self.calls
-            .maybe_long(bytes >= LARGE as u64 || self.may_wait(), f)
+    /// Runs `f`, which copies `bytes` of `d` (`write`: into it), or may
+    /// fetch or wait on the store.
+    fn copies<R>(&self, d: &Descriptor, bytes: u64, write: bool, f: impl FnOnce() -> R) -> R {
+        let long = bytes >= LARGE as u64 || d.may_fetch() || (write && self.changes_wait());
+        self.calls.maybe_long(long, f)
     }
 }
 
@@ -81,7 +97,8 @@ impl wit::HostDescriptor for Ctx<'_> {
         fd: Resource<Descriptor>,
         offset: Filesize,
     ) -> FsResult<Resource<InputStream>> {
-        let reader = Reader::new(self.fd(&fd)?.read_via_stream(offset)?, self);
+        let d = self.fd(&fd)?;
+        let reader = Reader::new(d.read_via_stream(offset)?, self, d);
         let reader: InputStream = Box::new(reader);
         Ok(self.table.push(reader)?)
     }
@@ -91,13 +108,15 @@ impl wit::HostDescriptor for Ctx<'_> {
         fd: Resource<Descriptor>,
         offset: Filesize,
     ) -> FsResult<Resource<OutputStream>> {
-        let writer = Writer::new(self.fd(&fd)?.write_via_stream(offset)?, self);
+        let d = self.fd(&fd)?;
+        let writer = Writer::new(d.write_via_stream(offset)?, self, d);
         let writer: OutputStream = Box::new(writer);
         Ok(self.table.push(writer)?)
     }
 
     fn append_via_stream(&mut self, fd: Resource<Descriptor>) -> FsResult<Resource<OutputStream>> {
-        let writer = Writer::new(self.fd(&fd)?.append_via_stream()?, self);
+        let d = self.fd(&fd)?;
+        let writer = Writer::new(d.append_via_stream()?, self, d);
         let writer: OutputStream = Box::new(writer);
         Ok(self.table.push(writer)?)
     }
@@ -114,7 +133,7 @@ impl wit::HostDescriptor for Ctx<'_> {
 
     fn sync_data(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
         let d = self.fd(&fd)?;
-        Ok(self.waits(|| d.sync_data())?)
+        Ok(self.syncs(|| d.sync_data())?)
     }
 
     fn get_flags(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorFlags> {
@@ -127,7 +146,7 @@ impl wit::HostDescriptor for Ctx<'_> {
 
     fn set_size(&mut self, fd: Resource<Descriptor>, size: Filesize) -> FsResult<()> {
         let d = self.fd(&fd)?;
-        Ok(self.waits(|| d.set_size(size))?)
+        Ok(self.waits_on(d, || d.set_size(size))?)
     }
 
     fn set_times(
@@ -150,7 +169,9 @@ impl wit::HostDescriptor for Ctx<'_> {
         let d = self.fd(&fd)?;
         let len = len.min(MAX_READ);
         let mut buf = Vec::new();
-        let n = self.copies(len, || d.read_append(&mut buf, len as usize, offset))?;
+        let n = self.copies(d, len, false, || {
+            d.read_append(&mut buf, len as usize, offset)
+        })?;
         Ok((buf, n == 0))
     }
 
@@ -161,7 +182,7 @@ impl wit::HostDescriptor for Ctx<'_> {
         offset: Filesize,
     ) -> FsResult<Filesize> {
         let d = self.fd(&fd)?;
-        Ok(self.copies(buf.len() as u64, || d.write(&buf, offset))? as Filesize)
+        Ok(self.copies(d, buf.len() as u64, true, || d.write(&buf, offset))? as Filesize)
     }
 
     fn read_directory(&mut self, fd: Resource<Descriptor>) -> FsResult<Resource<DirStream>> {
@@ -171,7 +192,7 @@ impl wit::HostDescriptor for Ctx<'_> {
 
     fn sync(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
         let d = self.fd(&fd)?;
-        Ok(self.waits(|| d.sync())?)
+        Ok(self.syncs(|| d.sync())?)
     }
 
     fn create_directory_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {

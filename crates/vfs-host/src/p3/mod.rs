@@ -90,7 +90,20 @@ where
 {
     with(store, |ctx| {
         let d = ctx.fd(fd)?;
-        Ok(ctx.waits(|| f(d))?)
+        Ok(ctx.waits_on(d, || f(d))?)
+    })
+    .await
+}
+
+/// `sync` or `sync-data` on `fd`: with a store, it waits for it.
+async fn sync_fd<U: 'static>(
+    store: &Accessor<U, HasVfs>,
+    fd: &Resource<Descriptor>,
+    f: impl FnOnce(&Descriptor) -> fs_core::Result<()> + Send,
+) -> FsResult<()> {
+    with(store, |ctx| {
+        let d = ctx.fd(fd)?;
+        Ok(ctx.syncs(|| f(d))?)
     })
     .await
 }
@@ -102,8 +115,9 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
         offset: Filesize,
     ) -> wasmtime::Result<Streamed<u8>> {
         let ctx = store.get();
-        let policy = crate::streams::Policy::of(&ctx);
-        let reader = match ctx.table.get(&fd)?.read_via_stream(offset) {
+        let d = ctx.table.get(&fd)?;
+        let policy = crate::streams::Policy::of(&ctx, d, false);
+        let reader = match d.read_via_stream(offset) {
             Ok(r) => r,
             Err(e) => return failed(store, e),
         };
@@ -175,7 +189,7 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
     }
 
     async fn sync_data(store: &Accessor<U, Self>, fd: Resource<Descriptor>) -> FsResult<()> {
-        on_fd(store, &fd, |d| d.sync_data()).await
+        sync_fd(store, &fd, |d| d.sync_data()).await
     }
 
     async fn get_flags(
@@ -214,7 +228,7 @@ impl<U: 'static> types::HostDescriptorWithStore<U> for HasVfs {
     }
 
     async fn sync(store: &Accessor<U, Self>, fd: Resource<Descriptor>) -> FsResult<()> {
-        on_fd(store, &fd, |d| d.sync()).await
+        sync_fd(store, &fd, |d| d.sync()).await
     }
 
     async fn create_directory_at(
@@ -383,9 +397,10 @@ fn consume<U: 'static>(
     open: impl FnOnce(&Descriptor) -> fs_core::Result<fs_core::stream::FileWriter>,
 ) -> wasmtime::Result<FutureReader<Result<(), ErrorCode>>> {
     let ctx = store.get();
-    let policy = crate::streams::Policy::of(&ctx);
+    let d = ctx.table.get(&fd)?;
+    let policy = crate::streams::Policy::of(&ctx, d, true);
     let (mut done, result) = Done::new();
-    match open(ctx.table.get(&fd)?) {
+    match open(d) {
         Ok(writer) => {
             let consumer = FileConsumer {
                 writer: Some(writer),
