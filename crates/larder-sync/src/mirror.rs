@@ -87,6 +87,15 @@ fn hole_hash(len: u64) -> [u8; 32] {
 /// file is sent whole each time.
 const MAX_HASHED_PARTS: u64 = 10_000;
 
+/// What [`Mirror::restore_one`] made of a file: the source of its
+/// unfetched bytes (by inode) and, for stores that write ranges, the take
+/// its object holds it as of.
+#[derive(Default)]
+struct Made {
+    lazy: Option<(u64, Arc<StoreSource>)>,
+    stamp: Option<u64>,
+}
+
 /// Changed ranges are sent rounded out to this (a page): fewer, larger
 /// writes, and what databases write anyway.
 const RANGE_GRAIN: u64 = 4096;
@@ -608,19 +617,6 @@ impl Mirror {
             file: Arc::new(f),
             data_change: stat.data_change,
         })
-    }
-
-    /// A fresh take of the changed ranges of the file at `path`, just
-    /// restored from its object, for stores that write ranges: its first
-    /// change then sends only what changed.
-    fn stamp_restored(&self, root: &fs_core::Descriptor, path: &str, kind: Kind) -> Option<u64> {
-        if kind != Kind::File || !self.store.writes_ranges() {
-            return None;
-        }
-        let f = root
-            .open_at(PF::empty(), path, OF::empty(), DF::READ)
-            .ok()?;
-        f.take_written().ok().map(|w| w.stamp)
     }
 
     fn open_file(fs: &Fs, path: &str) -> Result<FileSource, ErrorCode> {
@@ -1173,6 +1169,7 @@ impl Mirror {
         let mut etags: BTreeMap<String, (Kind, String)> = BTreeMap::new();
         let mut attrs: Vec<(String, meta::Attrs)> = Vec::new();
         let mut lazy: HashMap<u64, Arc<StoreSource>> = HashMap::new();
+        let mut stamps: HashMap<String, u64> = HashMap::new();
         for o in &objects {
             let Some((path, kind)) = self.object_path(o) else {
                 continue;
@@ -1183,10 +1180,14 @@ impl Mirror {
             let a = meta::decode(&o.meta);
             let target = targets.get(&o.key).map(String::as_str);
             match self.restore_one(&root, o, path, kind, target) {
-                Ok(Some((ino, source))) => {
-                    lazy.insert(ino, source);
+                Ok(made) => {
+                    if let Some((ino, source)) = made.lazy {
+                        lazy.insert(ino, source);
+                    }
+                    if let Some(stamp) = made.stamp {
+                        stamps.insert(path.to_string(), stamp);
+                    }
                 }
-                Ok(None) => {}
                 // The store failing is an error; an object that cannot be
                 // a file here (a name taken by a file) is skipped.
                 Err(e @ SyncError::Store(_)) => return Err(e),
@@ -1220,7 +1221,7 @@ impl Mirror {
                         // Unknown until the file is next uploaded whole.
                         parts: Vec::new(),
                         // The app has not run yet: the file is the object.
-                        stamp: self.stamp_restored(&root, &path, node.kind),
+                        stamp: stamps.get(&path).copied(),
                     },
                 ),
                 // Not stored as it is here (a directory only implied by
@@ -1303,14 +1304,14 @@ impl Mirror {
         path: &str,
         kind: Kind,
         target: Option<&str>,
-    ) -> Result<Option<(u64, Arc<StoreSource>)>, SyncError> {
+    ) -> Result<Made, SyncError> {
         // Parents first (other tools write keys without directory markers).
         if let Some((parent, _)) = path.rsplit_once('/') {
             root.create_directory_all(parent)?;
         }
         match kind {
             Kind::Dir => match root.create_directory_at(path) {
-                Ok(()) | Err(ErrorCode::Exist) => Ok(None),
+                Ok(()) | Err(ErrorCode::Exist) => Ok(Made::default()),
                 Err(e) => Err(e.into()),
             },
             Kind::Symlink => {
@@ -1320,22 +1321,30 @@ impl Mirror {
                         .map_err(|_| SyncError::Fs(ErrorCode::IllegalByteSequence))?,
                 };
                 root.symlink_any_at(&target, path)?;
-                Ok(None)
+                Ok(Made::default())
             }
             // The bytes stay in the store until a read reaches them.
             Kind::File => {
                 let f = root.open_at(PF::empty(), path, OF::CREATE | OF::TRUNCATE, DF::WRITE)?;
-                if o.size == 0 {
-                    return Ok(None);
-                }
-                let source = Arc::new(StoreSource::new(
-                    self.patient.clone(),
-                    o.size,
-                    &o.key,
-                    &o.etag,
-                ));
-                f.set_source(source.clone(), o.size)?;
-                Ok(Some((f.stat().ino, source)))
+                let lazy = if o.size == 0 {
+                    None
+                } else {
+                    let source = Arc::new(StoreSource::new(
+                        self.patient.clone(),
+                        o.size,
+                        &o.key,
+                        &o.etag,
+                    ));
+                    f.set_source(source.clone(), o.size)?;
+                    Some((f.stat().ino, source))
+                };
+                // Stores that write ranges: a fresh take, so the file's
+                // first change sends only what changed.
+                let stamp = match self.store.writes_ranges() {
+                    true => Some(f.take_written()?.stamp),
+                    false => None,
+                };
+                Ok(Made { lazy, stamp })
             }
         }
     }

@@ -131,7 +131,7 @@ impl Mirror {
                         }
                         let made = self.restore_one(&root, o, path, *kind, None)?;
                         apply_attrs(&root, path, *kind, &a)?;
-                        Ok(Some(made))
+                        Ok(Some(made.lazy))
                     }
                 }
             })();
@@ -226,7 +226,7 @@ impl Mirror {
             let _ = root.unlink_file_at(&tmp);
             return Ok(None);
         }
-        Ok(Some(made))
+        Ok(Some(made.lazy))
     }
 
     /// Notes `path` as holding the store's version `etag`.
