@@ -10,7 +10,7 @@
 //! [`LINGER`] after the first close of a burst, whichever is first; and at
 //! the end of the run, with everything else. Where no thread can be made
 //! (a component), closes are grouped only if the host syncs what waits
-//! before it blocks (`Committer::defer`): the burst's sync then comes at
+//! before it blocks (`GroupCommit::deferred`): the burst's sync then comes at
 //! the first close [`LINGER`] after its start, before the app waits on
 //! anything, or at the end; otherwise each close syncs before it returns.
 
@@ -39,17 +39,9 @@ pub(crate) struct Committer {
     wake: Condvar,
     /// A worker is running: closes may be left to it.
     active: AtomicBool,
-    /// No worker, but the host syncs waiting closes before it blocks.
-    deferred: AtomicBool,
 }
 
 impl Committer {
-    /// Closes wait for the host (see `VolumeBuilder::defer_closes`) where
-    /// no worker runs.
-    pub(crate) fn defer(&self) {
-        self.deferred.store(true, Ordering::Release);
-    }
-
     /// Whether a worker groups the closes (they return at once).
     pub(crate) fn working(&self) -> bool {
         self.active.load(Ordering::Acquire)
@@ -117,6 +109,9 @@ pub(crate) struct GroupCommit {
     /// Closes are grouped (`--sync-mode close`); write-through answers
     /// each change before the call returns, and its closes do too.
     pub grouped: bool,
+    /// No worker: the host syncs waiting closes before it blocks (see
+    /// `VolumeBuilder::defer_closes`).
+    pub deferred: bool,
 }
 
 impl SyncHook for GroupCommit {
@@ -128,7 +123,7 @@ impl SyncHook for GroupCommit {
         let c = &self.committer;
         if self.grouped && c.active.load(Ordering::Acquire) {
             c.note();
-        } else if self.grouped && c.deferred.load(Ordering::Acquire) {
+        } else if self.grouped && self.deferred {
             c.note();
             if c.take_if_lingered() {
                 self.inner.closed(fs, ino);

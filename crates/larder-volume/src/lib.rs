@@ -332,15 +332,12 @@ impl VolumeBuilder {
         #[cfg(feature = "store")]
         let committer = Arc::new(group::Committer::default());
         #[cfg(feature = "store")]
-        if self.store.as_ref().is_some_and(|s| s.defer_closes) {
-            committer.defer();
-        }
-        #[cfg(feature = "store")]
         if let (Some(m), Some(spec)) = (&mirror, &self.store) {
             fs.set_sync_hook(Arc::new(group::GroupCommit {
                 inner: MirrorHook::new(m.clone(), spec.mode),
                 committer: committer.clone(),
                 grouped: spec.mode == SyncMode::OnClose,
+                deferred: spec.defer_closes,
             }));
         }
         let volume = Arc::new(Volume {
